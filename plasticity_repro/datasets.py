@@ -1,0 +1,119 @@
+"""xarray datasets: provenance attributes and atomic netCDF writes.
+
+Every dataset this package writes carries: the parameters as JSON, the profile, the seeds, the
+git commit, package versions, float width and device. Writes go to a temporary file in the same
+directory and are renamed into place, so a killed write leaves the previous file or none.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+PACKAGES = ("plasticity-repro", "jax", "jaxlib", "flax", "evosax", "numpy", "xarray", "netCDF4")
+
+
+def git_commit() -> str:
+    """The package checkout's commit (with '-dirty' if it has uncommitted changes), or 'unknown'."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict:
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def device_name() -> str:
+    import jax
+    d = jax.devices()[0]
+    return f"{d.platform}:{getattr(d, 'device_kind', d.platform)} x{len(jax.devices())}"
+
+
+def params_hash(params: dict, n: int = 10) -> str:
+    """Short stable hash of a JSON-able parameter dict: names data files by what produced them."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> dict:
+    """Attributes every dataset carries (netCDF attrs must be str/number: nested values are JSON)."""
+    return {
+        "kind": kind,
+        "params_json": json.dumps(params, sort_keys=True, default=str),
+        "params_hash": params_hash(params),
+        "profile": profile,
+        "seeds_json": json.dumps(np.asarray(seeds).tolist() if seeds is not None else None),
+        "git_commit": git_commit(),
+        "versions_json": json.dumps(versions(), sort_keys=True),
+        "float_width": 64 if float64 else 32,
+        "device": device_name(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "paper": "Bell, Duffy & Fairhall, NeurIPS 2024 (OpenReview nw4TWuEPGx)",
+    }
+
+
+def _encoding(ds: xr.Dataset) -> dict:
+    enc = {}
+    for name, var in ds.data_vars.items():
+        e = {"zlib": True, "complevel": 4}
+        if var.dtype.kind == "f":
+            e["dtype"] = "float32" if var.dtype.itemsize <= 4 or ds.attrs.get("float_width", 32) == 32 else "float64"
+        if var.dtype.kind in "OUS":
+            e = {}
+        enc[name] = e
+    return enc
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Atomically write `ds` as compressed netCDF4 (float32 unless the run was float64)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_dataset(path: str | os.PathLike, kind: str | None = None) -> xr.Dataset:
+    """Load a dataset fully into memory (the file is closed); check its kind if given."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"dataset file {str(path)!r} does not exist")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as e:
+        raise ValueError(f"dataset file {str(path)!r} is not a readable netCDF dataset ({e})") from None
+    if kind is not None and ds.attrs.get("kind") != kind:
+        raise ValueError(f"dataset file {str(path)!r} holds kind {ds.attrs.get('kind')!r}, expected {kind!r}")
+    return ds
+
+
+def params_of(ds: xr.Dataset) -> dict:
+    return json.loads(ds.attrs["params_json"])

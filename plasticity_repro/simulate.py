@@ -1,0 +1,205 @@
+"""The simulation: one activation is a `lax.scan` over Euler steps, a run is a scan over
+activations, and `vmap` maps it over networks and candidate rules. Pure functions of
+(config, rule, network); nothing is stored but what the loss and the figures need.
+
+Exact stepping of the reference (spec §1): time has n_steps points, rows 0 of s and r are zero,
+and update i -> i+1 uses input row i and rates row i; r[i+1] = [s[i] - v_th]+ (one-step lag).
+Within a step the traces move with rates row i, then the basis uses rates row i+1 and the new
+traces, then W is updated (gated, 0.0005 factor) and clamped to its start-of-activation sign.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from . import inputs as inputs_mod
+from .config import SYNAPSE_TYPES, ModelConfig
+from .network import Network
+from .rules import N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effects, block_factors, block_update
+from .turnover import apply_flips, draw_flips
+
+
+def _blocks(n_e: int, n: int) -> dict:
+    """(post slice, pre slice) of each synapse type in W[post, pre]."""
+    e, i = slice(0, n_e), slice(n_e, n)
+    return {"ee": (e, e), "ei": (i, e), "ie": (e, i)}
+
+
+def split_blocks(w, n_e):
+    n = w.shape[-1]
+    return {t: w[..., p, q] for t, (p, q) in _blocks(n_e, n).items()}
+
+
+def join_blocks(blocks, n_i):
+    """Full W from its three blocks (I->I is zero)."""
+    w_ee, w_ei, w_ie = blocks["ee"], blocks["ei"], blocks["ie"]
+    top = jnp.concatenate([w_ee, w_ie], axis=-1)
+    bottom = jnp.concatenate([w_ei, jnp.zeros(w_ei.shape[:-1] + (n_i,), w_ee.dtype)], axis=-1)
+    return jnp.concatenate([top, bottom], axis=-2)
+
+
+@struct.dataclass
+class Activation:
+    """Result of one activation."""
+    rates: jnp.ndarray      # (n_steps, N)
+    w: dict                 # blocks at the end
+    effects: jnp.ndarray    # (3, 20) sum over steps and gated synapses of |c_k F_k|
+
+
+def activation(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arrivals) -> Activation:
+    """One activation from rest: `arrivals` (n_steps, N) are all kick + Poisson arrival counts."""
+    net, inp, pl = cfg.network, cfg.inputs, cfg.plasticity
+    dtype = cfg.dtype
+    n_e, n = net.n_e, net.n
+    dt = net.dt
+    tau_cell = jnp.asarray(np.r_[np.full(n_e, net.tau_e), np.full(net.n_i, net.tau_i)], dtype)
+    consts = inputs_mod.recursion_constants(net, inp)
+    amp = jnp.asarray(inputs_mod.cell_amplitudes(net, inp) * consts[3], dtype)
+    coefs = (rule.coefs * rule.term_mask).astype(dtype)
+    taus = rule.effective_taus(pl.tau_convention).astype(dtype)
+    blocks = _blocks(n_e, n)
+    types = [SYNAPSE_TYPES[t] for t in pl.type_index]
+    post_slots, pre_slots = np.asarray(POST_TRACE_SLOTS), np.asarray(PRE_TRACE_SLOTS)
+
+    # gate and Dale signs from W at the start of the activation
+    gate = {t: (plastic[t] & (jnp.abs(w[t]) > pl.gate)).astype(dtype) for t in types}
+    sign0 = {t: jnp.where(w[t] >= 0, 1.0, -1.0).astype(dtype) for t in types}
+    decay = {t: (dt / taus[SYNAPSE_TYPES.index(t)]).astype(dtype) for t in types}
+
+    def step(carry, a):
+        s, r, A, B, wb, post_tr, pre_tr, eff = carry
+        a_now, a_old = a
+        A, B = inputs_mod.drive_step(A, B, a_now, a_old, consts)
+        v_e = amp[:n_e] * B[:n_e] + wb["ee"] @ r[:n_e] + wb["ie"] @ r[n_e:]
+        v_i = amp[n_e:] * B[n_e:] + wb["ei"] @ r[:n_e]
+        v = jnp.concatenate([v_e, v_i])
+        s_new = s + (v - s) * (dt / tau_cell)
+        r_new = jnp.maximum(s - net.v_th, 0.0)
+        wb_new, post_new, pre_new, eff_new = dict(wb), {}, {}, eff
+        for t in types:
+            ti = SYNAPSE_TYPES.index(t)
+            p, q = blocks[t]
+            d_post, d_pre = decay[t][post_slots][:, None], decay[t][pre_slots][:, None]
+            post_new[t] = post_tr[t] * (1 - d_post) + r[p][None] * d_post
+            pre_new[t] = pre_tr[t] * (1 - d_pre) + r[q][None] * d_pre
+            P, Q = block_factors(r_new[p], r_new[q], post_new[t], pre_new[t], pl.rate_norm, pl.trace_norm)
+            upd = block_update(coefs[ti], P, Q, wb[t])
+            w_t = wb[t] + pl.lr * gate[t] * upd
+            wb_new[t] = jnp.where(sign0[t] * w_t < 0, sign0[t] * pl.dale_eps, w_t)
+            if pl.track_effects:
+                eff_new = eff_new.at[ti].add(block_effects(coefs[ti], P, Q, gate[t], wb[t]))
+        return (s_new, r_new, A, B, wb_new, post_new, pre_new, eff_new), r_new
+
+    zeros_n = jnp.zeros((n,), dtype)
+    post0 = {t: jnp.zeros((len(post_slots), w[t].shape[0]), dtype) for t in types}
+    pre0 = {t: jnp.zeros((len(pre_slots), w[t].shape[1]), dtype) for t in types}
+    carry0 = (zeros_n, zeros_n, zeros_n, zeros_n, dict(w), post0, pre0, jnp.zeros((3, N_TERMS), dtype))
+    arrivals = arrivals.astype(dtype)
+    xs = (arrivals[:-1], inputs_mod.delayed(arrivals, inp)[:-1])
+    (_, _, _, _, w_end, _, _, eff), rates = jax.lax.scan(step, carry0, xs)
+    rates = jnp.concatenate([jnp.zeros((1, n), dtype), rates])
+    return Activation(rates=rates, w=w_end, effects=eff)
+
+
+@struct.dataclass
+class RunResult:
+    """What one network's run keeps (no full rate history)."""
+    fit_rates: jnp.ndarray      # (n_fit_acts, n_fit, n_e) E rates at the decoder training points
+    test_rates: jnp.ndarray     # (n_test_acts, n_test, n_e)
+    mean_rate: jnp.ndarray      # (n_activations,) mean over cells and time points
+    rates: jnp.ndarray          # (len(record_rates), n_steps, N) full rates of chosen activations
+    weights: jnp.ndarray        # (len(record_weights), N, N) W at the end of chosen activations
+    w_final: jnp.ndarray        # (N, N)
+    effects: jnp.ndarray        # (3, 20) summed over the run
+    blew_up: jnp.ndarray        # () bool: NaN rate, |w| > blowup_w, or all E->E |w| < blowup_min_ee
+    fit_steps: jnp.ndarray      # (n_fit,) the decoder's time points (copied from the network)
+    test_steps: jnp.ndarray
+
+
+def _slot_table(n_act: int, acts: tuple) -> np.ndarray:
+    """Activation index -> slot in a record buffer (len(acts) = a dummy slot for the rest)."""
+    table = np.full(n_act, len(acts), np.int32)
+    table[list(acts)] = np.arange(len(acts))
+    return table
+
+
+def activation_draws(cfg: ModelConfig, network: Network, a):
+    """Everything random about activation `a` of a network: its arrivals (frozen + fresh) and the
+    turnover flips of the E->E and I->E blocks applied just before it."""
+    net, tc = cfg.network, cfg.turnover
+    k_in, k_ee, k_ie = jax.random.split(jax.random.fold_in(network.key, a), 3)
+    on = a >= tc.first_activation
+    flips_ee = draw_flips(k_ee, (net.n_e, net.n_e), network.p_turnover_ee, tc.diagonal) & on
+    flips_ie = draw_flips(k_ie, (net.n_e, net.n_i), network.p_turnover_ie, True) & on
+    arr = network.arrivals + inputs_mod.fresh_arrivals(net, cfg.inputs, k_in, cfg.dtype)
+    return arr, flips_ee, flips_ie
+
+
+def run(cfg: ModelConfig, rule: Rule, network: Network) -> RunResult:
+    """All activations of one network under one rule (scan over activations)."""
+    net, inp, lc, tc = cfg.network, cfg.inputs, cfg.loss, cfg.turnover
+    dtype = cfg.dtype
+    n_e, n = net.n_e, net.n
+    w0 = split_blocks(network.w0.astype(dtype), n_e)
+    plastic = split_blocks(network.plastic, n_e)
+    tables = {name: jnp.asarray(_slot_table(cfg.n_activations, acts)) for name, acts in
+              (("fit", lc.fit_activations), ("test", lc.test_activations),
+               ("rates", cfg.record_rates), ("weights", cfg.record_weights))}
+
+    def one(carry, a):
+        w, ex_ee, ex_ie, eff, bad, buf = carry
+        arr, flips_ee, flips_ie = activation_draws(cfg, network, a)
+        w_ee, ex_ee2 = apply_flips(w["ee"], ex_ee, flips_ee, tc.reborn_ee)
+        w_ie, ex_ie2 = apply_flips(w["ie"], ex_ie, flips_ie, tc.reborn_ie)
+        w = dict(w, ee=w_ee, ie=w_ie)
+        act = activation(cfg, rule, w, plastic, arr)
+        w_new = act.w
+        full = join_blocks(w_new, net.n_i)
+        bad = bad | jnp.any(jnp.isnan(act.rates)) | jnp.any(jnp.abs(full) > lc.blowup_w) | jnp.all(
+            jnp.abs(w_new["ee"]) < lc.blowup_min_ee)
+        # CMA-ES hands in wild candidates: once a network is bad its weights stop moving so that
+        # no inf/NaN arithmetic runs on, and the run ends with the penalty flag set.
+        w_new = jax.tree.map(lambda x_new, x_old: jnp.where(bad, x_old, x_new), w_new, w)
+        fit_b, test_b, rate_b, w_b = buf
+        e_rates = act.rates[:, :n_e]
+        fit_b = fit_b.at[tables["fit"][a]].set(e_rates[network.fit_steps])
+        test_b = test_b.at[tables["test"][a]].set(e_rates[network.test_steps])
+        if cfg.record_rates:
+            rate_b = rate_b.at[tables["rates"][a]].set(act.rates)
+        if cfg.record_weights:
+            w_b = w_b.at[tables["weights"][a]].set(full)
+        mean_rate = jnp.mean(act.rates)
+        return (w_new, ex_ee2, ex_ie2, eff + act.effects, bad, (fit_b, test_b, rate_b, w_b)), mean_rate
+
+    buf0 = (jnp.zeros((len(lc.fit_activations) + 1, lc.n_fit, n_e), dtype),
+            jnp.zeros((len(lc.test_activations) + 1, lc.n_test, n_e), dtype),
+            jnp.zeros((len(cfg.record_rates) + 1, net.n_steps, n) if cfg.record_rates else (1,), dtype),
+            jnp.zeros((len(cfg.record_weights) + 1, n, n) if cfg.record_weights else (1,), dtype))
+    carry0 = (w0, jnp.ones((n_e, n_e), bool), jnp.ones((n_e, net.n_i), bool),
+              jnp.zeros((3, N_TERMS), dtype), jnp.asarray(False), buf0)
+    (w_end, _, _, eff, bad, buf), mean_rate = jax.lax.scan(one, carry0, jnp.arange(cfg.n_activations))
+    fit_b, test_b, rate_b, w_b = buf
+    n_rr, n_rw = len(cfg.record_rates), len(cfg.record_weights)
+    return RunResult(
+        fit_rates=fit_b[:-1], test_rates=test_b[:-1], mean_rate=mean_rate,
+        rates=rate_b[:-1] if n_rr else jnp.zeros((0, net.n_steps, n), dtype),
+        weights=w_b[:-1] if n_rw else jnp.zeros((0, n, n), dtype),
+        w_final=join_blocks(w_end, net.n_i), effects=eff, blew_up=bad,
+        fit_steps=network.fit_steps, test_steps=network.test_steps)
+
+
+@partial(jax.jit, static_argnums=0)
+def run_networks(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
+    """One rule on a batch of networks (vmap over the networks' leading axis)."""
+    return jax.vmap(run, in_axes=(None, None, 0))(cfg, rule, networks)
+
+
+@partial(jax.jit, static_argnums=0)
+def run_candidates(cfg: ModelConfig, rules: Rule, networks: Network) -> RunResult:
+    """A batch of rules, each on the same batch of networks: result axes (rule, network)."""
+    per_rule = jax.vmap(run, in_axes=(None, None, 0))
+    return jax.vmap(per_rule, in_axes=(None, 0, None))(cfg, rules, networks)

@@ -1,0 +1,8 @@
+"""Test setup: CPU only, float64 available (the float32 path is exercised explicitly)."""
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
