@@ -1,0 +1,552 @@
+"""Meta-learning of plasticity rules with CMA-ES (spec §5-6), several runs batched in one program.
+
+A candidate rule is a point in a `ParamSpace` (coefficients and time constants of the plastic
+synapse types, an optional term mask and sign constraints). Its loss is the sum of the per-network
+losses on `n_train` fixed networks (common random numbers: slot i always has the same seed); the
+incumbent is re-scored on `n_test` held-out networks whenever its train loss improves, and the
+rule handed on is the incumbent with the lowest test loss.
+
+Bounds: evosax's CMA-ES is unbounded, so each CMA coordinate is mapped into its box by a mirror
+(reflection) transform: identity inside [lo, hi], reflected back at the walls, continuous and
+periodic. pycma's default BoundTransform (used by the reference) is the same idea with quadratic
+smoothing near the walls. No candidate handed to the simulation can leave its box.
+
+Restarts (IPOP): a run whose step size collapses, whose best loss stalls, or whose covariance is
+ill-conditioned has stopped; when every run of the batch has stopped, all restart from the start
+point with the population doubled (synchronous IPOP, so batched runs keep one shape). A stopped run
+keeps its state frozen until then.
+
+Runs x candidates x networks are vmapped in one jitted generation step; the loop is on the host,
+checkpointed atomically after every generation, and `resume=True` continues to exactly the result
+of an uninterrupted search.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pickle
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from evosax.algorithms import CMA_ES
+from flax import struct
+
+from . import datasets
+from .config import SYNAPSE_TYPES, LossConfig, ModelConfig, PlasticityConfig, _num, static, to_dict
+from .loss import candidate_loss, network_loss
+from .network import make_networks
+from .rules import N_TAUS, N_TERMS, TERM_NAMES, TERMS, Rule, tau_index
+from .simulate import run
+
+
+@struct.dataclass
+class ParamSpace:
+    """Which numbers CMA-ES searches: coefficients of unmasked terms, time constants they use.
+
+    term_mask / signs: 3 x 20 nested tuples (rows ee, ei, ie); signs +1 / -1 fix a coefficient's
+    sign (its box becomes [0, c_max] or [-c_max, 0]), 0 leaves it free.
+    """
+    synapses: tuple = static(("ee",))
+    tau_convention: str = static("independent")
+    term_mask: tuple = static(tuple((1,) * N_TERMS for _ in range(3)))
+    signs: tuple = static(tuple((0,) * N_TERMS for _ in range(3)))
+    c_max: float = static(10.0)
+    tau_min: float = static(0.5e-3)
+    tau_max: float = static(40e-3)
+    c_start: float = static(0.0)
+    tau_start: float = static(5e-3)
+
+    def __post_init__(self):
+        PlasticityConfig(synapses=self.synapses, tau_convention=self.tau_convention)
+        _num("c_max", self.c_max, 0.0, 1e6, lo_open=True)
+        _num("tau_min", self.tau_min, 0.0, 10.0, lo_open=True)
+        _num("tau_max", self.tau_max, self.tau_min, 10.0, lo_open=True)
+        _num("tau_start", self.tau_start, self.tau_min, self.tau_max)
+        for name in ("term_mask", "signs"):
+            arr = np.asarray(getattr(self, name))
+            if arr.shape != (3, N_TERMS):
+                raise ValueError(f"{name} must be 3 x {N_TERMS} nested tuples, got shape {arr.shape}")
+        if not set(np.unique(self.term_mask)) <= {0, 1}:
+            raise ValueError("term_mask entries must be 0 or 1")
+        if not set(np.unique(self.signs)) <= {-1, 0, 1}:
+            raise ValueError("signs entries must be -1, 0 or 1")
+        if self.n_params == 0:
+            raise ValueError("term_mask leaves no coefficient to search")
+
+    @classmethod
+    def for_terms(cls, terms, synapses=("ee",), signs=None, **kw) -> "ParamSpace":
+        """Space over named terms only, e.g. for_terms(["x~ y", "x y~"], signs=[1, -1])."""
+        mask = np.zeros((3, N_TERMS), int)
+        sg = np.zeros((3, N_TERMS), int)
+        for i, name in enumerate(terms):
+            syn, _, term = name.rpartition(":") if ":" in name else (synapses[0], "", name)
+            if term not in TERM_NAMES or syn not in SYNAPSE_TYPES:
+                raise ValueError(f"term must be one of {list(TERM_NAMES)} (optionally 'ee:'-prefixed), got {name!r}")
+            t, k = SYNAPSE_TYPES.index(syn), TERM_NAMES.index(term)
+            mask[t, k] = 1
+            sg[t, k] = 0 if signs is None else int(np.sign(signs[i]))
+        return cls(synapses=synapses, term_mask=_tup(mask), signs=_tup(sg), **kw)
+
+    # -- layout of the flat parameter vector --------------------------------------------------
+    @property
+    def _types(self):
+        return [t for t in range(3) if SYNAPSE_TYPES[t] in self.synapses]
+
+    @property
+    def coef_index(self) -> tuple:
+        """(type, term) of each searched coefficient, in order."""
+        m = np.asarray(self.term_mask)
+        return tuple((t, k) for t in self._types for k in range(N_TERMS) if m[t, k])
+
+    @property
+    def tau_flat_index(self) -> tuple:
+        """Flat indices into Rule.taus.reshape(-1) that some searched term reads, in order."""
+        idx = tau_index(self.tau_convention)
+        used = {int(idx[t, TERMS[k].tau_slot]) for t, k in self.coef_index if TERMS[k].tau_slot >= 0}
+        return tuple(sorted(used))
+
+    @property
+    def n_params(self) -> int:
+        return len(self.coef_index) + len(self.tau_flat_index)
+
+    @property
+    def names(self) -> list:
+        out = [f"{SYNAPSE_TYPES[t]}:{TERM_NAMES[k]}" for t, k in self.coef_index]
+        idx = tau_index(self.tau_convention)
+        for f in self.tau_flat_index:
+            readers = [(t, j) for t in self._types for j in range(N_TAUS) if idx[t, j] == f]
+            t, j = readers[0]
+            term = TERM_NAMES[[k for k in range(N_TERMS) if TERMS[k].tau_slot == j][0]]
+            out.append(f"{SYNAPSE_TYPES[t]}:tau[{term}]")
+        return out
+
+    def bounds(self):
+        """(lo, hi) arrays of the flat vector, in the rule's units (tau in s)."""
+        sg = np.asarray(self.signs)
+        lo = [0.0 if sg[t, k] > 0 else -self.c_max for t, k in self.coef_index]
+        hi = [0.0 if sg[t, k] < 0 else self.c_max for t, k in self.coef_index]
+        lo += [self.tau_min] * len(self.tau_flat_index)
+        hi += [self.tau_max] * len(self.tau_flat_index)
+        return np.asarray(lo), np.asarray(hi)
+
+    def x0(self) -> np.ndarray:
+        """Start point: all c = c_start (clipped into signed boxes), all tau = tau_start."""
+        lo, hi = self.bounds()
+        nc = len(self.coef_index)
+        x = np.r_[np.full(nc, self.c_start), np.full(len(self.tau_flat_index), self.tau_start)]
+        return np.clip(x, lo, hi)
+
+    def to_box(self, x):
+        """Mirror transform of CMA coordinates into the box (identity inside)."""
+        lo, hi = (jnp.asarray(b, x.dtype) for b in self.bounds())
+        width = hi - lo
+        safe = jnp.where(width > 0, width, 1.0)
+        y = jnp.mod(x - lo, 2 * safe)
+        y = jnp.where(y > safe, 2 * safe - y, y)
+        return jnp.where(width > 0, lo + y, lo)
+
+    def to_rule(self, x) -> Rule:
+        """Rule from one flat vector of CMA coordinates (jit/vmap-able)."""
+        v = self.to_box(x)
+        nc = len(self.coef_index)
+        coefs = jnp.zeros((3, N_TERMS), x.dtype)
+        if nc:
+            t, k = (np.asarray(a) for a in zip(*self.coef_index))
+            coefs = coefs.at[t, k].set(v[:nc])
+        taus = jnp.full((3 * N_TAUS,), self.tau_start, x.dtype)
+        taus = taus.at[np.asarray(self.tau_flat_index, int)].set(v[nc:]).reshape(3, N_TAUS)
+        return Rule(coefs=coefs, taus=taus, term_mask=jnp.asarray(self.term_mask, x.dtype))
+
+    def from_rule(self, rule: Rule) -> np.ndarray:
+        """Flat vector (inside the box) of a rule's searched numbers."""
+        c = np.asarray(rule.coefs)
+        taus = np.asarray(rule.taus).reshape(-1)
+        return np.r_[[c[t, k] for t, k in self.coef_index], taus[list(self.tau_flat_index)]]
+
+
+def _tup(a) -> tuple:
+    return tuple(tuple(int(v) for v in row) for row in np.asarray(a))
+
+
+@struct.dataclass
+class SearchConfig:
+    """A meta-learning problem and its CMA-ES settings (static)."""
+    model: ModelConfig = static(ModelConfig())
+    space: ParamSpace = static(ParamSpace())
+    n_train: int = static(10)
+    n_test: int = static(10)
+    train_seed: int = static(1_000)     # network slot i uses seed train_seed + i
+    test_seed: int = static(2_000)
+    p_turnover: float = static(0.0)     # E->E turnover while training, on the even slots
+    turnover_slots: str = static("even")  # "even" (reference) or "all"
+    sigma0: float = static(0.003)
+    popsize: int = static(0)            # 0: 4 + floor(3 ln n)
+    max_generations: int = static(100)  # per search (over all restarts)
+    max_restarts: int = static(0)       # IPOP restarts allowed
+    tol_std: float = static(1e-11)      # stop when sigma * max sqrt(eig C) falls below this
+    stall_generations: int = static(0)  # stop when best loss did not improve for this many (0 = off)
+    profile: str = static("custom")
+    # Planted-rule problems: a teacher rule ((3, 20) coefs, (3, 12) taus as nested tuples). When set,
+    # a candidate's loss is 1e4 x the mean squared difference between its final E->E weights and
+    # the teacher's on each train network (summed over networks), instead of the decoder loss.
+    teacher: tuple = static(())
+
+    def __post_init__(self):
+        _num("n_train", self.n_train, 1, 10 ** 5, integer=True)
+        if self.teacher and (np.shape(self.teacher[0]) != (3, N_TERMS) or np.shape(self.teacher[1]) != (3, N_TAUS)):
+            raise ValueError("teacher must be (coefs 3 x 20, taus 3 x 12) nested tuples")
+        _num("n_test", self.n_test, 0, 10 ** 5, integer=True)
+        _num("train_seed", self.train_seed, 0, 2 ** 31 - 1, integer=True)
+        _num("test_seed", self.test_seed, 0, 2 ** 31 - 1, integer=True)
+        _num("p_turnover", self.p_turnover, 0.0, 1.0)
+        if self.turnover_slots not in ("even", "all"):
+            raise ValueError(f"turnover_slots must be one of ['even', 'all'], got {self.turnover_slots!r}")
+        _num("sigma0", self.sigma0, 0.0, 100.0, lo_open=True)
+        _num("popsize", self.popsize, 0, 10 ** 5, integer=True)
+        if self.popsize == 1:
+            raise ValueError("popsize must be 0 (default) or >= 2, got 1")
+        _num("max_generations", self.max_generations, 1, 10 ** 7, integer=True)
+        _num("max_restarts", self.max_restarts, 0, 100, integer=True)
+        _num("tol_std", self.tol_std, 0.0, 1.0)
+        _num("stall_generations", self.stall_generations, 0, 10 ** 7, integer=True)
+        if self.model.plasticity.synapses != self.space.synapses:
+            raise ValueError(f"space.synapses {self.space.synapses} must equal model.plasticity.synapses "
+                             f"{self.model.plasticity.synapses}")
+        if self.model.plasticity.tau_convention != self.space.tau_convention:
+            raise ValueError("space.tau_convention must equal model.plasticity.tau_convention")
+
+    @property
+    def base_popsize(self) -> int:
+        return self.popsize or 4 + int(math.floor(3 * math.log(self.space.n_params)))
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+# -- profiles --------------------------------------------------------------------------------
+def _protocol(n_act: int, lr_scale: float = 1.0, synapses=("ee",), tau_convention="independent") -> ModelConfig:
+    """The decoder protocol scaled to n_act activations: fit on 6 activations 5 apart ending 30
+    before the end, test on the last 6 (the paper's 344..369 / 374..399 at n_act = 400)."""
+    fit = tuple(range(n_act - 56, n_act - 30, 5)) if n_act >= 60 else tuple(range(n_act - 12, n_act - 6))
+    test = tuple(range(n_act - 26, n_act, 5)) if n_act >= 60 else tuple(range(n_act - 6, n_act))
+    return ModelConfig(
+        plasticity=PlasticityConfig(synapses=synapses, tau_convention=tau_convention, lr=5e-4 * lr_scale),
+        loss=LossConfig(fit_activations=fit, test_activations=test), n_activations=n_act)
+
+
+PROFILES = {
+    # CI: proves the pipeline in well under 2 minutes on 2 cores
+    "quick": dict(n_act=24, lr_scale=8.0, n_train=2, n_test=2, max_generations=3),
+    # laptop: <= 1 h on 2 cores; 4 networks, 200 activations with a doubled learning rate
+    "laptop": dict(n_act=200, lr_scale=2.0, n_train=4, n_test=4, max_generations=60),
+    # the paper's numbers (GPU)
+    "paper": dict(n_act=400, lr_scale=1.0, n_train=10, n_test=10, max_generations=5000, max_restarts=8,
+                  stall_generations=200),
+}
+
+
+def profile_config(profile: str, synapses=("ee",), p_turnover: float = 0.0,
+                   tau_convention: str = "independent", **overrides) -> SearchConfig:
+    """SearchConfig of a named profile; keyword overrides replace SearchConfig fields."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    p = dict(PROFILES[profile])
+    model = _protocol(p.pop("n_act"), p.pop("lr_scale"), tuple(synapses), tau_convention)
+    space = ParamSpace(synapses=tuple(synapses), tau_convention=tau_convention)
+    p.update(overrides)
+    return SearchConfig(model=model, space=space, p_turnover=p_turnover, profile=profile, **p)
+
+
+# -- the batched generation -------------------------------------------------------------------
+def train_networks(cfg: SearchConfig, n_runs: int, p_turnover=None):
+    """(runs, n_train) networks: slot i has seed train_seed + i; turnover on even slots."""
+    p = cfg.p_turnover if p_turnover is None else p_turnover
+    return _networks(cfg, cfg.train_seed, cfg.n_train, n_runs, p)
+
+
+def test_networks(cfg: SearchConfig, n_runs: int, p_turnover=None):
+    p = cfg.p_turnover if p_turnover is None else p_turnover
+    return _networks(cfg, cfg.test_seed, cfg.n_test, n_runs, p)
+
+
+def _networks(cfg, seed0, n, n_runs, p_turnover):
+    p = np.broadcast_to(np.asarray(p_turnover, float), (n_runs,))
+    slots = np.arange(n)
+    on = (slots % 2 == 0) if cfg.turnover_slots == "even" else np.ones(n, bool)
+    nets = [make_networks(cfg.model, seed0 + slots, p_turnover_ee=on * p[r]) for r in range(n_runs)]
+    return jax.tree.map(lambda *a: jnp.stack(a), *nets)
+
+
+def _score(cfg: SearchConfig, x, networks):
+    """Candidate loss and per-network results of flat vectors x (P, n) on networks (N,)."""
+    model = cfg.model
+
+    runs = jax.vmap(run, in_axes=(None, None, 0))
+    if cfg.teacher:
+        teacher = Rule.create(np.asarray(cfg.teacher[0]), np.asarray(cfg.teacher[1]))
+        target = runs(model, teacher, networks).w_final
+
+    def one(xi):
+        rule = cfg.space.to_rule(xi)
+        res = runs(model, rule, networks)
+        nl = jax.vmap(lambda r: network_loss(model, r))(res)
+        if cfg.teacher:
+            n_e = model.network.n_e
+            mse = jnp.mean((res.w_final[:, :n_e, :n_e] - target[:, :n_e, :n_e]) ** 2, axis=(1, 2))
+            nl = nl.replace(loss=jnp.where(nl.blew_up, jnp.nan, 1e4 * mse))
+        return candidate_loss(model, rule, nl), nl.decoder_r2
+    return jax.vmap(one)(x)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def score_batch(cfg: SearchConfig, x, networks):
+    """Losses (R, P) and R^2 (R, P, N) of R runs' candidates, each run on its own networks."""
+    return jax.vmap(lambda xr_, nr: _score(cfg, xr_, nr))(x, networks)
+
+
+# -- host loop --------------------------------------------------------------------------------
+def _strategy(cfg: SearchConfig, popsize: int):
+    """evosax CMA-ES of this population size and its parameters (sigma0 as std_init)."""
+    es = CMA_ES(population_size=popsize, solution=jnp.zeros(cfg.space.n_params, jnp.float32))
+    return es, es.default_params.replace(std_init=jnp.asarray(cfg.sigma0, jnp.float32))
+
+
+def _save_checkpoint(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(obj, f, protocol=4)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _load_checkpoint(path: Path, cfg_json: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {str(path)!r} does not exist (drop --resume to start fresh)") from None
+    except Exception as e:  # truncated or foreign file
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a search checkpoint ({type(e).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != "plasticity_repro.search/1":
+        raise ValueError(f"checkpoint {str(path)!r} is not a plasticity_repro search checkpoint")
+    if obj["config_json"] != cfg_json:
+        raise ValueError(f"checkpoint {str(path)!r} was written for other search parameters")
+    return obj
+
+
+def _np_tree(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, resume=False,
+               max_seconds=None, progress=True, stop_after=None) -> xr.Dataset:
+    """Run len(seeds) independent CMA-ES searches batched together; return their dataset.
+
+    p_turnover: per-run E->E turnover while training (default cfg.p_turnover for all runs).
+    checkpoint: path of an atomic per-generation checkpoint; resume=True continues from it.
+    max_seconds: wall-time budget; stop_after: stop (as if killed) after this many generations
+    of this call, leaving the checkpoint (for tests of resume).
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    if max_seconds is not None:
+        _num("max_seconds", max_seconds, 0.0, 1e9, lo_open=True)
+    R = len(seeds)
+    p_runs = np.broadcast_to(np.asarray(cfg.p_turnover if p_turnover is None else p_turnover, float), (R,))
+    if np.any(p_runs < 0) or np.any(p_runs > 1):
+        raise ValueError(f"p_turnover must be in [0, 1], got {p_runs.tolist()}")
+    cfg_json = json.dumps({"search": cfg.to_dict(), "seeds": seeds, "p_turnover": p_runs.tolist()}, sort_keys=True)
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt is None:
+        raise ValueError("resume=True needs a checkpoint path")
+
+    train_nets = train_networks(cfg, R, p_runs)
+    test_nets = test_networks(cfg, R, p_runs) if cfg.n_test else None
+    n = cfg.space.n_params
+
+    if resume:
+        st = _load_checkpoint(ckpt, cfg_json)
+        restart, gen = st["restart"], st["generation"]
+        popsize = cfg.base_popsize * 2 ** restart
+        es, params = _strategy(cfg, popsize)
+        states = jax.tree.map(jnp.asarray, st["states"])
+        hist, best, stopped, elapsed = st["history"], st["best"], st["stopped"], st["elapsed"]
+    else:
+        restart, gen, elapsed = 0, 0, 0.0
+        popsize = cfg.base_popsize
+        es, params = _strategy(cfg, popsize)
+        states = _reseed(es, params, cfg, seeds, 0)
+        hist = {k: [] for k in ("loss", "mean", "best_x", "best_loss", "test_loss", "sigma", "restart",
+                                "evals", "seconds")}
+        best = dict(train_loss=np.full(R, np.inf), x=np.tile(cfg.space.x0(), (R, 1)),
+                    test_loss=np.full(R, np.inf), test_x=np.tile(cfg.space.x0(), (R, 1)),
+                    test_r2=np.full(R, np.nan), test_train_loss=np.full(R, np.inf), evals=np.zeros(R, int),
+                    last_improve=np.zeros(R, int))
+        stopped = np.zeros(R, bool)
+
+    ask = jax.jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
+    tell = jax.jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
+    bar = _progress(progress, cfg.max_generations, gen)
+    t_call = time.time()
+    done_this_call = 0
+    while gen < cfg.max_generations:
+        if max_seconds is not None and elapsed >= max_seconds:
+            break
+        if stop_after is not None and done_this_call >= stop_after:
+            return None
+        t0 = time.time()
+        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(s), restart), gen))(
+            jnp.asarray(seeds))
+        k_ask, k_tell = jax.vmap(jax.random.split, out_axes=1)(keys)
+        pop, asked = ask(k_ask, states, params)
+        losses, r2 = score_batch(cfg, pop, train_nets)
+        losses = np.asarray(losses, np.float64)
+        fit = jnp.asarray(np.where(np.isfinite(losses), losses, 1e30), jnp.float32)
+        told, _ = tell(k_tell, pop, fit, asked, params)
+        # stopped runs keep their state frozen (synchronous IPOP)
+        keep = jnp.asarray(stopped)
+        states = jax.tree.map(lambda old, new: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), old, new),
+                              states, told)
+        popx = np.asarray(jax.vmap(jax.vmap(cfg.space.to_box))(pop))
+        active = ~stopped
+        best["evals"][active] += popsize
+        imin = np.argmin(losses, axis=1)
+        lmin = losses[np.arange(R), imin]
+        improved = active & (lmin < best["train_loss"])
+        best["train_loss"] = np.where(improved, lmin, best["train_loss"])
+        best["x"][improved] = popx[np.arange(R), imin][improved]
+        best["last_improve"][improved] = gen
+        if test_nets is not None and improved.any():
+            # best x lies inside the box, where the mirror transform is the identity
+            tl, tr2 = score_batch(cfg, jnp.asarray(best["x"][:, None], jnp.float32), test_nets)
+            tl = np.asarray(tl)[:, 0]
+            better = improved & (tl < best["test_loss"])
+            best["test_loss"] = np.where(better, tl, best["test_loss"])
+            best["test_x"][better] = best["x"][better]
+            best["test_r2"] = np.where(better, np.nanmean(np.asarray(tr2)[:, 0], axis=-1), best["test_r2"])
+            best["test_train_loss"] = np.where(better, best["train_loss"], best["test_train_loss"])
+        stopped |= _stop_criteria(cfg, states, best, gen)
+        dt = time.time() - t0
+        elapsed += dt
+        full = np.full((R, cfg.base_popsize * 2 ** cfg.max_restarts), np.nan)
+        full[:, :popsize] = losses
+        hist["loss"].append(full)
+        hist["mean"].append(np.asarray(jax.vmap(cfg.space.to_box)(states.mean)))
+        hist["best_x"].append(best["x"].copy())
+        hist["best_loss"].append(best["train_loss"].copy())
+        hist["test_loss"].append(best["test_loss"].copy())
+        hist["sigma"].append(np.asarray(states.std))
+        hist["restart"].append(np.full(R, restart))
+        hist["evals"].append(best["evals"].copy())
+        hist["seconds"].append(dt)
+        gen += 1
+        done_this_call += 1
+        if stopped.all() and restart < cfg.max_restarts:
+            restart += 1
+            popsize = cfg.base_popsize * 2 ** restart
+            es, params = _strategy(cfg, popsize)
+            states = _reseed(es, params, cfg, seeds, restart)
+            ask = jax.jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
+            tell = jax.jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
+            stopped[:] = False
+            best["last_improve"][:] = gen
+        if ckpt is not None:
+            _save_checkpoint(ckpt, dict(format="plasticity_repro.search/1", config_json=cfg_json,
+                                        restart=restart, generation=gen, states=_np_tree(states),
+                                        history=hist, best=best, stopped=stopped, elapsed=elapsed))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(evals=int(best["evals"].sum()), train=f"{np.min(best['train_loss']):.1f}",
+                            test=f"{np.min(best['test_loss']):.1f}", s_per_gen=f"{dt:.1f}")
+        if stopped.all() and restart >= cfg.max_restarts:
+            break
+    if bar is not None:
+        bar.close()
+    return search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed)
+
+
+def _reseed(es, params, cfg, seeds, restart):
+    x0 = jnp.asarray(cfg.space.x0(), jnp.float32)
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 10_000 + restart) for s in seeds])
+    return jax.vmap(lambda k: es.init(k, x0, params))(keys)
+
+
+def _stop_criteria(cfg, states, best, gen):
+    std = np.asarray(states.std)
+    d = np.asarray(states.D)
+    spread = std * d.max(axis=-1)
+    cond = (d.max(axis=-1) / np.maximum(d.min(axis=-1), 1e-30)) ** 2
+    stop = (spread < cfg.tol_std) | (cond > 1e14) | ~np.isfinite(spread)
+    if cfg.stall_generations:
+        stop |= (gen - best["last_improve"]) >= cfg.stall_generations
+    return stop
+
+
+def _progress(progress, total, initial):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc="CMA-ES generations", unit="gen")
+
+
+def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed) -> xr.Dataset:
+    """The search as an xr.Dataset: history per (generation, run[, member]), best rules per run
+    with term names as coordinates, the final CMA-ES covariance, provenance."""
+    names = cfg.space.names
+    G = len(hist["loss"])
+    R = len(seeds)
+    run_coord = np.arange(R)
+    member = np.arange(hist["loss"][0].shape[1]) if G else np.arange(cfg.base_popsize)
+    std = np.asarray(states.std)[:, None, None]
+    cov = np.asarray(states.C) * std ** 2
+    best_rule = jax.vmap(cfg.space.to_rule)(jnp.asarray(best["test_x"] if cfg.n_test else best["x"], jnp.float32))
+    ds = xr.Dataset(
+        {
+            "loss": (("generation", "run", "member"), np.asarray(hist["loss"]).reshape(G, R, -1)),
+            "mean_params": (("generation", "run", "param"), np.asarray(hist["mean"]).reshape(G, R, -1)),
+            "best_params_history": (("generation", "run", "param"), np.asarray(hist["best_x"]).reshape(G, R, -1)),
+            "best_train_loss_history": (("generation", "run"), np.asarray(hist["best_loss"]).reshape(G, R)),
+            "best_test_loss_history": (("generation", "run"), np.asarray(hist["test_loss"]).reshape(G, R)),
+            "sigma": (("generation", "run"), np.asarray(hist["sigma"]).reshape(G, R)),
+            "restart": (("generation", "run"), np.asarray(hist["restart"]).reshape(G, R)),
+            "evaluations": (("generation", "run"), np.asarray(hist["evals"]).reshape(G, R)),
+            "seconds_per_generation": (("generation",), np.asarray(hist["seconds"], float)),
+            "best_params": (("run", "param"), best["test_x"] if cfg.n_test else best["x"]),
+            "best_train_loss": (("run",), best["test_train_loss"] if cfg.n_test else best["train_loss"]),
+            "best_test_loss": (("run",), best["test_loss"]),
+            "best_test_r2": (("run",), best["test_r2"]),
+            "incumbent_params": (("run", "param"), best["x"]),
+            "incumbent_train_loss": (("run",), best["train_loss"]),
+            "coefs": (("run", "synapse", "term"), np.asarray(best_rule.coefs)),
+            "taus": (("run", "synapse", "tau_slot"), np.asarray(best_rule.taus)),
+            "covariance": (("run", "param", "param2"), cov),
+            "search_seed": (("run",), np.asarray(seeds)),
+            "p_turnover": (("run",), p_runs),
+        },
+        coords={"generation": np.arange(G), "run": run_coord, "member": member, "param": names,
+                "param2": names, "synapse": list(SYNAPSE_TYPES), "term": list(TERM_NAMES),
+                "tau_slot": [TERM_NAMES[k] for k in range(N_TERMS) if TERMS[k].tau_slot >= 0]},
+    )
+    ds["loss"].attrs["long_name"] = "candidate train loss (sum over train networks)"
+    ds["taus"].attrs["units"] = "s"
+    ds.attrs.update(datasets.provenance(
+        params={"search": cfg.to_dict(), "p_turnover": p_runs.tolist()}, profile=cfg.profile, seeds=seeds,
+        float64=cfg.model.float64, kind="search"))
+    ds.attrs.update(tau_convention=cfg.space.tau_convention, synapses=",".join(cfg.space.synapses),
+                    bounds="mirror transform into [-c_max, c_max] and [tau_min, tau_max]",
+                    ipop="synchronous", elapsed_seconds=float(elapsed))
+    return ds

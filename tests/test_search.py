@@ -1,0 +1,127 @@
+"""CMA-ES search: bounds, blow-up penalty, resume equality, planted rule, CLI errors."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from plasticity_repro.config import LossConfig, ModelConfig, PlasticityConfig
+from plasticity_repro.rules import N_TAUS, N_TERMS, TERM_NAMES
+from plasticity_repro.search import ParamSpace, SearchConfig, profile_config, run_search, score_batch, train_networks
+
+SMALL = ModelConfig(loss=LossConfig(fit_activations=(4, 5, 6, 7, 8, 9), test_activations=(10, 11, 12, 13, 14, 15)),
+                    n_activations=16,
+                    plasticity=PlasticityConfig(lr=4e-3))
+
+
+def test_param_space_sizes_match_the_paper():
+    assert ParamSpace().n_params == 32
+    assert ParamSpace(synapses=("ee", "ei", "ie")).n_params == 96
+    # paper-era convention: the three types share 14 time constants
+    assert ParamSpace(synapses=("ee", "ei", "ie"), tau_convention="shifted").n_params == 60 + 14
+    assert SearchConfig(space=ParamSpace()).base_popsize == 14
+    full = ParamSpace(synapses=("ee", "ei", "ie"))
+    assert SearchConfig(model=ModelConfig(plasticity=PlasticityConfig(synapses=("ee", "ei", "ie"))),
+                        space=full).base_popsize == 17
+
+
+@pytest.mark.parametrize("signs", [None, [1, -1, -1]])
+def test_no_candidate_leaves_the_box(signs):
+    space = (ParamSpace() if signs is None else
+             ParamSpace.for_terms(["x~ y", "x y~", "w y~ y"], signs=signs))
+    lo, hi = space.bounds()
+    x = jax.random.normal(jax.random.PRNGKey(0), (20000, space.n_params)) * 50.0
+    y = np.asarray(jax.vmap(space.to_box)(x))
+    assert np.all(y >= lo - 1e-6) and np.all(y <= hi + 1e-6)
+    # identity inside the box
+    inside = lo + (hi - lo) * np.asarray(jax.random.uniform(jax.random.PRNGKey(1), (100, space.n_params)))
+    np.testing.assert_allclose(np.asarray(jax.vmap(space.to_box)(jnp.asarray(inside))), inside, rtol=1e-5, atol=1e-9)
+    rules = jax.vmap(space.to_rule)(x[:100])
+    taus = np.asarray(rules.taus).reshape(100, -1)[:, list(space.tau_flat_index)]
+    assert taus.min() >= space.tau_min * (1 - 1e-6) and taus.max() <= space.tau_max * (1 + 1e-6)
+
+
+def test_blowup_is_a_penalty_not_an_error():
+    cfg = SearchConfig(model=SMALL, n_train=2, n_test=0)
+    nets = train_networks(cfg, 1)
+    x = np.zeros((1, 2, cfg.space.n_params), np.float32)
+    x[0, 1, :4] = 10.0  # c_1, c_y, c_x, c_xy at the bound: runaway
+    x[0, :, 20:] = 5e-3
+    losses, _ = score_batch(cfg, jnp.asarray(x), nets)
+    losses = np.asarray(losses)[0]
+    assert np.isfinite(losses).all()
+    assert losses[0] < 2 * 600  # no-plasticity-like networks: R^2 ~ 0.5-0.8
+    assert losses[1] == pytest.approx(1e8 * 2 + 1e7 * 40.0, rel=1e-6)
+
+
+def test_resume_gives_the_uninterrupted_result(tmp_path):
+    cfg = SearchConfig(model=SMALL, n_train=2, n_test=2, max_generations=4, sigma0=0.01, profile="test")
+    full = run_search(cfg, seeds=(3, 4), progress=False)
+    ck = tmp_path / "s.ckpt"
+    assert run_search(cfg, seeds=(3, 4), checkpoint=ck, progress=False, stop_after=2) is None
+    resumed = run_search(cfg, seeds=(3, 4), checkpoint=ck, resume=True, progress=False)
+    for v in ("loss", "best_params", "best_test_loss", "mean_params", "covariance", "sigma"):
+        np.testing.assert_array_equal(full[v].values, resumed[v].values, err_msg=v)
+
+
+def test_resume_refuses_a_checkpoint_of_other_parameters(tmp_path):
+    cfg = SearchConfig(model=SMALL, n_train=1, n_test=0, max_generations=1, profile="test")
+    ck = tmp_path / "s.ckpt"
+    run_search(cfg, seeds=(0,), checkpoint=ck, progress=False)
+    other = dataclasses.replace(cfg, sigma0=0.01)
+    with pytest.raises(ValueError, match="other search parameters"):
+        run_search(other, seeds=(0,), checkpoint=ck, resume=True, progress=False)
+    ck.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        run_search(cfg, seeds=(0,), checkpoint=ck, resume=True, progress=False)
+
+
+def test_planted_rule_is_recovered():
+    """Teacher: constant potentiation, Hebbian x y and weight decay w (signs +, +, -). The search sees
+    only the final E->E weights the teacher produces on two networks and must recover the signs of
+    all three terms and get the loss down by > 95 %."""
+    names = ["1", "x y", "w"]
+    teacher = [0.02, 0.05, -0.05]
+    teacher_c = np.zeros((3, N_TERMS))
+    for name, c in zip(names, teacher):
+        teacher_c[0, TERM_NAMES.index(name)] = c
+    teacher_t = np.full((3, N_TAUS), 5e-3)
+    model = dataclasses.replace(SMALL, n_activations=8, plasticity=PlasticityConfig(),
+                                loss=LossConfig(fit_activations=(4, 5), test_activations=(6, 7)))
+    space = ParamSpace.for_terms(names)
+    assert space.n_params == 3
+    cfg = SearchConfig(model=model, space=space, n_train=2, n_test=0, max_generations=25, sigma0=0.02,
+                       teacher=(tuple(map(tuple, teacher_c)), tuple(map(tuple, teacher_t))), profile="test")
+    ds = run_search(cfg, seeds=(0,), progress=False)
+    found = ds.best_params.values[0]
+    print("planted", found, "loss", ds.best_train_loss.values, ds.best_train_loss_history.values[0])
+    assert np.all(np.sign(found) == np.sign(teacher))
+    assert ds.best_train_loss.values[0] < 0.05 * ds.best_train_loss_history.values[0, 0]
+
+
+def test_profiles_build():
+    for name in ("quick", "laptop", "paper"):
+        cfg = profile_config(name)
+        assert cfg.model.n_activations >= 24
+    with pytest.raises(ValueError, match="profile must be one of"):
+        profile_config("huge")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["search", "--out", "x.nc", "--turnover", "1.5"], "--turnover must be in [0, 1]"),
+    (["search", "--out", "x.nc", "--runs", "0"], "--runs must be in [1, 4096]"),
+    (["search", "--out", "x.nc", "--profile", "huge"], "invalid choice"),
+    (["search", "--out", "x.nc", "--synapses", "ii"], "--synapses must be one of"),
+    (["search", "--out", "x.nc", "--max-generations", "abc"], "--max-generations must be an integer"),
+    (["search", "--out", "x.nc", "--resume", "--checkpoint", "/nonexistent/c.ckpt", "--max-generations", "1"],
+     "does not exist"),
+])
+def test_cli_bad_options_give_one_line_errors(argv, needle, capsys):
+    from plasticity_repro.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1]
+    assert not any("Traceback" in line for line in err)
