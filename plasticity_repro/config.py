@@ -147,6 +147,9 @@ class PlasticityConfig:
         _num("trace_norm", self.trace_norm, 0.0, 1e3, lo_open=True)
         _num("gate", self.gate, 0.0, 1.0)
         _num("dale_eps", self.dale_eps, 0.0, 1.0)
+        if isinstance(self.gate, (int, float)) and isinstance(self.dale_eps, (int, float)) and self.dale_eps > self.gate:
+            raise ValueError(f"dale_eps must be in [0, gate = {self.gate:g}] so a clamped weight is frozen, "
+                             f"got {self.dale_eps!r}")
 
     @property
     def type_index(self) -> tuple:

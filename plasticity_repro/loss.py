@@ -50,10 +50,9 @@ def candidate_loss(cfg: ModelConfig, rule: Rule, per_network: NetworkLoss):
 
 @partial(jax.jit, static_argnums=0)
 def evaluate_rules(cfg: ModelConfig, rules: Rule, networks):
-    """Losses of a batch of rules on one batch of networks: (candidate_loss (R,), NetworkLoss (R, N))."""
-    from .simulate import run
-    def one_rule(rule):
-        res = jax.vmap(run, in_axes=(None, None, 0))(cfg, rule, networks)
-        nl = jax.vmap(lambda r: network_loss(cfg, r))(res)
-        return candidate_loss(cfg, rule, nl), nl
-    return jax.vmap(one_rule)(rules)
+    """Losses of a batch of rules on one batch of networks: (candidate_loss (R,), NetworkLoss (R, N)).
+    All R x N runs go through the simulation as one flattened batch."""
+    from .simulate import run_grid
+    res = run_grid(cfg, rules, networks)
+    nl = jax.vmap(jax.vmap(lambda r: network_loss(cfg, r)))(res)
+    return jax.vmap(lambda rule, n: candidate_loss(cfg, rule, n))(rules, nl), nl

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -97,8 +98,9 @@ class Rule:
                     raise ValueError(f"{name} must have shape {shape} or ({shape[1]},), got {arr.shape}")
                 if not np.all(np.isfinite(arr)):
                     raise ValueError(f"{name} must be finite")
-            if np.any(taus <= 0):
-                _num("taus", float(taus.min()), 0.0, 10.0, lo_open=True)
+            bad = taus[(taus <= 0) | (taus > 10.0)]
+            if bad.size:
+                _num("taus", float(bad[0]), 0.0, 10.0, lo_open=True)
         return cls(jnp.asarray(coefs, jnp.float32), jnp.asarray(taus, jnp.float32),
                    jnp.asarray(term_mask, jnp.float32))
 
@@ -119,9 +121,10 @@ class Rule:
 
 
 def block_factors(y, x, post_tr, pre_tr, rate_norm, trace_norm):
-    """Stacked post factors P (20, n_post) and pre factors Q (20, n_pre) of the 20 terms.
+    """Stacked post factors P (20, n_post, ...) and pre factors Q (20, n_pre, ...) of the 20 terms.
 
     y, x: post and pre rates; post_tr: (6, n_post) traces for POST_TRACE_SLOTS; pre_tr: (6, n_pre).
+    Trailing axes (a batch of networks) ride along.
     """
     y = y / rate_norm
     x = x / rate_norm
@@ -143,18 +146,137 @@ def block_factors(y, x, post_tr, pre_tr, rate_norm, trace_norm):
     return jnp.stack(P), jnp.stack(Q)
 
 
+def _factor_key(factor: str, slot: int):
+    """Identity of a post or pre factor: plain ("1", "y", "x") or a trace of one slot."""
+    return (factor, slot if "~" in factor else -1)
+
+
+def _half_structure(half: int):
+    """How the 10 terms of one half (0: plain, 1: times w) share factors, from the term table.
+
+    Returns (post_only, pre_only, bilinear_by_post, bilinear_by_pre):
+      post_only: terms whose pre factor is 1 (term "1" included): sum_k c_k P_k is one column vector;
+      pre_only:  terms whose post factor is 1 (but not the pre one): one row vector;
+      bilinear_by_post: {post key: [terms]} of the rest, grouped by a shared post factor, so
+        sum_k c_k P_k Q_k^T is one outer product per group;
+      bilinear_by_pre: the same terms grouped by a shared pre factor (one matvec M Q per group
+        gives every bilinear form P_k^T M Q_k of the group).
+    """
+    ks = range(10 * half, 10 * half + 10)
+    post_only = tuple(k for k in ks if TERMS[k].pre == "1")
+    pre_only = tuple(k for k in ks if TERMS[k].post == "1" and TERMS[k].pre != "1")
+    bilinear = [k for k in ks if TERMS[k].post != "1" and TERMS[k].pre != "1"]
+    by_post, by_pre = {}, {}
+    for k in bilinear:
+        by_post.setdefault(_factor_key(TERMS[k].post, TERMS[k].tau_slot), []).append(k)
+        by_pre.setdefault(_factor_key(TERMS[k].pre, TERMS[k].tau_slot), []).append(k)
+    return post_only, pre_only, tuple(map(tuple, by_post.values())), tuple(map(tuple, by_pre.values()))
+
+
+_HALVES = (_half_structure(0), _half_structure(1))
+
+
+def _outer(p, q):
+    """p (n_post, ...) x q (n_pre, ...) -> (n_post, n_pre, ...)."""
+    return p[:, None] * q[None, :]
+
+
+def _bcast(c):
+    """A coefficient (scalar, or batched on trailing axes) against a factor (n, ...)."""
+    return c[None] if jnp.ndim(c) else c
+
+
+def _half_vectors(c, P, Q, half):
+    """The rank-structured pieces of sum_k c_k P_k Q_k^T over one half: (column vector, row
+    vector, [(post factor, combined pre factor) of each bilinear group])."""
+    post_only, pre_only, by_post, _ = _HALVES[half]
+    col = sum(_bcast(c[k]) * P[k] for k in post_only)
+    row = sum(_bcast(c[k]) * Q[k] for k in pre_only)
+    pairs = [(P[g[0]], sum(_bcast(c[k]) * Q[k] for k in g)) for g in by_post]
+    return col, row, pairs
+
+
+def _half_matrix(col, row, pairs):
+    m = col[:, None] + row[None, :]
+    for p, q in pairs:
+        m = m + _outer(p, q)
+    return m
+
+
 def block_update(c, P, Q, w):
-    """sum_k c_k F_k for one block as two rank-10 products: P0^T diag(c0) Q0 + w . P1^T diag(c1) Q1."""
-    m0 = (P[:10].T * c[:10]) @ Q[:10]
-    m1 = (P[10:].T * c[10:]) @ Q[10:]
-    return m0 + w * m1
+    """sum_k c_k F_k for one block: P0^T diag(c0) Q0 + w . P1^T diag(c1) Q1.
+
+    The ten products of a half share factors (terms with a pre or post factor of 1 collapse to one
+    vector, x y and x~ y share y), so each half is a broadcast sum plus two outer products.
+    c: (20, ...) coefficients, P (20, n_post, ...), Q (20, n_pre, ...), w (n_post, n_pre, ...).
+    The per-cell vectors are formed first (the barrier keeps XLA from recomputing them for
+    every synapse inside the fused elementwise loop).
+    """
+    v0, v1 = _half_vectors(c, P, Q, 0), _half_vectors(c, P, Q, 1)
+    v0, v1 = jax.lax.optimization_barrier((v0, v1))
+    return _half_matrix(*v0) + w * _half_matrix(*v1)
 
 
-def block_effects(c, P, Q, gate, w):
-    """Per-term sum over gated synapses of |c_k F_k|, as bilinear forms P_k^T G Q_k (factors >= 0)."""
-    e0 = jnp.sum(P[:10] * (Q[:10] @ gate.T), axis=1)
-    e1 = jnp.sum(P[10:] * (Q[10:] @ (gate * jnp.abs(w)).T), axis=1)
-    return jnp.abs(c) * jnp.concatenate([e0, e1])
+def _dot0(a, b):
+    """sum_i a[i] b[i] over the leading axis, as one fused elementwise loop over the trailing
+    axes (XLA:CPU reductions and batched dots over a non-minor axis are far slower here)."""
+    out = a[0] * b[0]
+    for i in range(1, a.shape[0]):
+        out = out + a[i] * b[i]
+    return out
+
+
+def _matvec(m, v):
+    """m (n_post, n_pre, ...) times vectors v (k, n_pre, ...) -> (k, n_post, ...), unrolled over
+    n_pre into elementwise loops over the trailing (network) axes."""
+    return jnp.stack([_dot0(jnp.moveaxis(m, 1, 0), vk[:, None]) for vk in v])
+
+
+def _vecmat(v, m):
+    """v (n_post, ...) times m (n_post, n_pre, ...) -> (n_pre, ...)."""
+    return _dot0(m, v[:, None])
+
+
+def gate_sums(gate):
+    """What the effects of the plain terms need from the (activation-constant) gate G:
+    (G, row sums, column sums)."""
+    return gate, jnp.sum(gate, axis=1), jnp.sum(gate, axis=0)
+
+
+def _half_effects(P, Q, m, m_rows, m_cols, half):
+    """P_k^T M Q_k for the 10 terms of one half, M >= 0 (n_post, n_pre, ...); factors >= 0.
+    m_rows / m_cols: row and column sums of M, or None to have them computed here."""
+    post_only, pre_only, _, by_pre = _HALVES[half]
+    vs = [Q[g[0]] for g in by_pre]
+    if m_rows is None:
+        vs.append(jnp.ones_like(Q[0]))
+    mq = _matvec(m, jnp.stack(vs))                      # M Q for each pre group (and M 1)
+    if m_rows is None:
+        m_rows, m_cols = mq[-1], _vecmat(jnp.ones_like(P[0]), m)
+    out = {}
+    for k in post_only:
+        out[k] = _dot0(P[k], m_rows)
+    for k in pre_only:
+        out[k] = _dot0(Q[k], m_cols)
+    for g, group in enumerate(by_pre):
+        for k in group:
+            out[k] = _dot0(P[k], mq[g])
+    return [out[k] for k in range(10 * half, 10 * half + 10)]
+
+
+def block_effects(c, P, Q, gate, w, sums=None):
+    """Per-term sum over gated synapses of |c_k F_k| = |c_k| P_k^T G Q_k (plain terms) and
+    |c_k| P_k^T (G . |w|) Q_k (w terms), as bilinear forms (factors >= 0).
+
+    `sums` = gate_sums(gate) may be passed in when the gate is fixed over many calls.
+    Returns (20, ...).
+    """
+    g, g_rows, g_cols = gate_sums(gate) if sums is None else sums
+    h = g * jnp.abs(w)
+    e = _half_effects(P, Q, g, g_rows, g_cols, 0) + _half_effects(P, Q, h, None, None, 1)
+    e = jnp.stack(e)
+    c = jnp.abs(c)
+    return c.reshape(c.shape + (1,) * (e.ndim - c.ndim)) * e
 
 
 def term_by_term(c, P, Q, w):

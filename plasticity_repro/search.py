@@ -44,7 +44,7 @@ from .config import SYNAPSE_TYPES, LossConfig, ModelConfig, PlasticityConfig, _n
 from .loss import candidate_loss, network_loss
 from .network import make_networks
 from .rules import N_TAUS, N_TERMS, TERM_NAMES, TERMS, Rule, tau_index
-from .simulate import run
+from .simulate import run_batch
 
 
 @struct.dataclass
@@ -63,6 +63,7 @@ class ParamSpace:
     tau_max: float = static(40e-3)
     c_start: float = static(0.0)
     tau_start: float = static(5e-3)
+    start: tuple = static(())     # optional full start vector (e.g. a mean rule, for refits)
 
     def __post_init__(self):
         PlasticityConfig(synapses=self.synapses, tau_convention=self.tau_convention)
@@ -80,10 +81,13 @@ class ParamSpace:
             raise ValueError("signs entries must be -1, 0 or 1")
         if self.n_params == 0:
             raise ValueError("term_mask leaves no coefficient to search")
+        if self.start and len(self.start) != self.n_params:
+            raise ValueError(f"start must have n_params = {self.n_params} entries, got {len(self.start)}")
 
     @classmethod
-    def for_terms(cls, terms, synapses=("ee",), signs=None, **kw) -> "ParamSpace":
-        """Space over named terms only, e.g. for_terms(["x~ y", "x y~"], signs=[1, -1])."""
+    def for_terms(cls, terms, synapses=("ee",), signs=None, start_rule=None, **kw) -> "ParamSpace":
+        """Space over named terms only, e.g. for_terms(["x~ y", "x y~"], signs=[1, -1]); with
+        `start_rule` the search starts from that rule's values of these terms (refits)."""
         mask = np.zeros((3, N_TERMS), int)
         sg = np.zeros((3, N_TERMS), int)
         for i, name in enumerate(terms):
@@ -93,7 +97,12 @@ class ParamSpace:
             t, k = SYNAPSE_TYPES.index(syn), TERM_NAMES.index(term)
             mask[t, k] = 1
             sg[t, k] = 0 if signs is None else int(np.sign(signs[i]))
-        return cls(synapses=synapses, term_mask=_tup(mask), signs=_tup(sg), **kw)
+        space = cls(synapses=synapses, term_mask=_tup(mask), signs=_tup(sg), **kw)
+        if start_rule is not None:
+            lo, hi = space.bounds()
+            x = np.clip(space.from_rule(start_rule), lo, hi)
+            space = cls(synapses=synapses, term_mask=_tup(mask), signs=_tup(sg), start=tuple(float(v) for v in x), **kw)
+        return space
 
     # -- layout of the flat parameter vector --------------------------------------------------
     @property
@@ -142,6 +151,8 @@ class ParamSpace:
         lo, hi = self.bounds()
         nc = len(self.coef_index)
         x = np.r_[np.full(nc, self.c_start), np.full(len(self.tau_flat_index), self.tau_start)]
+        if self.start:
+            x = np.asarray(self.start, np.float64)
         return np.clip(x, lo, hi)
 
     def to_box(self, x):
@@ -286,30 +297,33 @@ def _networks(cfg, seed0, n, n_runs, p_turnover):
 
 
 def _score(cfg: SearchConfig, x, networks):
-    """Candidate loss and per-network results of flat vectors x (P, n) on networks (N,)."""
+    """Candidate losses (R, P) and R^2 (R, P, N) of flat vectors x (R, P, n), run r's candidates
+    on its networks (R, N): all R x P x N runs form one flattened simulation batch."""
     model = cfg.model
-
-    runs = jax.vmap(run, in_axes=(None, None, 0))
+    R, P = x.shape[:2]
+    N = networks.w0.shape[1]
+    rules = jax.vmap(jax.vmap(cfg.space.to_rule))(x)                                   # (R, P)
+    flat_rules = jax.tree.map(lambda a: jnp.repeat(a.reshape((R * P,) + a.shape[2:]), N, axis=0), rules)
+    flat_nets = jax.tree.map(lambda a: jnp.repeat(a, P, axis=0).reshape((R * P * N,) + a.shape[2:]), networks)
+    res = run_batch(model, flat_rules, flat_nets)
+    nl = jax.vmap(lambda r: network_loss(model, r))(res)
+    nl = jax.tree.map(lambda a: a.reshape((R, P, N) + a.shape[1:]), nl)
     if cfg.teacher:
         teacher = Rule.create(np.asarray(cfg.teacher[0]), np.asarray(cfg.teacher[1]))
-        target = runs(model, teacher, networks).w_final
-
-    def one(xi):
-        rule = cfg.space.to_rule(xi)
-        res = runs(model, rule, networks)
-        nl = jax.vmap(lambda r: network_loss(model, r))(res)
-        if cfg.teacher:
-            n_e = model.network.n_e
-            mse = jnp.mean((res.w_final[:, :n_e, :n_e] - target[:, :n_e, :n_e]) ** 2, axis=(1, 2))
-            nl = nl.replace(loss=jnp.where(nl.blew_up, jnp.nan, 1e4 * mse))
-        return candidate_loss(model, rule, nl), nl.decoder_r2
-    return jax.vmap(one)(x)
+        target = run_batch(model, teacher, jax.tree.map(lambda a: a.reshape((R * N,) + a.shape[2:]), networks))
+        target = target.w_final.reshape((R, 1, N) + target.w_final.shape[1:])
+        n_e = model.network.n_e
+        w = res.w_final.reshape((R, P, N) + res.w_final.shape[1:])
+        mse = jnp.mean((w[..., :n_e, :n_e] - target[..., :n_e, :n_e]) ** 2, axis=(-1, -2))
+        nl = nl.replace(loss=jnp.where(nl.blew_up, jnp.nan, 1e4 * mse))
+    losses = jax.vmap(jax.vmap(lambda rule, n: candidate_loss(model, rule, n)))(rules, nl)
+    return losses, nl.decoder_r2
 
 
 @partial(jax.jit, static_argnums=(0,))
 def score_batch(cfg: SearchConfig, x, networks):
     """Losses (R, P) and R^2 (R, P, N) of R runs' candidates, each run on its own networks."""
-    return jax.vmap(lambda xr_, nr: _score(cfg, xr_, nr))(x, networks)
+    return _score(cfg, x, networks)
 
 
 # -- host loop --------------------------------------------------------------------------------

@@ -19,7 +19,10 @@ from flax import struct
 from . import inputs as inputs_mod
 from .config import SYNAPSE_TYPES, ModelConfig
 from .network import Network
-from .rules import N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effects, block_factors, block_update
+from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effects, block_factors,
+                    block_update)
+from .rules import _matvec as block_matvec
+from .rules import gate_sums as block_gate_sums
 from .turnover import apply_flips, draw_flips
 
 
@@ -50,59 +53,90 @@ class Activation:
     effects: jnp.ndarray    # (3, 20) sum over steps and gated synapses of |c_k F_k|
 
 
-def activation(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arrivals) -> Activation:
-    """One activation from rest: `arrivals` (n_steps, N) are all kick + Poisson arrival counts."""
+def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arrivals):
+    """One activation of B networks at once, the network axis last everywhere.
+
+    w, plastic: blocks (n_post, n_pre, B); arrivals (n_steps, N, B). With the networks on the
+    last (contiguous) axis every per-step operation is an elementwise loop or a reduction over a
+    short leading axis, vectorised across networks. Returns (rates (n_steps, N, B), w blocks,
+    effects (3, 20, B)).
+    """
     net, inp, pl = cfg.network, cfg.inputs, cfg.plasticity
     dtype = cfg.dtype
     n_e, n = net.n_e, net.n
     dt = net.dt
-    tau_cell = jnp.asarray(np.r_[np.full(n_e, net.tau_e), np.full(net.n_i, net.tau_i)], dtype)
+    tau_cell = np.r_[np.full(n_e, net.tau_e), np.full(net.n_i, net.tau_i)]
+    bshape = arrivals.shape[2:]   # () for one network, (B,) for networks on the last axis
+    step_cell = jnp.asarray(dt / tau_cell, dtype).reshape((n,) + (1,) * len(bshape))
     consts = inputs_mod.recursion_constants(net, inp)
-    amp = jnp.asarray(inputs_mod.cell_amplitudes(net, inp) * consts[3], dtype)
+    amp = jnp.asarray(inputs_mod.cell_amplitudes(net, inp) * consts[3], dtype).reshape(step_cell.shape)
     coefs = (rule.coefs * rule.term_mask).astype(dtype)
-    taus = rule.effective_taus(pl.tau_convention).astype(dtype)
+    # a per-network rule (leaves (3, k, B), built by run_batch) already holds its effective taus
+    per_net = rule.coefs.ndim == 3
+    taus = (rule.taus if per_net else rule.effective_taus(pl.tau_convention)).astype(dtype)
     blocks = _blocks(n_e, n)
     types = [SYNAPSE_TYPES[t] for t in pl.type_index]
     post_slots, pre_slots = np.asarray(POST_TRACE_SLOTS), np.asarray(PRE_TRACE_SLOTS)
+    bshape = arrivals.shape[2:]   # () for one network, (B,) for networks on the last axis
 
     # gate and Dale signs from W at the start of the activation
     gate = {t: (plastic[t] & (jnp.abs(w[t]) > pl.gate)).astype(dtype) for t in types}
+    lr_gate = {t: pl.lr * gate[t] for t in types}
     sign0 = {t: jnp.where(w[t] >= 0, 1.0, -1.0).astype(dtype) for t in types}
+    sums = {t: block_gate_sums(gate[t]) for t in types}
     decay = {t: (dt / taus[SYNAPSE_TYPES.index(t)]).astype(dtype) for t in types}
+    def _slots(d, slots):  # (6, 1, B) per network, (6, 1, 1...) for one rule
+        d = d[slots]
+        return d[:, None] if per_net else d.reshape((-1, 1) + (1,) * len(bshape))
+    d_post = {t: _slots(decay[t], post_slots) for t in types}
+    d_pre = {t: _slots(decay[t], pre_slots) for t in types}
+    # coefficients against (20, n, B) factors
+    c_b = {t: coefs[SYNAPSE_TYPES.index(t)] for t in types}
+
+    def matvec(m, v):
+        """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), a dot_general batched over networks."""
+        return block_matvec(m, v[None])[0]
 
     def step(carry, a):
         s, r, A, B, wb, post_tr, pre_tr, eff = carry
         a_now, a_old = a
         A, B = inputs_mod.drive_step(A, B, a_now, a_old, consts)
-        v_e = amp[:n_e] * B[:n_e] + wb["ee"] @ r[:n_e] + wb["ie"] @ r[n_e:]
-        v_i = amp[n_e:] * B[n_e:] + wb["ei"] @ r[:n_e]
+        r_e, r_i = r[:n_e], r[n_e:]
+        v_e = amp[:n_e] * B[:n_e] + matvec(wb["ee"], r_e) + matvec(wb["ie"], r_i)
+        v_i = amp[n_e:] * B[n_e:] + matvec(wb["ei"], r_e)
         v = jnp.concatenate([v_e, v_i])
-        s_new = s + (v - s) * (dt / tau_cell)
+        s_new = s + (v - s) * step_cell
         r_new = jnp.maximum(s - net.v_th, 0.0)
-        wb_new, post_new, pre_new, eff_new = dict(wb), {}, {}, eff
+        wb_new, post_new, pre_new, eff_new = dict(wb), {}, {}, dict(eff)
         for t in types:
-            ti = SYNAPSE_TYPES.index(t)
             p, q = blocks[t]
-            d_post, d_pre = decay[t][post_slots][:, None], decay[t][pre_slots][:, None]
-            post_new[t] = post_tr[t] * (1 - d_post) + r[p][None] * d_post
-            pre_new[t] = pre_tr[t] * (1 - d_pre) + r[q][None] * d_pre
+            post_new[t] = post_tr[t] * (1 - d_post[t]) + r[p][None] * d_post[t]
+            pre_new[t] = pre_tr[t] * (1 - d_pre[t]) + r[q][None] * d_pre[t]
             P, Q = block_factors(r_new[p], r_new[q], post_new[t], pre_new[t], pl.rate_norm, pl.trace_norm)
-            upd = block_update(coefs[ti], P, Q, wb[t])
-            w_t = wb[t] + pl.lr * gate[t] * upd
+            upd = block_update(c_b[t], P, Q, wb[t])
+            w_t = wb[t] + lr_gate[t] * upd
             wb_new[t] = jnp.where(sign0[t] * w_t < 0, sign0[t] * pl.dale_eps, w_t)
             if pl.track_effects:
-                eff_new = eff_new.at[ti].add(block_effects(coefs[ti], P, Q, gate[t], wb[t]))
+                eff_new[t] = eff[t] + block_effects(c_b[t], P, Q, gate[t], wb[t], sums[t])
         return (s_new, r_new, A, B, wb_new, post_new, pre_new, eff_new), r_new
 
-    zeros_n = jnp.zeros((n,), dtype)
-    post0 = {t: jnp.zeros((len(post_slots), w[t].shape[0]), dtype) for t in types}
-    pre0 = {t: jnp.zeros((len(pre_slots), w[t].shape[1]), dtype) for t in types}
-    carry0 = (zeros_n, zeros_n, zeros_n, zeros_n, dict(w), post0, pre0, jnp.zeros((3, N_TERMS), dtype))
+    zeros_n = jnp.zeros((n,) + bshape, dtype)
+    post0 = {t: jnp.zeros((len(post_slots), w[t].shape[0]) + bshape, dtype) for t in types}
+    pre0 = {t: jnp.zeros((len(pre_slots), w[t].shape[1]) + bshape, dtype) for t in types}
+    eff0 = {t: jnp.zeros((N_TERMS,) + bshape, dtype) for t in types}
+    carry0 = (zeros_n, zeros_n, zeros_n, zeros_n, dict(w), post0, pre0, eff0)
     arrivals = arrivals.astype(dtype)
     xs = (arrivals[:-1], inputs_mod.delayed(arrivals, inp)[:-1])
     (_, _, _, _, w_end, _, _, eff), rates = jax.lax.scan(step, carry0, xs)
-    rates = jnp.concatenate([jnp.zeros((1, n), dtype), rates])
-    return Activation(rates=rates, w=w_end, effects=eff)
+    rates = jnp.concatenate([jnp.zeros((1, n) + bshape, dtype), rates])
+    effects = jnp.stack([eff[t] if t in eff else jnp.zeros((N_TERMS,) + bshape, dtype) for t in SYNAPSE_TYPES])
+    return rates, w_end, effects
+
+
+def activation(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arrivals) -> Activation:
+    """One activation from rest: `arrivals` (n_steps, N) are all kick + Poisson arrival counts."""
+    rates, w_end, effects = _activation_batch(cfg, rule, w, plastic, arrivals)
+    return Activation(rates=rates, w=w_end, effects=effects)
 
 
 @struct.dataclass
@@ -139,41 +173,66 @@ def activation_draws(cfg: ModelConfig, network: Network, a):
     return arr, flips_ee, flips_ie
 
 
-def run(cfg: ModelConfig, rule: Rule, network: Network) -> RunResult:
-    """All activations of one network under one rule (scan over activations)."""
+def _last(x):
+    """Network axis from first to last."""
+    return jnp.moveaxis(x, 0, -1)
+
+
+def _first(x):
+    return jnp.moveaxis(x, -1, 0)
+
+
+def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
+    """All activations of a batch of networks (leading axis) under one rule, or under one rule
+    per network (rule leaves with the same leading axis: candidates x networks flattened into one
+    batch). A scan over activations whose per-network bookkeeping (draws, turnover, records) is
+    vmapped and whose activations run all networks together with the network axis last."""
     net, inp, lc, tc = cfg.network, cfg.inputs, cfg.loss, cfg.turnover
+    if rule.coefs.ndim == 3:
+        taus = jax.vmap(lambda r: r.effective_taus(cfg.plasticity.tau_convention))(rule)
+        rule = Rule(coefs=_last(rule.coefs), taus=_last(taus), term_mask=_last(rule.term_mask))
     dtype = cfg.dtype
     n_e, n = net.n_e, net.n
-    w0 = split_blocks(network.w0.astype(dtype), n_e)
-    plastic = split_blocks(network.plastic, n_e)
+    n_b = networks.w0.shape[0]
+    w0 = split_blocks(networks.w0.astype(dtype), n_e)
+    plastic_last = {t: _last(x) for t, x in split_blocks(networks.plastic, n_e).items()}
     tables = {name: jnp.asarray(_slot_table(cfg.n_activations, acts)) for name, acts in
               (("fit", lc.fit_activations), ("test", lc.test_activations),
                ("rates", cfg.record_rates), ("weights", cfg.record_weights))}
 
-    def one(carry, a):
-        w, ex_ee, ex_ie, eff, bad, buf = carry
+    def before(network, w, ex_ee, ex_ie, a):
         arr, flips_ee, flips_ie = activation_draws(cfg, network, a)
         w_ee, ex_ee2 = apply_flips(w["ee"], ex_ee, flips_ee, tc.reborn_ee)
         w_ie, ex_ie2 = apply_flips(w["ie"], ex_ie, flips_ie, tc.reborn_ie)
-        w = dict(w, ee=w_ee, ie=w_ie)
-        act = activation(cfg, rule, w, plastic, arr)
-        w_new = act.w
+        return dict(w, ee=w_ee, ie=w_ie), ex_ee2, ex_ie2, arr
+
+    def after(network, w, w_new, rates, effects, eff, bad, buf, a):
         full = join_blocks(w_new, net.n_i)
-        bad = bad | jnp.any(jnp.isnan(act.rates)) | jnp.any(jnp.abs(full) > lc.blowup_w) | jnp.all(
+        bad = bad | jnp.any(jnp.isnan(rates)) | jnp.any(jnp.abs(full) > lc.blowup_w) | jnp.all(
             jnp.abs(w_new["ee"]) < lc.blowup_min_ee)
         # CMA-ES hands in wild candidates: once a network is bad its weights stop moving so that
         # no inf/NaN arithmetic runs on, and the run ends with the penalty flag set.
         w_new = jax.tree.map(lambda x_new, x_old: jnp.where(bad, x_old, x_new), w_new, w)
         fit_b, test_b, rate_b, w_b = buf
-        e_rates = act.rates[:, :n_e]
+        e_rates = rates[:, :n_e]
         fit_b = fit_b.at[tables["fit"][a]].set(e_rates[network.fit_steps])
         test_b = test_b.at[tables["test"][a]].set(e_rates[network.test_steps])
         if cfg.record_rates:
-            rate_b = rate_b.at[tables["rates"][a]].set(act.rates)
+            rate_b = rate_b.at[tables["rates"][a]].set(rates)
         if cfg.record_weights:
             w_b = w_b.at[tables["weights"][a]].set(full)
-        mean_rate = jnp.mean(act.rates)
-        return (w_new, ex_ee2, ex_ie2, eff + act.effects, bad, (fit_b, test_b, rate_b, w_b)), mean_rate
+        return w_new, eff + effects, bad, (fit_b, test_b, rate_b, w_b), jnp.mean(rates)
+
+    def one(carry, a):
+        w, ex_ee, ex_ie, eff, bad, buf = carry
+        w, ex_ee2, ex_ie2, arr = jax.vmap(before, (0, 0, 0, 0, None))(networks, w, ex_ee, ex_ie, a)
+        rates, w_new, effects = _activation_batch(
+            cfg, rule, {t: _last(x) for t, x in w.items()}, plastic_last, _last(arr))
+        w_new = {t: _first(x) for t, x in w_new.items()}
+        rates, effects = _first(rates), _first(effects)
+        w_new, eff, bad, buf, mean_rate = jax.vmap(after, (0,) * 8 + (None,))(
+            networks, w, w_new, rates, effects, eff, bad, buf, a)
+        return (w_new, ex_ee2, ex_ie2, eff, bad, buf), mean_rate
 
     buf0 = (jnp.zeros((len(lc.fit_activations) + 1, lc.n_fit, n_e), dtype),
             jnp.zeros((len(lc.test_activations) + 1, lc.n_test, n_e), dtype),
@@ -181,25 +240,42 @@ def run(cfg: ModelConfig, rule: Rule, network: Network) -> RunResult:
             jnp.zeros((len(cfg.record_weights) + 1, n, n) if cfg.record_weights else (1,), dtype))
     carry0 = (w0, jnp.ones((n_e, n_e), bool), jnp.ones((n_e, net.n_i), bool),
               jnp.zeros((3, N_TERMS), dtype), jnp.asarray(False), buf0)
+    carry0 = (w0,) + jax.tree.map(lambda x: jnp.broadcast_to(x, (n_b,) + x.shape), carry0[1:])
     (w_end, _, _, eff, bad, buf), mean_rate = jax.lax.scan(one, carry0, jnp.arange(cfg.n_activations))
     fit_b, test_b, rate_b, w_b = buf
     n_rr, n_rw = len(cfg.record_rates), len(cfg.record_weights)
     return RunResult(
-        fit_rates=fit_b[:-1], test_rates=test_b[:-1], mean_rate=mean_rate,
-        rates=rate_b[:-1] if n_rr else jnp.zeros((0, net.n_steps, n), dtype),
-        weights=w_b[:-1] if n_rw else jnp.zeros((0, n, n), dtype),
+        fit_rates=fit_b[:, :-1], test_rates=test_b[:, :-1], mean_rate=mean_rate.T,
+        rates=rate_b[:, :-1] if n_rr else jnp.zeros((n_b, 0, net.n_steps, n), dtype),
+        weights=w_b[:, :-1] if n_rw else jnp.zeros((n_b, 0, n, n), dtype),
         w_final=join_blocks(w_end, net.n_i), effects=eff, blew_up=bad,
-        fit_steps=network.fit_steps, test_steps=network.test_steps)
+        fit_steps=networks.fit_steps, test_steps=networks.test_steps)
+
+
+def run(cfg: ModelConfig, rule: Rule, network: Network) -> RunResult:
+    """All activations of one network under one rule (scan over activations)."""
+    res = run_batch(cfg, rule, jax.tree.map(lambda x: x[None], network))
+    return jax.tree.map(lambda x: x[0], res)
 
 
 @partial(jax.jit, static_argnums=0)
 def run_networks(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
-    """One rule on a batch of networks (vmap over the networks' leading axis)."""
-    return jax.vmap(run, in_axes=(None, None, 0))(cfg, rule, networks)
+    """One rule on a batch of networks (leading axis)."""
+    return run_batch(cfg, rule, networks)
+
+
+def run_grid(cfg: ModelConfig, rules: Rule, networks: Network) -> RunResult:
+    """Every rule (leading axis R) on every network (leading axis N) as one flattened batch of
+    R x N networks; result axes (rule, network)."""
+    R = rules.coefs.shape[0]
+    N = networks.w0.shape[0]
+    flat_rules = jax.tree.map(lambda x: jnp.repeat(x, N, axis=0), rules)
+    flat_nets = jax.tree.map(lambda x: jnp.tile(x, (R,) + (1,) * (x.ndim - 1)), networks)
+    res = run_batch(cfg, flat_rules, flat_nets)
+    return jax.tree.map(lambda x: x.reshape((R, N) + x.shape[1:]), res)
 
 
 @partial(jax.jit, static_argnums=0)
 def run_candidates(cfg: ModelConfig, rules: Rule, networks: Network) -> RunResult:
     """A batch of rules, each on the same batch of networks: result axes (rule, network)."""
-    per_rule = jax.vmap(run, in_axes=(None, None, 0))
-    return jax.vmap(per_rule, in_axes=(None, 0, None))(cfg, rules, networks)
+    return run_grid(cfg, rules, networks)

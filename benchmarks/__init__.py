@@ -1,0 +1,1 @@
+"""Benchmarks of the simulation (run `python -m benchmarks.bench`)."""

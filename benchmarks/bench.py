@@ -1,0 +1,159 @@
+"""Throughput of the batched JAX simulation against the plain-NumPy reference.
+
+Measures network-activations per second (one network simulated for one activation of
+n_steps Euler steps with the plasticity rule applied every step) of `simulate.run_networks`
+(E->E rule with all 20 coefficients nonzero, effects tracked, float32) at several batch sizes,
+its compile time (first call minus a steady call), and `numpy_reference.activation` (one
+activation, float64) in the same process. Prints a table and writes a small JSON file to
+benchmarks/results/<device>-<date>.json.
+
+    python -m benchmarks.bench                   # batches 1, 10, 170, 340
+    python -m benchmarks.bench --quick           # batches 1, 10; fewer repeats
+    python -m benchmarks.bench --batches 1 170 --activations 10
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+# The authors' figure: their NumPy code ran ~7.9 network-activations/s per CPU core. Quoted
+# from the paper's setup, not measured here.
+AUTHORS_ACTS_PER_S_PER_CORE = 7.9
+
+
+def _rule(rng):
+    """An E->E rule with every one of the 20 coefficients nonzero (small, so runs stay finite)."""
+    import numpy as np
+    from plasticity_repro.rules import Rule
+    coefs = np.zeros((3, 20))
+    coefs[0] = rng.choice([-1.0, 1.0], 20) * rng.uniform(0.002, 0.01, 20)
+    taus = np.full((3, 12), 1e-3) + rng.uniform(0, 19e-3, (3, 12))
+    return Rule.create(coefs, taus)
+
+
+def _config(n_act: int):
+    from plasticity_repro.config import LossConfig, ModelConfig
+    loss = LossConfig(fit_activations=(n_act - 2,), test_activations=(n_act - 1,))
+    return ModelConfig(loss=loss, n_activations=n_act, float64=False)
+
+
+def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05) -> dict:
+    """Steady and first-call wall time of run_networks on `batch` networks x `n_act` activations."""
+    import jax
+    import numpy as np
+    from plasticity_repro.network import make_networks
+    from plasticity_repro.simulate import run_networks
+    cfg = _config(n_act)
+    rule = _rule(np.random.default_rng(0))
+    nets = make_networks(cfg, np.arange(batch), p_turnover_ee=p_turnover)
+    jax.block_until_ready(nets)
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(run_networks(cfg, rule, nets))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run_networks(cfg, rule, nets))
+        times.append(time.perf_counter() - t0)
+    steady = min(times)
+    return dict(batch=batch, n_activations=n_act, first_s=first, steady_s=steady,
+                steady_all_s=times, compile_s=max(first - steady, 0.0),
+                acts_per_s=batch * n_act / steady,
+                blew_up=int(np.asarray(out.blew_up).sum()))
+
+
+def bench_numpy(repeats: int) -> dict:
+    """One float64 activation of the NumPy reference with the same kind of rule (E->E only)."""
+    import jax
+    import numpy as np
+    from plasticity_repro import numpy_reference as ref
+    from plasticity_repro.network import make_network
+    from plasticity_repro.simulate import activation_draws
+    cfg = _config(2)
+    rule = _rule(np.random.default_rng(0))
+    net = make_network(cfg, 0)
+    arr, _, _ = activation_draws(cfg, net, 0)
+    drive = ref.drive_from_arrivals(np.asarray(arr, np.float64))
+    args = (np.asarray(net.w0, np.float64), drive, np.asarray(net.plastic),
+            np.asarray(rule.coefs, np.float64), np.asarray(rule.taus, np.float64))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ref.activation(*args, synapses=("ee",))
+        times.append(time.perf_counter() - t0)
+    jax.block_until_ready(arr)
+    return dict(steady_s=min(times), acts_per_s=1.0 / min(times))
+
+
+def _device_name() -> str:
+    import jax
+    d = jax.devices()[0]
+    kind = getattr(d, "device_kind", d.platform)
+    return f"{d.platform}-{kind}" if kind != d.platform else d.platform
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=None,
+                        help="networks per call (default 1 10 170 340; --quick: 1 10)")
+    parser.add_argument("--activations", type=int, default=10,
+                        help="activations per network run (default 10)")
+    parser.add_argument("--repeats", type=int, default=None, help="steady calls per batch (best is kept)")
+    parser.add_argument("--quick", action="store_true", help="small batches, fewer repeats")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                        help="folder for the JSON results")
+    args = parser.parse_args(argv)
+    if args.activations < 2:
+        parser.error(f"--activations must be >= 2, got {args.activations}")
+    batches = args.batches or ([1, 10] if args.quick else [1, 10, 170, 340])
+    repeats = args.repeats or (2 if args.quick else 3)
+
+    import jax
+    # measure real compile time, not a hit in a persistent compilation cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    devices = [str(d) for d in jax.devices()]
+    device = _device_name()
+    ncpu = os.cpu_count()
+    now = datetime.datetime.now().astimezone()
+
+    numpy_res = bench_numpy(repeats=2 if args.quick else 3)
+    rows = [bench_jax(b, args.activations, repeats) for b in batches]
+
+    np_rate = numpy_res["acts_per_s"]
+    authors = AUTHORS_ACTS_PER_S_PER_CORE * ncpu
+    print(f"\nplasticity_repro benchmark  {now:%Y-%m-%d %H:%M %Z}")
+    print(f"devices: {devices}   CPU count: {ncpu}   {platform.processor() or platform.machine()}")
+    print(f"jax {jax.__version__}; network-activations of 1100 Euler steps, E->E rule with 20 "
+          f"nonzero terms, effects tracked, float32, {args.activations} activations per run")
+    print(f"NumPy reference (numpy_reference.activation, float64, 1 activation): "
+          f"{numpy_res['steady_s']:.3f} s = {np_rate:.2f} net-act/s")
+    print(f"authors' reference: ~{AUTHORS_ACTS_PER_S_PER_CORE} net-act/s per core (quoted, not "
+          f"measured here) x {ncpu} cores = {authors:.1f} net-act/s\n")
+    head = f"{'batch':>6} {'steady s':>9} {'net-act/s':>10} {'compile s':>10} {'x NumPy':>8} {'x authors':>10}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
+              f"{r['acts_per_s'] / np_rate:>8.1f} {r['acts_per_s'] / authors:>10.2f}")
+
+    result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
+                  cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
+                  numpy_reference=numpy_res, jax_runs=rows,
+                  authors_acts_per_s_per_core=AUTHORS_ACTS_PER_S_PER_CORE,
+                  authors_note="quoted from the authors' setup, not measured here")
+    args.out.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", device)
+    path = args.out / f"{safe}-{now:%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Evaluate rules on fresh networks (Fig 2-4): losses, R^2, example rates and weights, firing
+order, the weight-versus-lag "kernel", and term dropout.
+
+Everything returns an `xr.Dataset` with provenance; nothing stores full rate traces of all
+networks (example networks only, strided in time).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from .. import datasets
+from ..config import SYNAPSE_TYPES, ModelConfig
+from ..loss import evaluate_rules, network_loss
+from ..network import make_networks
+from ..rules import N_TERMS, TERM_NAMES, Rule
+from ..simulate import run_batch
+
+LAG_EDGES_MS = np.arange(-40.0, 40.0 + 1e-9, 4.0)
+
+
+def stack_rules(rules) -> Rule:
+    """Batch a list of Rules along a leading axis."""
+    return jax.tree.map(lambda *a: jnp.stack(a), *rules)
+
+
+def mean_firing_time(rates, dt: float):
+    """Mean firing time sum_t t r / sum_t r (s) of each cell; NaN for a silent cell. rates (..., T, N)."""
+    rates = np.asarray(rates, np.float64)
+    t = np.arange(rates.shape[-2]) * dt
+    total = rates.sum(axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, np.einsum("...tn,t->...n", rates, t) / total, np.nan)
+
+
+def firing_order(t_mean) -> np.ndarray:
+    """Cell indices sorted by mean firing time (silent cells last, in index order)."""
+    t = np.where(np.isnan(t_mean), np.inf, t_mean)
+    return np.argsort(t, kind="stable")
+
+
+def weight_lag_kernel(w_ee, t_mean_e, edges_ms=LAG_EDGES_MS):
+    """Mean E->E weight w[post, pre] binned by lag t_post - t_pre (ms) of mean firing times,
+    pooled over networks. w_ee (nets, n_e, n_e), t_mean_e (nets, n_e) in s. Returns (mean, count)."""
+    w_ee = np.asarray(w_ee, np.float64)
+    lag = (t_mean_e[:, :, None] - t_mean_e[:, None, :]) * 1e3
+    n_e = w_ee.shape[-1]
+    off = ~np.eye(n_e, dtype=bool)[None].repeat(len(w_ee), 0)
+    ok = off & np.isfinite(lag)
+    idx = np.digitize(lag[ok], edges_ms) - 1
+    inside = (idx >= 0) & (idx < len(edges_ms) - 1)
+    sums = np.bincount(idx[inside], weights=w_ee[ok][inside], minlength=len(edges_ms) - 1)
+    counts = np.bincount(idx[inside], minlength=len(edges_ms) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan), counts
+
+
+@partial(jax.jit, static_argnums=0)
+def _run_and_score(cfg: ModelConfig, rule: Rule, networks):
+    res = run_batch(cfg, rule, networks)
+    nl = jax.vmap(lambda r: network_loss(cfg, r))(res)
+    return res, nl
+
+
+def network_losses(cfg: ModelConfig, rules: Rule, seeds, p_turnover_ee=0.0, chunk: int = 64) -> dict:
+    """Per-network loss, R^2, mean rate and blow-up flag of each rule (R, N): the rules' batch axis
+    is vmapped, networks are processed in chunks to bound memory."""
+    seeds = np.asarray(seeds)
+    out = {k: [] for k in ("loss", "decoder_r2", "mean_rate", "blew_up")}
+    for i in range(0, len(seeds), chunk):
+        nets = make_networks(cfg, seeds[i:i + chunk], p_turnover_ee=p_turnover_ee)
+        _, nl = evaluate_rules(cfg, rules, nets)
+        for k in out:
+            out[k].append(np.asarray(getattr(nl, k)))
+    return {k: np.concatenate(v, axis=1) for k, v in out.items()}
+
+
+def evaluate_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, profile: str,
+                     rates_at=(0, 199, 399), weights_at=(0, 399), n_examples: int = 2,
+                     time_stride: int = 10, p_turnover_ee: float = 0.0, chunk: int = 25,
+                     extra_params: dict | None = None) -> xr.Dataset:
+    """Rules on fresh networks: per-network losses and R^2; example rates (strided) at `rates_at`
+    and weights at `weights_at`; mean firing times at the last of `rates_at`; the E->E weight
+    kernel over lag, at the first and last of `weights_at`."""
+    import dataclasses
+    seeds = np.asarray(seeds)
+    cfg = dataclasses.replace(cfg, record_rates=tuple(rates_at), record_weights=tuple(weights_at))
+    n_e, dt = cfg.network.n_e, cfg.network.dt
+    per = {k: [] for k in ("loss", "decoder_r2", "mean_rate", "blew_up", "effects", "t_mean",
+                           "ex_rates", "ex_w", "kernel", "kernel0", "count")}
+    for rule in rules:
+        acc = {k: [] for k in ("loss", "decoder_r2", "mean_rate", "blew_up", "effects", "t_mean", "w_first", "w_last")}
+        ex_rates = ex_w = None
+        for i in range(0, len(seeds), chunk):
+            nets = make_networks(cfg, seeds[i:i + chunk], p_turnover_ee=p_turnover_ee)
+            res, nl = _run_and_score(cfg, rule, nets)
+            for k in ("loss", "decoder_r2", "mean_rate", "blew_up", "effects"):
+                acc[k].append(np.asarray(getattr(nl, k)))
+            rates = np.asarray(res.rates)                     # (n, len(rates_at), T, N)
+            acc["t_mean"].append(mean_firing_time(rates[:, -1], dt))
+            w = np.asarray(res.weights)
+            acc["w_first"].append(w[:, 0, :n_e, :n_e])
+            acc["w_last"].append(w[:, -1, :n_e, :n_e])
+            if ex_rates is None:
+                ex_rates = rates[:n_examples, :, ::time_stride]
+                ex_w = w[:n_examples]
+        cat = {k: np.concatenate(v) for k, v in acc.items()}
+        for k in ("loss", "decoder_r2", "mean_rate", "blew_up", "t_mean"):
+            per[k].append(cat[k])
+        per["effects"].append(cat["effects"].mean(axis=0))
+        per["ex_rates"].append(ex_rates)
+        per["ex_w"].append(ex_w)
+        kern, cnt = weight_lag_kernel(cat["w_last"], cat["t_mean"][:, :n_e])
+        kern0, _ = weight_lag_kernel(cat["w_first"], cat["t_mean"][:, :n_e])
+        per["kernel"].append(kern)
+        per["kernel0"].append(kern0)
+        per["count"].append(cnt)
+    n_cells = cfg.network.n
+    lag_centres = 0.5 * (LAG_EDGES_MS[1:] + LAG_EDGES_MS[:-1])
+    rules_b = stack_rules(rules)
+    ds = xr.Dataset(
+        {
+            "loss": (("rule", "network"), np.stack(per["loss"])),
+            "decoder_r2": (("rule", "network"), np.stack(per["decoder_r2"])),
+            "mean_rate": (("rule", "network"), np.stack(per["mean_rate"])),
+            "blew_up": (("rule", "network"), np.stack(per["blew_up"]).astype(np.int8)),
+            "effects": (("rule", "synapse", "term"), np.stack(per["effects"])),
+            "mean_firing_time": (("rule", "network", "cell"), np.stack(per["t_mean"])),
+            "example_rates": (("rule", "example", "rate_activation", "time", "cell"), np.stack(per["ex_rates"])),
+            "example_weights": (("rule", "example", "weight_activation", "post", "pre"), np.stack(per["ex_w"])),
+            "kernel": (("rule", "lag"), np.stack(per["kernel"])),
+            "kernel_initial": (("rule", "lag"), np.stack(per["kernel0"])),
+            "kernel_count": (("rule", "lag"), np.stack(per["count"])),
+            "coefs": (("rule", "synapse", "term"), np.asarray(rules_b.coefs * rules_b.term_mask)),
+            "taus": (("rule", "synapse", "tau_slot"), np.asarray(rules_b.taus)),
+        },
+        coords={"rule": list(rule_names), "network": seeds, "cell": np.arange(n_cells),
+                "example": np.arange(min(n_examples, len(seeds))),
+                "rate_activation": np.asarray(rates_at) + 1, "weight_activation": np.asarray(weights_at) + 1,
+                "time": np.arange(0, cfg.network.n_steps, time_stride) * dt * 1e3,
+                "post": np.arange(n_cells), "pre": np.arange(n_cells), "lag": lag_centres,
+                "synapse": list(SYNAPSE_TYPES), "term": list(TERM_NAMES), "tau_slot": np.arange(12)},
+    )
+    ds["time"].attrs["units"] = "ms"
+    ds["lag"].attrs["units"] = "ms (t_post - t_pre of mean firing times)"
+    ds["mean_firing_time"].attrs["units"] = "s"
+    ds["rate_activation"].attrs["long_name"] = "activation (1-based, as in the paper)"
+    params = dict(model=cfg.to_dict(), seeds=seeds.tolist(), p_turnover_ee=p_turnover_ee, **(extra_params or {}))
+    ds.attrs.update(datasets.provenance(params, profile, seeds, cfg.float64, kind="evaluation"))
+    return ds
+
+
+def dropout_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, profile: str,
+                    synapse: str = "ee", p_turnover_ee: float = 0.0, chunk: int = 32,
+                    extra_params: dict | None = None) -> xr.Dataset:
+    """Each term of `synapse` set to zero in turn (its time constant then unused): per-network
+    losses of every variant on the same networks, and per rule the shift
+    max(median(dropped) - median(full), 0) (Fig 3c, 4b)."""
+    t = SYNAPSE_TYPES.index(synapse)
+    variants = ["full"] + list(TERM_NAMES)
+    losses = []
+    for rule in rules:
+        batch = []
+        for v in range(len(variants)):
+            mask = np.asarray(rule.term_mask).copy()
+            if v > 0:
+                mask[t, v - 1] = 0.0
+            batch.append(rule.replace(term_mask=jnp.asarray(mask)))
+        out = network_losses(cfg, stack_rules(batch), seeds, p_turnover_ee, chunk)
+        # a blown-up network scores the per-network blow-up value
+        losses.append(np.where(out["blew_up"], cfg.loss.blowup_loss, out["loss"]))
+    losses = np.stack(losses)                                  # (rule, variant, network)
+    med = np.median(losses, axis=-1)
+    shift = np.maximum(med[:, 1:] - med[:, :1], 0.0)
+    ds = xr.Dataset(
+        {"loss": (("rule", "variant", "network"), losses),
+         "median_loss": (("rule", "variant"), med),
+         "shift": (("rule", "term"), shift),
+         "median_shift": (("term",), np.median(shift, axis=0)),
+         "coefs": (("rule", "term"), np.stack([np.asarray(r.coefs[t] * r.term_mask[t]) for r in rules]))},
+        coords={"rule": list(rule_names), "variant": variants, "term": list(TERM_NAMES),
+                "network": np.asarray(seeds)})
+    params = dict(model=cfg.to_dict(), seeds=np.asarray(seeds).tolist(), synapse=synapse,
+                  p_turnover_ee=p_turnover_ee, **(extra_params or {}))
+    ds.attrs.update(datasets.provenance(params, profile, seeds, cfg.float64, kind="dropout"))
+    ds.attrs["synapse"] = synapse
+    return ds
+
+
+def term_ranking(ds_dropout: xr.Dataset) -> list:
+    """Terms ordered by the median over rules of their dropout shift (largest first), then by
+    mean |c| to break ties."""
+    shift = ds_dropout["median_shift"].values
+    mag = np.abs(ds_dropout["coefs"].values).mean(axis=0)
+    order = np.lexsort((-mag, -shift))
+    return [str(ds_dropout["term"].values[i]) for i in order]
