@@ -134,6 +134,10 @@ class PlasticityConfig:
     gate: float = static(2e-6)            # synapses with |w| <= gate at activation start are frozen
     dale_eps: float = static(1e-6)        # a sign-flipped weight is set to +-dale_eps
     track_effects: bool = static(True)    # accumulate sum |c_k F_k| (needed by the loss)
+    # The hand-made comparison rule (Fig 4): after each step, E->E synapses onto a cell whose summed
+    # incoming weight exceeds Rule.hetero[0] (and from a cell whose summed outgoing weight does) are
+    # depressed at rate Rule.hetero[1] x the excess, and no E->E weight exceeds Rule.hetero[2].
+    heterosynaptic: bool = static(False)
 
     def __post_init__(self):
         if (not isinstance(self.synapses, tuple) or len(self.synapses) == 0
@@ -168,9 +172,12 @@ class TurnoverConfig:
     # Turnover acts before activations >= first_activation. The E+I reference starts at 1 (the
     # spec); its E->E-only branch also flipped before activation 0 (first_activation=0).
     first_activation: int = static(1)
+    # ... and before activations < stop_activation (the stress test: turnover on 401..549 only)
+    stop_activation: int = static(10 ** 7)
 
     def __post_init__(self):
         _num("first_activation", self.first_activation, 0, 10 ** 7, integer=True)
+        _num("stop_activation", self.stop_activation, self.first_activation, 10 ** 7, integer=True)
         _num("reborn_ee", self.reborn_ee, 0.0, 100.0)
         _num("reborn_ie", self.reborn_ie, -100.0, 0.0)
         if not isinstance(self.diagonal, bool):
@@ -218,6 +225,23 @@ class LossConfig:
 
 
 @struct.dataclass
+class PerturbationConfig:
+    """A single-cell perturbation (Fig 6): at activation `activation` (0-based; -1 = none) scale one
+    E cell's E->E afferents by `afferent_scale` once, and from then on multiply its fresh Poisson
+    rate by `input_gain`."""
+    activation: int = static(-1)
+    cell: int = static(0)
+    afferent_scale: float = static(1.0)
+    input_gain: float = static(1.0)
+
+    def __post_init__(self):
+        _num("activation", self.activation, -1, 10 ** 7, integer=True)
+        _num("cell", self.cell, 0, 4095, integer=True)
+        _num("afferent_scale", self.afferent_scale, 0.0, 100.0)
+        _num("input_gain", self.input_gain, 0.0, 1000.0)
+
+
+@struct.dataclass
 class ModelConfig:
     """Everything static about one simulated run of a network: model, protocol and records."""
     network: NetworkConfig = static(NetworkConfig())
@@ -225,6 +249,7 @@ class ModelConfig:
     plasticity: PlasticityConfig = static(PlasticityConfig())
     turnover: TurnoverConfig = static(TurnoverConfig())
     loss: LossConfig = static(LossConfig())
+    perturbation: PerturbationConfig = static(PerturbationConfig())
     n_activations: int = static(400)
     record_rates: tuple = static(())      # extra activations whose full rates are kept (figures)
     record_weights: tuple = static(())    # activations whose end-of-activation W is kept
@@ -238,6 +263,9 @@ class ModelConfig:
         if self.loss.window_stop > self.network.n_steps:
             raise ValueError(f"loss.window_stop must be <= network.n_steps = {self.network.n_steps}, "
                              f"got {self.loss.window_stop}")
+        if self.perturbation.cell >= self.network.n_e:
+            raise ValueError(f"perturbation.cell must be an E cell in [0, {self.network.n_e - 1}], "
+                             f"got {self.perturbation.cell}")
         _steps("record_rates", self.record_rates, self.n_activations)
         _steps("record_weights", self.record_weights, self.n_activations)
         for f in ("fit_activations", "test_activations"):

@@ -35,13 +35,24 @@ def _poisson_cells(net: NetworkConfig) -> np.ndarray:
     return m
 
 
-def poisson_arrivals(net: NetworkConfig, inp: InputConfig, key, rate_hz: float, dtype) -> jnp.ndarray:
-    """(n_steps, N) Poisson(rate dt) arrival counts on steps [start_step, stop_step), all cells but E0."""
+def poisson_arrivals(net: NetworkConfig, inp: InputConfig, key, rate_hz: float, dtype,
+                     gain=None) -> jnp.ndarray:
+    """(n_steps, N) Poisson(rate dt) arrival counts on steps [start_step, stop_step), all cells but E0.
+    `gain` (N,), optional, multiplies each cell's rate (one cell's input boosted in Fig 6)."""
     n = net.n_e + net.n_i
     u = jax.random.uniform(key, (inp.stop_step - inp.start_step, n), jnp.float32)
     a = jnp.zeros(u.shape, jnp.float32)
-    for cdf in poisson_cdf(rate_hz * net.dt):
-        a = a + (u >= cdf)
+    if gain is None:
+        for cdf in poisson_cdf(rate_hz * net.dt):
+            a = a + (u >= cdf)
+    else:  # per-cell rates: thresholds per cell, a Poisson cdf with up to 8 arrivals per step
+        lam = rate_hz * net.dt * gain
+        pmf = jnp.exp(-lam)
+        cdf = pmf
+        for k in range(1, 9):
+            a = a + (u >= cdf)
+            pmf = pmf * lam / k
+            cdf = cdf + pmf
     a = a * jnp.asarray(_poisson_cells(net))[None]
     full = jnp.zeros((net.n_steps, n), dtype)
     return full.at[inp.start_step:inp.stop_step].set(a.astype(dtype))
@@ -60,9 +71,9 @@ def frozen_arrivals(net: NetworkConfig, inp: InputConfig, key, dtype=jnp.float32
     return a.at[:inp.kick_steps, 0].add(1.0)
 
 
-def fresh_arrivals(net: NetworkConfig, inp: InputConfig, key, dtype=jnp.float32) -> jnp.ndarray:
+def fresh_arrivals(net: NetworkConfig, inp: InputConfig, key, dtype=jnp.float32, gain=None) -> jnp.ndarray:
     """Arrivals drawn anew for each activation (the non-frozen share of the Poisson rate)."""
-    return poisson_arrivals(net, inp, key, inp.rate_hz * (1.0 - inp.frozen_fraction), dtype)
+    return poisson_arrivals(net, inp, key, inp.rate_hz * (1.0 - inp.frozen_fraction), dtype, gain)
 
 
 def delayed(arrivals: jnp.ndarray, inp: InputConfig) -> jnp.ndarray:

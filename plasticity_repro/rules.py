@@ -23,6 +23,8 @@ from .config import SYNAPSE_TYPES, _num
 
 N_TERMS = 20
 N_TAUS = 12
+HETERO_OFF = (1e9, 0.0, 1e9)   # (summed-weight limit, rate, cap) that never binds
+HETERO_NAMES = ("hetero:sum_max", "hetero:rate", "hetero:w_cap")
 
 
 class Term(NamedTuple):
@@ -75,13 +77,20 @@ class Rule:
 
     Rows follow SYNAPSE_TYPES = (ee, ei, ie); rows of types that are not plastic are ignored.
     `term_mask` (1 = on) zeroes terms for dropout and refits without touching c.
+    `hetero` = (summed-weight limit, depression rate, single-synapse cap) of the hand-made rule's
+    heterosynaptic E->E bound; used only with PlasticityConfig(heterosynaptic=True).
     """
     coefs: jnp.ndarray
     taus: jnp.ndarray
     term_mask: jnp.ndarray
+    hetero: jnp.ndarray = None
+
+    def __post_init__(self):
+        if self.hetero is None:  # plain construction: the bound is inactive
+            object.__setattr__(self, "hetero", jnp.asarray(HETERO_OFF, jnp.float32))
 
     @classmethod
-    def create(cls, coefs=None, taus=None, term_mask=None, *, validate: bool = True) -> "Rule":
+    def create(cls, coefs=None, taus=None, term_mask=None, hetero=None, *, validate: bool = True) -> "Rule":
         coefs = np.zeros((3, N_TERMS)) if coefs is None else np.asarray(coefs, dtype=np.float64)
         taus = np.full((3, N_TAUS), 5e-3) if taus is None else np.asarray(taus, dtype=np.float64)
         term_mask = np.ones((3, N_TERMS)) if term_mask is None else np.asarray(term_mask, np.float64)
@@ -101,8 +110,11 @@ class Rule:
             bad = taus[(taus <= 0) | (taus > 10.0)]
             if bad.size:
                 _num("taus", float(bad[0]), 0.0, 10.0, lo_open=True)
+        hetero = np.asarray(HETERO_OFF if hetero is None else hetero, np.float64)
+        if validate and (hetero.shape != (3,) or np.any(hetero < 0) or not np.all(np.isfinite(hetero))):
+            raise ValueError(f"hetero must be 3 non-negative numbers (sum limit, rate, cap), got {hetero.tolist()}")
         return cls(jnp.asarray(coefs, jnp.float32), jnp.asarray(taus, jnp.float32),
-                   jnp.asarray(term_mask, jnp.float32))
+                   jnp.asarray(term_mask, jnp.float32), jnp.asarray(hetero, jnp.float32))
 
     @classmethod
     def from_terms(cls, terms: dict, synapse: str = "ee", taus=None) -> "Rule":

@@ -43,7 +43,7 @@ from . import datasets
 from .config import SYNAPSE_TYPES, LossConfig, ModelConfig, PlasticityConfig, _num, static, to_dict
 from .loss import candidate_loss, network_loss
 from .network import make_networks
-from .rules import N_TAUS, N_TERMS, TERM_NAMES, TERMS, Rule, tau_index
+from .rules import HETERO_NAMES, HETERO_OFF, N_TAUS, N_TERMS, TERM_NAMES, TERMS, Rule, tau_index
 from .simulate import run_batch
 
 
@@ -64,6 +64,11 @@ class ParamSpace:
     c_start: float = static(0.0)
     tau_start: float = static(5e-3)
     start: tuple = static(())     # optional full start vector (e.g. a mean rule, for refits)
+    # the hand-made rule's heterosynaptic bound (sum limit, rate, cap) searched as 3 more numbers
+    heterosynaptic: bool = static(False)
+    hetero_lo: tuple = static((0.5, 0.0, 0.05))
+    hetero_hi: tuple = static((20.0, 10.0, 2.0))
+    hetero_start: tuple = static((5.0, 0.5, 1.0))
 
     def __post_init__(self):
         PlasticityConfig(synapses=self.synapses, tau_convention=self.tau_convention)
@@ -124,7 +129,7 @@ class ParamSpace:
 
     @property
     def n_params(self) -> int:
-        return len(self.coef_index) + len(self.tau_flat_index)
+        return len(self.coef_index) + len(self.tau_flat_index) + 3 * self.heterosynaptic
 
     @property
     def names(self) -> list:
@@ -135,7 +140,7 @@ class ParamSpace:
             t, j = readers[0]
             term = TERM_NAMES[[k for k in range(N_TERMS) if TERMS[k].tau_slot == j][0]]
             out.append(f"{SYNAPSE_TYPES[t]}:tau[{term}]")
-        return out
+        return out + (list(HETERO_NAMES) if self.heterosynaptic else [])
 
     def bounds(self):
         """(lo, hi) arrays of the flat vector, in the rule's units (tau in s)."""
@@ -144,6 +149,9 @@ class ParamSpace:
         hi = [0.0 if sg[t, k] < 0 else self.c_max for t, k in self.coef_index]
         lo += [self.tau_min] * len(self.tau_flat_index)
         hi += [self.tau_max] * len(self.tau_flat_index)
+        if self.heterosynaptic:
+            lo += list(self.hetero_lo)
+            hi += list(self.hetero_hi)
         return np.asarray(lo), np.asarray(hi)
 
     def x0(self) -> np.ndarray:
@@ -151,6 +159,8 @@ class ParamSpace:
         lo, hi = self.bounds()
         nc = len(self.coef_index)
         x = np.r_[np.full(nc, self.c_start), np.full(len(self.tau_flat_index), self.tau_start)]
+        if self.heterosynaptic:
+            x = np.r_[x, self.hetero_start]
         if self.start:
             x = np.asarray(self.start, np.float64)
         return np.clip(x, lo, hi)
@@ -172,15 +182,18 @@ class ParamSpace:
         if nc:
             t, k = (np.asarray(a) for a in zip(*self.coef_index))
             coefs = coefs.at[t, k].set(v[:nc])
+        nt = len(self.tau_flat_index)
         taus = jnp.full((3 * N_TAUS,), self.tau_start, x.dtype)
-        taus = taus.at[np.asarray(self.tau_flat_index, int)].set(v[nc:]).reshape(3, N_TAUS)
-        return Rule(coefs=coefs, taus=taus, term_mask=jnp.asarray(self.term_mask, x.dtype))
+        taus = taus.at[np.asarray(self.tau_flat_index, int)].set(v[nc:nc + nt]).reshape(3, N_TAUS)
+        hetero = v[nc + nt:nc + nt + 3] if self.heterosynaptic else jnp.asarray(HETERO_OFF, x.dtype)
+        return Rule(coefs=coefs, taus=taus, term_mask=jnp.asarray(self.term_mask, x.dtype), hetero=hetero)
 
     def from_rule(self, rule: Rule) -> np.ndarray:
         """Flat vector (inside the box) of a rule's searched numbers."""
         c = np.asarray(rule.coefs)
         taus = np.asarray(rule.taus).reshape(-1)
-        return np.r_[[c[t, k] for t, k in self.coef_index], taus[list(self.tau_flat_index)]]
+        x = np.r_[[c[t, k] for t, k in self.coef_index], taus[list(self.tau_flat_index)]]
+        return np.r_[x, np.asarray(rule.hetero)] if self.heterosynaptic else x
 
 
 def _tup(a) -> tuple:
@@ -231,6 +244,8 @@ class SearchConfig:
         if self.model.plasticity.synapses != self.space.synapses:
             raise ValueError(f"space.synapses {self.space.synapses} must equal model.plasticity.synapses "
                              f"{self.model.plasticity.synapses}")
+        if self.model.plasticity.heterosynaptic != self.space.heterosynaptic:
+            raise ValueError("space.heterosynaptic must equal model.plasticity.heterosynaptic")
         if self.model.plasticity.tau_convention != self.space.tau_convention:
             raise ValueError("space.tau_convention must equal model.plasticity.tau_convention")
 
@@ -257,7 +272,7 @@ PROFILES = {
     # CI: proves the pipeline in well under 2 minutes on 2 cores
     "quick": dict(n_act=24, lr_scale=8.0, n_train=2, n_test=2, max_generations=3),
     # laptop: <= 1 h on 2 cores; 4 networks, 200 activations with a doubled learning rate
-    "laptop": dict(n_act=200, lr_scale=2.0, n_train=4, n_test=4, max_generations=60),
+    "laptop": dict(n_act=200, lr_scale=2.0, n_train=4, n_test=4, max_generations=80),
     # the paper's numbers (GPU)
     "paper": dict(n_act=400, lr_scale=1.0, n_train=10, n_test=10, max_generations=5000, max_restarts=8,
                   stall_generations=200),
@@ -383,7 +398,9 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
     p_runs = np.broadcast_to(np.asarray(cfg.p_turnover if p_turnover is None else p_turnover, float), (R,))
     if np.any(p_runs < 0) or np.any(p_runs > 1):
         raise ValueError(f"p_turnover must be in [0, 1], got {p_runs.tolist()}")
-    cfg_json = json.dumps({"search": cfg.to_dict(), "seeds": seeds, "p_turnover": p_runs.tolist()}, sort_keys=True)
+    # max_generations only says when to stop, so a checkpoint may be resumed with a larger one
+    cfg_json = json.dumps({"search": {k: v for k, v in cfg.to_dict().items() if k != "max_generations"},
+                           "seeds": seeds, "p_turnover": p_runs.tolist()}, sort_keys=True)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is None:
         raise ValueError("resume=True needs a checkpoint path")
@@ -547,13 +564,15 @@ def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed) -> xr.Da
             "incumbent_train_loss": (("run",), best["train_loss"]),
             "coefs": (("run", "synapse", "term"), np.asarray(best_rule.coefs)),
             "taus": (("run", "synapse", "tau_slot"), np.asarray(best_rule.taus)),
+            "hetero": (("run", "hetero_param"), np.asarray(best_rule.hetero)),
             "covariance": (("run", "param", "param2"), cov),
             "search_seed": (("run",), np.asarray(seeds)),
             "p_turnover": (("run",), p_runs),
         },
         coords={"generation": np.arange(G), "run": run_coord, "member": member, "param": names,
                 "param2": names, "synapse": list(SYNAPSE_TYPES), "term": list(TERM_NAMES),
-                "tau_slot": [TERM_NAMES[k] for k in range(N_TERMS) if TERMS[k].tau_slot >= 0]},
+                "tau_slot": [TERM_NAMES[k] for k in range(N_TERMS) if TERMS[k].tau_slot >= 0],
+                "hetero_param": list(HETERO_NAMES)},
     )
     ds["loss"].attrs["long_name"] = "candidate train loss (sum over train networks)"
     ds["taus"].attrs["units"] = "s"

@@ -115,6 +115,8 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
             P, Q = block_factors(r_new[p], r_new[q], post_new[t], pre_new[t], pl.rate_norm, pl.trace_norm)
             upd = block_update(c_b[t], P, Q, wb[t])
             w_t = wb[t] + lr_gate[t] * upd
+            if pl.heterosynaptic and t == "ee":
+                w_t = _heterosynaptic(w_t, lr_gate[t], gate[t], rule.hetero.astype(dtype))
             wb_new[t] = jnp.where(sign0[t] * w_t < 0, sign0[t] * pl.dale_eps, w_t)
             if pl.track_effects:
                 eff_new[t] = eff[t] + block_effects(c_b[t], P, Q, gate[t], wb[t], sums[t])
@@ -131,6 +133,17 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
     rates = jnp.concatenate([jnp.zeros((1, n) + bshape, dtype), rates])
     effects = jnp.stack([eff[t] if t in eff else jnp.zeros((N_TERMS,) + bshape, dtype) for t in SYNAPSE_TYPES])
     return rates, w_end, effects
+
+
+def _heterosynaptic(w, lr_gate, gate, hetero):
+    """Hand-made rule's bound: depress every gated E->E synapse onto a cell whose summed incoming
+    weight exceeds hetero[0] (and from a cell whose summed outgoing weight does) by lr x hetero[1]
+    x the excess, then cap single weights at hetero[2]. w (n_post, n_pre, ...)."""
+    sum_max, rate, cap = hetero[0], hetero[1], hetero[2]
+    excess_in = jnp.maximum(jnp.sum(w, axis=1) - sum_max, 0.0)
+    excess_out = jnp.maximum(jnp.sum(w, axis=0) - sum_max, 0.0)
+    w = w - lr_gate * rate * (excess_in[:, None] + excess_out[None, :])
+    return jnp.where(gate > 0, jnp.minimum(w, cap), w)
 
 
 def activation(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arrivals) -> Activation:
@@ -166,10 +179,15 @@ def activation_draws(cfg: ModelConfig, network: Network, a):
     turnover flips of the E->E and I->E blocks applied just before it."""
     net, tc = cfg.network, cfg.turnover
     k_in, k_ee, k_ie = jax.random.split(jax.random.fold_in(network.key, a), 3)
-    on = a >= tc.first_activation
+    on = (a >= tc.first_activation) & (a < tc.stop_activation)
     flips_ee = draw_flips(k_ee, (net.n_e, net.n_e), network.p_turnover_ee, tc.diagonal) & on
     flips_ie = draw_flips(k_ie, (net.n_e, net.n_i), network.p_turnover_ie, True) & on
-    arr = network.arrivals + inputs_mod.fresh_arrivals(net, cfg.inputs, k_in, cfg.dtype)
+    pt = cfg.perturbation
+    gain = None
+    if pt.activation >= 0 and pt.input_gain != 1.0:
+        boost = jnp.ones(net.n, jnp.float32).at[pt.cell].set(pt.input_gain)
+        gain = jnp.where(a >= pt.activation, boost, jnp.ones_like(boost))
+    arr = network.arrivals + inputs_mod.fresh_arrivals(net, cfg.inputs, k_in, cfg.dtype, gain)
     return arr, flips_ee, flips_ie
 
 
@@ -190,7 +208,8 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     net, inp, lc, tc = cfg.network, cfg.inputs, cfg.loss, cfg.turnover
     if rule.coefs.ndim == 3:
         taus = jax.vmap(lambda r: r.effective_taus(cfg.plasticity.tau_convention))(rule)
-        rule = Rule(coefs=_last(rule.coefs), taus=_last(taus), term_mask=_last(rule.term_mask))
+        rule = Rule(coefs=_last(rule.coefs), taus=_last(taus), term_mask=_last(rule.term_mask),
+                    hetero=_last(rule.hetero))
     dtype = cfg.dtype
     n_e, n = net.n_e, net.n
     n_b = networks.w0.shape[0]
@@ -204,6 +223,10 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
         arr, flips_ee, flips_ie = activation_draws(cfg, network, a)
         w_ee, ex_ee2 = apply_flips(w["ee"], ex_ee, flips_ee, tc.reborn_ee)
         w_ie, ex_ie2 = apply_flips(w["ie"], ex_ie, flips_ie, tc.reborn_ie)
+        pt = cfg.perturbation
+        if pt.activation >= 0 and pt.afferent_scale != 1.0:  # one E cell's E->E afferents, once
+            scale = jnp.where(a == pt.activation, pt.afferent_scale, 1.0).astype(w_ee.dtype)
+            w_ee = w_ee.at[pt.cell].multiply(scale)
         return dict(w, ee=w_ee, ie=w_ie), ex_ee2, ex_ie2, arr
 
     def after(network, w, w_new, rates, effects, eff, bad, buf, a):
