@@ -187,3 +187,110 @@ def refit_plot(rf: xr.Dataset, reference=None):
     if reference is not None:
         out = out * hv.HLine(reference).opts(color="#d62728", linestyle="--")
     return _opts(out, title="progressive refit", logy=False)
+
+
+# -- Fig 4 stress test --------------------------------------------------------------------------
+def stress_plot(sd: xr.Dataset, condition: str = "stressed", ylim=None):
+    """Per-network loss of each rule group (pooled over its rules) in one condition of the stress
+    test; blown-up networks are left out of the boxes (their number goes in the title)."""
+    import holoviews as hv
+    c = sd.sel(condition=condition)
+    rows = []
+    for g in [str(g) for g in sd.group.values]:
+        sel = c.rule_group.values == g
+        vals = c.loss.values[sel][c.blew_up.values[sel] == 0]
+        rows += [(g, float(v)) for v in vals]
+    box = hv.BoxWhisker(rows, "group", "loss per network")
+    title = {"stressed": "after turnover (no refit)", "unperturbed": "before turnover"}.get(condition, condition)
+    n_blew = int(c.blew_up.sum())
+    if n_blew:
+        title += f" ({n_blew} blown up)"
+    return _opts(box, title=title, xrotation=20, fig_inches=(3.4, 2.8), **({"ylim": ylim} if ylim else {}))
+
+
+def stress_comparison(sd: xr.Dataset):
+    """Unperturbed and stressed losses side by side on a shared y range (Fig 4d)."""
+    import holoviews as hv
+    ok = sd.blew_up.values == 0
+    vals = sd.loss.values[ok]
+    ylim = (0.0, float(vals.max()) * 1.05) if vals.size else None
+    return hv.Layout([stress_plot(sd, c, ylim) for c in ("unperturbed", "stressed")]).cols(2)
+
+
+# -- Fig 5 ----------------------------------------------------------------------------------------
+def weight_blocks(ev: xr.Dataset, rule, example: int = 0):
+    """E->E, E->I and I->E weights at the first and last recorded activation; E cells sorted by
+    the mean firing time of the last recorded rates, I cells in index order. |w| on one colour
+    scale per block type (I->E weights are negative)."""
+    import holoviews as hv
+    from .experiments.evaluate import firing_order, mean_firing_time
+    r = ev.example_rates.sel(rule=rule).isel(example=example)
+    dt_ms = float(r.time.values[1] - r.time.values[0])
+    n_cells = ev.sizes["cell"]
+    n_e = 25 if n_cells == 33 else int(ev.attrs.get("n_e", 25))
+    order = firing_order(mean_firing_time(r.isel(rate_activation=-1).values, dt_ms * 1e-3)[:n_e])
+    w = np.abs(ev.example_weights.sel(rule=rule).isel(example=example).values)
+    inh = np.arange(n_e, n_cells)
+    blocks = {"E->E": (order, order, "pre E (sorted)", "post E (sorted)"),
+              "E->I": (inh, order, "pre E (sorted)", "post I"),
+              "I->E": (order, inh, "pre I", "post E (sorted)")}
+    panels = []
+    for name, (post, pre, xl, yl) in blocks.items():
+        vmax = float(np.nanmax(w[:, post][:, :, pre])) or 1.0
+        for k, a in enumerate(ev.weight_activation.values):
+            m = w[k][np.ix_(post, pre)]
+            panels.append(_opts(hv.Image(m[::-1], bounds=(0, 0, len(pre), len(post)), kdims=[xl, yl]),
+                                cmap="viridis", clim=(0, vmax), colorbar=True, title=f"|W| {name}, act. {a}",
+                                fig_inches=(2.4, 2.0)))
+    return hv.Layout(panels).cols(2)
+
+
+def sweep_plot(sw: xr.Dataset):
+    """Median per-network loss (band: quartiles) versus turnover probability, one curve per group."""
+    import holoviews as hv
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"]
+    p = sw.p_turnover.values * 1e4
+    out = []
+    for i, g in enumerate(sw.group.values):
+        med = sw.median_loss.sel(group=g).values
+        lo, hi = sw.q25_loss.sel(group=g).values, sw.q75_loss.sel(group=g).values
+        c = colors[i % len(colors)]
+        out.append(hv.Spread((p, med, med - lo, hi - med), "p_ST (x 1e-4)", vdims=["loss per network", "neg", "pos"])
+                   .opts(color=c, alpha=0.2))
+        out.append(hv.Curve((p, med), "p_ST (x 1e-4)", "loss per network", label=str(g)).opts(color=c, marker="o"))
+    return _opts(hv.Overlay(out), title="loss vs turnover", legend_position="top_left")
+
+
+# -- Fig 6 ----------------------------------------------------------------------------------------
+PERTURBATION_COLORS = {"afferent x0.5": "#1f77b4", "afferent x1.5": "#d62728", "input x10": "#ff7f0e",
+                       "none": "#7f7f7f"}
+
+
+def perturbation_traces(pd: xr.Dataset, var: str, ylabel: str | None = None):
+    """Median over networks of one per-activation measure of the perturbed cell, per kind, with a
+    dashed line at the perturbed activation."""
+    import holoviews as hv
+    act = pd.activation.values
+    curves = []
+    for k in pd.kind.values:
+        y = np.nanmedian(pd[var].sel(kind=k).values, axis=0)
+        curves.append(hv.Curve((act, y), "activation", ylabel or var, label=str(k)).opts(
+            color=PERTURBATION_COLORS.get(str(k), "#333333")))
+    line = hv.VLine(float(pd.attrs["perturbed_activation"])).opts(color="k", linestyle="--", linewidth=0.8)
+    return _opts(hv.Overlay(curves) * line, title=ylabel or var, legend_position="top_left",
+                 fig_inches=(3.2, 2.4))
+
+
+def reduced_trajectories(rd: xr.Dataset, mode: str, amplitudes=(0, 4, 9), widths=(1, 5, 8)):
+    """Trajectories of the reduced model's response in (duration, peak) space over activations
+    for a few input conditions (indices into the amplitude and width grids); dots mark the start."""
+    import holoviews as hv
+    out = []
+    for ai in amplitudes:
+        for wi in widths:
+            r = rd.sel(mode=mode).isel(init=0, amplitude=ai, width=wi)
+            d, p = r.duration.values * 1e3, r.peak.values
+            out.append(hv.Curve((d, p), "duration (ms)", "peak").opts(color="#1f77b4", alpha=0.6))
+            out.append(hv.Scatter((d[:1], p[:1]), "duration (ms)", "peak").opts(color="#7f7f7f", s=12))
+            out.append(hv.Scatter((d[-1:], p[-1:]), "duration (ms)", "peak").opts(color="#d62728", s=16))
+    return _opts(hv.Overlay(out), title=mode.replace("_", " "), show_legend=False, fig_inches=(2.6, 2.4))

@@ -20,11 +20,11 @@ from ..search import SearchConfig, profile_config, run_search
 # per profile: search runs, evaluation networks, dropout networks, refit settings
 FIGURE_PROFILES = {
     "quick": dict(runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2), refit_generations=2,
-                  refit_train=1, eval_seed=50_000),
+                  refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1),
     "laptop": dict(runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
-                   refit_train=2, eval_seed=50_000),
+                   refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1),
     "paper": dict(runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
-                  refit_generations=300, refit_train=10, eval_seed=50_000),
+                  refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4),
 }
 
 
@@ -61,18 +61,21 @@ def cached(path: Path, kind: str, compute, params_hash: str | None = None) -> xr
     return ds
 
 
-def search_config(profile: str, synapses=("ee",), p_turnover: float = 0.0) -> SearchConfig:
-    return profile_config(profile, synapses=synapses, p_turnover=p_turnover)
+def search_config(profile: str, synapses=("ee",), p_turnover: float = 0.0,
+                  tau_convention: str = "independent") -> SearchConfig:
+    return profile_config(profile, synapses=synapses, p_turnover=p_turnover, tau_convention=tau_convention)
 
 
 def searches(profile: str, data_dir="data", seed: int = 0, synapses=("ee",), p_turnover: float = 0.0,
-             progress=True) -> xr.Dataset:
-    """The profile's batched search runs (seeds seed .. seed + runs - 1), cached in data/."""
-    cfg = search_config(profile, synapses, p_turnover)
+             progress=True, tau_convention: str = "independent") -> xr.Dataset:
+    """The profile's batched search runs (seeds seed .. seed + runs - 1), cached in data/.
+    tau_convention "shifted" gives the paper-era shared time constants of the E+I searches."""
+    cfg = search_config(profile, synapses, p_turnover, tau_convention)
     runs = FIGURE_PROFILES[profile]["runs"]
     seeds = list(range(seed, seed + runs))
     request = dict(search=cfg.to_dict(), seeds=seeds)
     tag = "search_" + "".join(synapses) + ("_turnover" if p_turnover else "")
+    tag += "" if tau_convention == "independent" else "_" + tau_convention
     path = data_path(data_dir, tag, profile, request)
     return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress,
                                                       checkpoint=path.with_suffix(".ckpt")),
@@ -91,3 +94,18 @@ def eval_seeds(profile: str, n=None) -> np.ndarray:
 
 def request_hash(*parts) -> str:
     return datasets.params_hash(json.loads(json.dumps(parts, default=str)))
+
+
+def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.00072,
+                    progress=True) -> xr.Dataset:
+    """The hand-made rule (Fig 4) tuned by CMA-ES on the learned rules' training problem with
+    turnover, runs seed .. seed + handmade_runs - 1, cached in data/."""
+    from .stress import handmade_search_config
+    cfg = handmade_search_config(profile, p_turnover)
+    runs = FIGURE_PROFILES[profile]["handmade_runs"]
+    seeds = list(range(seed, seed + runs))
+    request = dict(search=cfg.to_dict(), seeds=seeds)
+    path = data_path(data_dir, "search_handmade" + ("_turnover" if p_turnover else ""), profile, request)
+    return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress,
+                                                      checkpoint=path.with_suffix(".ckpt")),
+                  datasets.params_hash(request))
