@@ -1,3 +1,23 @@
 """plasticity_repro: a JAX reproduction of Bell, Duffy & Fairhall (NeurIPS 2024),
 "Discovering plasticity rules that organize and maintain neural circuits"."""
+import subprocess as _sp
+from pathlib import Path as _Path
+
 __version__ = "0.1.0"
+
+
+def _commit_at_import() -> str:
+    """The checkout's commit when the package was imported (the code that actually runs), with
+    '-dirty' if tracked files differed from it; 'unknown' outside a git checkout."""
+    root = _Path(__file__).resolve().parent.parent
+    try:
+        commit = _sp.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                         check=True).stdout.strip()
+        dirty = _sp.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                        capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, _sp.CalledProcessError):
+        return "unknown"
+
+
+COMMIT = _commit_at_import()

@@ -1,6 +1,7 @@
 """The `plasticity-repro` command.
 
     plasticity-repro search --profile laptop --synapses ee --turnover 0.00072 --runs 4 --out PATH.nc
+    plasticity-repro sweep --search PATH.nc --networks 100 --shard-size 10 --workers 2 --out PATH.nc
     plasticity-repro profiles
 
 Bad options end with a one-line `error: ...` naming the option and what is allowed (exit 2).
@@ -88,7 +89,62 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("profiles", help="print the named profiles")
+
+    w = sub.add_parser("sweep", help="evaluate a search's best rules on fresh networks with Dask; writes a "
+                                     "netCDF dataset",
+                       description="Evaluate the best rule of every run of a search dataset on fresh networks, "
+                                   "sharded (rule x chunk of networks) over a Dask cluster; finished shards are "
+                                   "kept and skipped on a rerun.")
+    w.add_argument("--search", required=True, help="search dataset (netCDF) written by `plasticity-repro search`")
+    w.add_argument("--networks", type=_int_in("--networks", 1, 10 ** 6), default=100,
+                   help="fresh networks per rule, in [1, 1e6]. Default: 100")
+    w.add_argument("--network-seed", type=_int_in("--network-seed", 0, 2 ** 31 - 1 - 10 ** 6), default=50_000,
+                   help="seed of the first network; network i uses seed + i. Default: 50000")
+    w.add_argument("--shard-size", type=_int_in("--shard-size", 1, 10 ** 5), default=10,
+                   help="networks per shard (one rule each), in [1, 1e5]. Default: 10")
+    w.add_argument("--workers", type=_int_in("--workers", 1, 1024), default=2,
+                   help="worker processes (one thread each) of the embedded cluster, in [1, 1024]. Default: 2")
+    w.add_argument("--scheduler", type=_scheduler, default=None,
+                   help="address of a running Dask scheduler (e.g. tcp://host:8786) instead of an embedded "
+                        "cluster; --workers is then ignored")
+    w.add_argument("--turnover", type=_float_in("--turnover", 0.0, 1.0), default=0.0,
+                   help="E->E turnover probability per synapse and activation, in [0, 1]. Default: 0")
+    w.add_argument("--shard-dir", default=None, help="directory of the shard files. Default: OUT.shards")
+    w.add_argument("--out", required=True, help="path of the combined netCDF dataset to write (atomically)")
     return p
+
+
+def _scheduler(text):
+    import re
+    if not re.match(r"^(tcp|tls|ws|wss|ucx|inproc)://\S+$", text):
+        raise argparse.ArgumentTypeError(f"--scheduler must be an address like tcp://host:8786, got {text!r}")
+    return text
+
+
+def _sweep(args, parser) -> int:
+    """The `sweep` command: best rules of a search dataset on fresh networks, via Dask."""
+    import numpy as np
+    try:
+        from . import datasets, distributed
+        search = datasets.read_dataset(args.search, kind="search")
+        cfg = distributed.search_config_of(search)
+        if cfg.model.float64:
+            import jax
+            jax.config.update("jax_enable_x64", True)
+        rules, names = distributed.best_rules(search, cfg)
+        seeds = args.network_seed + np.arange(args.networks)
+        ds = distributed.evaluation_sweep(
+            cfg.model, rules, names, seeds, shard_dir=args.shard_dir or args.out + ".shards",
+            shard_size=args.shard_size, p_turnover_ee=args.turnover, n_workers=args.workers,
+            scheduler=args.scheduler, profile=cfg.profile,
+            extra_params=dict(search_params_hash=search.attrs.get("params_hash")))
+        datasets.write_dataset(ds, args.out)
+    except ValueError as e:
+        parser.exit(2, f"plasticity-repro: error: {e}\n")
+    med = np.nanmedian(ds["loss"].values, axis=1)
+    print(f"wrote {args.out}: {ds.sizes['rule']} rules x {ds.sizes['network']} networks, median loss per rule "
+          f"{[round(float(v), 1) for v in med]}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -100,6 +156,8 @@ def main(argv=None) -> int:
         for name, p in PROFILES.items():
             print(name, p)
         return 0
+    if args.command == "sweep":
+        return _sweep(args, parser)
     if args.float64:
         import jax
         jax.config.update("jax_enable_x64", True)

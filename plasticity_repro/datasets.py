@@ -10,7 +10,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -22,16 +21,9 @@ PACKAGES = ("plasticity-repro", "jax", "jaxlib", "flax", "evosax", "numpy", "xar
 
 
 def git_commit() -> str:
-    """The package checkout's commit (with '-dirty' if it has uncommitted changes), or 'unknown'."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The commit of the code that runs: taken when the package was imported, not at write time."""
+    from . import COMMIT
+    return COMMIT
 
 
 def versions() -> dict:

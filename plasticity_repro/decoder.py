@@ -5,12 +5,19 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 
-def fit_ols(X, y):
-    """OLS weights (with intercept last) of y on X: minimum-norm least squares, so silent cells
-    (constant columns) are harmless."""
-    Xa = jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
-    beta, *_ = jnp.linalg.lstsq(Xa, y)
-    return beta
+def fit_ols(X, y, rcond: float = 1e-6):
+    """OLS weights (intercept last) of y on X, minimum-norm least squares on centred, unit-variance
+    columns: silent cells (constant columns) drop out, and the rank decision (singular values below
+    rcond x the largest) is the same at float32 and float64 instead of depending on machine epsilon."""
+    mx = jnp.mean(X, axis=0)
+    sx = jnp.std(X, axis=0)
+    ok = sx > 1e-12 * (1.0 + jnp.max(jnp.abs(mx)))
+    scale = jnp.where(ok, sx, 1.0)
+    Z = jnp.where(ok, (X - mx) / scale, 0.0)
+    my = jnp.mean(y)
+    b, *_ = jnp.linalg.lstsq(Z, y - my, rcond=rcond)
+    coef = jnp.where(ok, b / scale, 0.0)
+    return jnp.concatenate([coef, jnp.atleast_1d(my - mx @ coef)])
 
 
 def predict(beta, X):

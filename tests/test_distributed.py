@@ -1,0 +1,101 @@
+"""Dask sweeps: a real LocalCluster of 2 worker processes gives the in-process result, and a rerun
+skips the shards already on disk."""
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from plasticity_repro import distributed as dd
+from plasticity_repro.config import LossConfig, ModelConfig
+from plasticity_repro.experiments.evaluate import network_losses, stack_rules
+from plasticity_repro.rules import N_TERMS, TERM_NAMES, Rule
+
+# 4 activations, a small decoder: the sweep's cost is the workers' start and one compile each
+TINY = ModelConfig(loss=LossConfig(fit_activations=(0, 1), test_activations=(2, 3), n_fit=50, n_test=20),
+                   n_activations=4)
+SEEDS = np.arange(700, 704)
+SHARD = 2
+
+
+def _rules():
+    c = np.zeros(N_TERMS)
+    c[TERM_NAMES.index("x y")] = 0.05
+    c[TERM_NAMES.index("w")] = -0.02
+    return [Rule.create(), Rule.create(coefs=c)], ["none", "hebb"]
+
+
+def _in_process(rules, names):
+    """The same numbers without Dask: each rule on the same chunks (so the same compiled shapes)."""
+    per = [network_losses(TINY, stack_rules([r]), SEEDS, chunk=SHARD) for r in rules]
+    out = {k: np.concatenate([p[k] for p in per]) for k in per[0]}
+    return xr.Dataset({"loss": (("rule", "network"), out["loss"]),
+                       "decoder_r2": (("rule", "network"), out["decoder_r2"]),
+                       "mean_rate": (("rule", "network"), out["mean_rate"]),
+                       "blew_up": (("rule", "network"), out["blew_up"].astype(np.int8))},
+                      coords={"rule": np.arange(len(rules)), "rule_name": ("rule", names), "network": SEEDS})
+
+
+def _probe():
+    return dict(pid=os.getpid(), xla=os.environ.get("XLA_FLAGS"), omp=os.environ.get("OMP_NUM_THREADS"),
+                platforms=os.environ.get("JAX_PLATFORMS"))
+
+
+def test_sweep_on_two_worker_processes_equals_in_process_and_rerun_skips(tmp_path):
+    rules, names = _rules()
+    shard_dir = tmp_path / "shards"
+    units = dd.evaluation_shards(TINY, rules, names, SEEDS, shard_size=SHARD)
+    assert len(units) == 4
+    with dd.dask_client(n_workers=2) as client:
+        probes = client.run(_probe)
+        assert len(probes) == 2 and len({p["pid"] for p in probes.values()}) == 2
+        for p in probes.values():
+            assert p["pid"] != os.getpid()
+            assert p["xla"] == dd.WORKER_ENV["XLA_FLAGS"] and p["omp"] == "1" and p["platforms"] == "cpu"
+        first = dd.run_shards(units, shard_dir, dd.evaluate_shard, client=client)
+        assert (first.computed, first.skipped) == (4, 0)
+        mtimes = {p.name: p.stat().st_mtime_ns for p in first.paths}
+        # a lost shard (e.g. a job killed before writing it) is the only one recomputed
+        first.paths[1].unlink()
+        again = dd.run_shards(units, shard_dir, dd.evaluate_shard, client=client)
+        assert (again.computed, again.skipped) == (1, 3)
+        for p in again.paths:
+            if p != first.paths[1]:
+                assert p.stat().st_mtime_ns == mtimes[p.name]
+    # everything on disk: no cluster is started at all, and the shards are untouched
+    mtimes = {p.name: p.stat().st_mtime_ns for p in again.paths}
+    ds = dd.evaluation_sweep(TINY, rules, names, SEEDS, shard_dir, shard_size=SHARD, n_workers=2)
+    assert {p.name: p.stat().st_mtime_ns for p in again.paths} == mtimes
+    assert sorted(os.listdir(shard_dir)) == sorted(mtimes)  # no temporary files left behind
+
+    expected = _in_process(rules, names)
+    got = ds[list(expected.data_vars)]
+    # same program, same shapes, same CPU: the worker processes reproduce the numbers exactly
+    xr.testing.assert_equal(got, expected)
+    assert ds.attrs["kind"] == "evaluation_sweep"
+    assert ds.sizes == {"rule": 2, "network": 4, "synapse": 3, "term": N_TERMS, "tau_slot": 12}
+    np.testing.assert_array_equal(ds["coefs"].values[1, 0], np.asarray(rules[1].coefs)[0])
+
+
+def test_shard_names_follow_their_parameters():
+    rules, names = _rules()
+    a = dd.evaluation_shards(TINY, rules, names, SEEDS, shard_size=SHARD)
+    b = dd.evaluation_shards(TINY, rules, names, SEEDS, shard_size=SHARD)
+    assert [u.filename for u in a] == [u.filename for u in b]
+    c = dd.evaluation_shards(TINY, rules, names, SEEDS, shard_size=SHARD, p_turnover_ee=0.001)
+    assert not {u.filename for u in a} & {u.filename for u in c}
+    assert len({u.filename for u in a}) == len(a)
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(shard_size=0), "shard_size must be"),
+    (dict(seeds=[]), "seeds must be"),
+    (dict(seeds=[1, 1]), "seeds must be distinct"),
+    (dict(p_turnover_ee=2.0), "p_turnover_ee must be"),
+])
+def test_bad_sweep_parameters_are_one_line_errors(kw, needle):
+    rules, names = _rules()
+    args = dict(seeds=SEEDS, shard_size=SHARD) | kw
+    with pytest.raises(ValueError, match=needle) as e:
+        dd.evaluation_shards(TINY, rules, names, **args)
+    assert "\n" not in str(e.value)
