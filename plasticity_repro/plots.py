@@ -106,7 +106,10 @@ def r2_comparison(ev: xr.Dataset):
     import holoviews as hv
     rows = [(str(r), float(v)) for r in ev.rule.values for v in ev.decoder_r2.sel(rule=r).values if np.isfinite(v)]
     box = hv.BoxWhisker(rows, "rule", "R^2")
-    return _opts(box, title="decoding R^2 (fresh networks)", ylim=(min(0, min(v for _, v in rows)), 1.02))
+    low = min(v for _, v in rows)
+    # a rare failed network (R^2 << 0) would flatten the boxes: clip the axis at -1 and say so
+    title = "decoding R^2 (fresh networks)" + (f"\n(axis clipped; min {low:.1f})" if low < -1 else "")
+    return _opts(box, title=title, ylim=(max(min(0.0, low), -1.0), 1.02))
 
 
 def rasters(ev: xr.Dataset, rule, example: int = 0):
@@ -121,8 +124,9 @@ def rasters(ev: xr.Dataset, rule, example: int = 0):
     for a in r.rate_activation.values:
         img = r.sel(rate_activation=a).values[:, :n_e][:, order].T
         t = r.time.values
+        top = float(np.percentile(img, 99.5)) or float(img.max()) or 1.0   # each panel on its own scale
         panels.append(_opts(hv.Image(img[::-1], bounds=(t[0], 0, t[-1] + dt_ms, n_e), kdims=["time (ms)", "E cell (sorted)"]),
-                            cmap="Greys", title=f"activation {a}", fig_inches=(2.6, 2.2)))
+                            cmap="Greys", clim=(0, top), title=f"activation {a}", fig_inches=(2.6, 2.2)))
     return hv.Layout(panels).cols(len(panels))
 
 

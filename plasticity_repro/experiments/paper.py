@@ -77,8 +77,9 @@ def searches(profile: str, data_dir="data", seed: int = 0, synapses=("ee",), p_t
     tag = "search_" + "".join(synapses) + ("_turnover" if p_turnover else "")
     tag += "" if tau_convention == "independent" else "_" + tau_convention
     path = data_path(data_dir, tag, profile, request)
-    return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress,
-                                                      checkpoint=path.with_suffix(".ckpt")),
+    ckpt = path.with_suffix(".ckpt")   # an interrupted search continues from its checkpoint
+    return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress, checkpoint=ckpt,
+                                                      resume=ckpt.exists()),
                   datasets.params_hash(request))
 
 
@@ -106,6 +107,7 @@ def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: fl
     seeds = list(range(seed, seed + runs))
     request = dict(search=cfg.to_dict(), seeds=seeds)
     path = data_path(data_dir, "search_handmade" + ("_turnover" if p_turnover else ""), profile, request)
-    return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress,
-                                                      checkpoint=path.with_suffix(".ckpt")),
+    ckpt = path.with_suffix(".ckpt")   # an interrupted search continues from its checkpoint
+    return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress, checkpoint=ckpt,
+                                                      resume=ckpt.exists()),
                   datasets.params_hash(request))
