@@ -177,9 +177,10 @@ def dropout_plot(dd: xr.Dataset, top: int = 8):
     import holoviews as hv
     from .experiments.evaluate import term_ranking
     terms = term_ranking(dd)[:top]
-    rows = [(t, float(v)) for t in terms for v in dd["shift"].sel(term=t).values]
-    box = hv.BoxWhisker(rows, "term", "loss shift")
-    return _opts(box, xrotation=60, title="dropout: max(median(dropped) - median(full), 0)",
+    # a dropped term that makes networks blow up scores the 1e8 penalty: log axis (shift + 1)
+    rows = [(t, float(v) + 1.0) for t in terms for v in dd["shift"].sel(term=t).values]
+    box = hv.BoxWhisker(rows, "term", "loss shift + 1")
+    return _opts(box, xrotation=60, logy=True, title="dropout: max(median(dropped) - median(full), 0)",
                  fig_inches=(4.6, 2.6))
 
 
