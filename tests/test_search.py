@@ -51,7 +51,9 @@ def test_blowup_is_a_penalty_not_an_error():
     losses, _ = score_batch(cfg, jnp.asarray(x), nets)
     losses = np.asarray(losses)[0]
     assert np.isfinite(losses).all()
-    assert losses[0] < 2 * 600  # no-plasticity-like networks: R^2 ~ 0.5-0.8
+    # the zero rule is scored by the decoder loss (<= 1000 (1 - R^2) + rate terms per network; the
+    # unregularised OLS can give R^2 < 0 on this 16-activation protocol), never by the penalty
+    assert losses[0] < 1e5
     assert losses[1] == pytest.approx(1e8 * 2 + 1e7 * 40.0, rel=1e-6)
 
 
