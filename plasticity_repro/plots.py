@@ -213,7 +213,8 @@ def stress_plot(sd: xr.Dataset, condition: str = "stressed", ylim=None):
     n_blew = int(c.blew_up.sum())
     if n_blew:
         title += f" ({n_blew} blown up)"
-    return _opts(box, title=title, xrotation=20, fig_inches=(3.4, 2.8), **({"ylim": ylim} if ylim else {}))
+    return _opts(box, title=title, xrotation=20, fig_inches=(3.4, 2.8), aspect=1.2,
+                 **({"ylim": ylim} if ylim else {}))
 
 
 def stress_comparison(sd: xr.Dataset):
