@@ -190,7 +190,8 @@ def refit_plot(rf: xr.Dataset, reference=None):
     k = rf.k.values
     q1, med, q3 = np.percentile(rf.loss.values, [25, 50, 75], axis=1)
     el = hv.Curve((k, med), "k (terms kept)", "test loss per network").opts(color="k", marker="o")
-    sp = hv.Spread((k, med, med - q1, q3 - med), vdims=["y", "yerrneg", "yerrpos"]).opts(alpha=0.2, color="k")
+    sp = hv.Spread((k, med, med - q1, q3 - med), kdims=["k (terms kept)"],
+                   vdims=["test loss per network", "yerrneg", "yerrpos"]).opts(alpha=0.2, color="k")
     out = sp * el
     if reference is not None:
         out = out * hv.HLine(reference).opts(color="#d62728", linestyle="--")
