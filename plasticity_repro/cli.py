@@ -13,28 +13,25 @@ import os
 import sys
 
 
-def _float_in(name, lo, hi):
+def _number_in(name, lo, hi, cast, kind, fmt):
+    """argparse type: `cast` the text and check it lies in [lo, hi]; one-line errors naming `name`."""
     def parse(text):
         try:
-            v = float(text)
+            v = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number in [{lo:g}, {hi:g}], got {text!r}")
+            raise argparse.ArgumentTypeError(f"{name} must be {kind} in [{lo:{fmt}}, {hi:{fmt}}], got {text!r}")
         if not (lo <= v <= hi):
-            raise argparse.ArgumentTypeError(f"{name} must be in [{lo:g}, {hi:g}], got {text}")
+            raise argparse.ArgumentTypeError(f"{name} must be in [{lo:{fmt}}, {hi:{fmt}}], got {text}")
         return v
     return parse
+
+
+def _float_in(name, lo, hi):
+    return _number_in(name, lo, hi, float, "a number", "g")
 
 
 def _int_in(name, lo, hi):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer in [{lo}, {hi}], got {text!r}")
-        if not (lo <= v <= hi):
-            raise argparse.ArgumentTypeError(f"{name} must be in [{lo}, {hi}], got {text}")
-        return v
-    return parse
+    return _number_in(name, lo, hi, int, "an integer", "d")
 
 
 def _synapses(text):
