@@ -22,7 +22,6 @@ of an uninterrupted search.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -405,11 +404,7 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
     if resume and ckpt is None:
         raise ValueError("resume=True needs a checkpoint path")
 
-    train_nets = train_networks(cfg, R, p_runs)
-    test_nets = test_networks(cfg, R, p_runs) if cfg.n_test else None
-    n = cfg.space.n_params
-
-    if resume:
+    if resume:  # read and check the checkpoint before any network is built
         st = _load_checkpoint(ckpt, cfg_json)
         restart, gen = st["restart"], st["generation"]
         popsize = cfg.base_popsize * 2 ** restart
@@ -429,10 +424,11 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
                     last_improve=np.zeros(R, int))
         stopped = np.zeros(R, bool)
 
+    train_nets = train_networks(cfg, R, p_runs)
+    test_nets = test_networks(cfg, R, p_runs) if cfg.n_test else None
     ask = jax.jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
     tell = jax.jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
     bar = _progress(progress, cfg.max_generations, gen)
-    t_call = time.time()
     done_this_call = 0
     while gen < cfg.max_generations:
         if max_seconds is not None and elapsed >= max_seconds:

@@ -77,7 +77,6 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
     blocks = _blocks(n_e, n)
     types = [SYNAPSE_TYPES[t] for t in pl.type_index]
     post_slots, pre_slots = np.asarray(POST_TRACE_SLOTS), np.asarray(PRE_TRACE_SLOTS)
-    bshape = arrivals.shape[2:]   # () for one network, (B,) for networks on the last axis
 
     # gate and Dale signs from W at the start of the activation
     gate = {t: (plastic[t] & (jnp.abs(w[t]) > pl.gate)).astype(dtype) for t in types}
@@ -205,7 +204,7 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     per network (rule leaves with the same leading axis: candidates x networks flattened into one
     batch). A scan over activations whose per-network bookkeeping (draws, turnover, records) is
     vmapped and whose activations run all networks together with the network axis last."""
-    net, inp, lc, tc = cfg.network, cfg.inputs, cfg.loss, cfg.turnover
+    net, lc, tc = cfg.network, cfg.loss, cfg.turnover
     if rule.coefs.ndim == 3:
         taus = jax.vmap(lambda r: r.effective_taus(cfg.plasticity.tau_convention))(rule)
         rule = Rule(coefs=_last(rule.coefs), taus=_last(taus), term_mask=_last(rule.term_mask),

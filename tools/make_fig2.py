@@ -51,4 +51,4 @@ plots.save(fig, figs / profile / "fig2")
 fig''', ["nbval-ignore-output"]),
 ]
 nb = notebook(cells)
-nbf.write(nb, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig2_self_organization.ipynb")
+nbf.write(nb, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig2_self_organization.ipynb"))

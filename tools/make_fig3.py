@@ -51,4 +51,4 @@ fig = (plots.coefficient_distributions(coefs) + plots.dropout_plot(dd) + plots.r
 plots.save(fig, figs / profile / "fig3")
 fig''', ["nbval-ignore-output"]),
 ]
-nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig3_term_importance.ipynb")
+nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig3_term_importance.ipynb"))

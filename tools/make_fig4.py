@@ -106,4 +106,4 @@ fig = (plots.coefficient_distributions(coefs) + plots.dropout_plot(dd) + plots.r
 plots.save(fig, figs / profile / "fig4")
 fig''', ["nbval-ignore-output"]),
 ]
-nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig4_turnover_robustness.ipynb")
+nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig4_turnover_robustness.ipynb"))

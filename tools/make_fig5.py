@@ -102,4 +102,4 @@ print("E->I coefficient of x~ x per rule:", [round(float(v), 2) for v in xx])'''
 plots.save(fig, figs / profile / "fig5")
 fig''', ["nbval-ignore-output"]),
 ]
-nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig5_inhibitory_plasticity.ipynb")
+nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig5_inhibitory_plasticity.ipynb"))

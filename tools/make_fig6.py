@@ -90,4 +90,4 @@ fig = (top + bottom).cols(4)
 plots.save(fig, figs / profile / "fig6")
 fig''', ["nbval-ignore-output"]),
 ]
-nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig6_homeostasis.ipynb")
+nbf.write(notebook(cells), os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks", "fig6_homeostasis.ipynb"))

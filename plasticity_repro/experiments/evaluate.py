@@ -17,7 +17,7 @@ from .. import datasets
 from ..config import SYNAPSE_TYPES, ModelConfig
 from ..loss import evaluate_rules, network_loss
 from ..network import make_networks
-from ..rules import N_TERMS, TERM_NAMES, Rule
+from ..rules import TERM_NAMES, Rule
 from ..simulate import run_batch
 
 LAG_EDGES_MS = np.arange(-40.0, 40.0 + 1e-9, 4.0)

@@ -4,7 +4,6 @@ parameters (file named by a hash of them) and computes and writes it otherwise.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import xarray as xr
 
 from .. import datasets
 from ..config import _num
-from ..rules import Rule
 from ..search import SearchConfig, profile_config, run_search
 
 # per profile: search runs, evaluation networks, dropout networks, refit settings

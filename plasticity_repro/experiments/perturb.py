@@ -100,7 +100,7 @@ def perturbation_dataset(cfg_base: ModelConfig, rule: Rule, seeds, *, profile: s
     later = proto["later"] if later is None else later
     n_act = proto["n_activations"] if n_activations is None else n_activations
     n_before = proto["n_before"] if n_before is None else n_before
-    n_e, n_i = cfg_base.network.n_e, cfg_base.network.n_i
+    n_e = cfg_base.network.n_e
     cell = n_e // 2 if cell is None else cell
     if act - n_before < 0 or act + later >= n_act:
         raise ValueError(f"the window [activation - n_before, activation + later] must lie in [0, {n_act - 1}], "

@@ -10,7 +10,7 @@ import xarray as xr
 
 from .. import datasets
 from ..config import SYNAPSE_TYPES
-from ..rules import N_TERMS, TERM_NAMES, Rule
+from ..rules import TERM_NAMES, Rule
 from ..search import ParamSpace, SearchConfig, run_search
 from .evaluate import network_losses, stack_rules
 

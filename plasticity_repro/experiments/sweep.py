@@ -21,7 +21,7 @@ import xarray as xr
 from scipy import stats
 
 from .. import datasets
-from ..config import LossConfig, ModelConfig
+from ..config import ModelConfig
 from .evaluate import network_losses, stack_rules
 
 P_VALUES = (0.0, 4e-4, 8e-4, 12e-4, 16e-4, 20e-4)
