@@ -1,6 +1,8 @@
 """plasticity_repro: a JAX reproduction of Bell, Duffy & Fairhall (NeurIPS 2024),
 "Discovering plasticity rules that organize and maintain neural circuits"."""
+import os as _os
 import subprocess as _sp
+import sys as _sys
 from pathlib import Path as _Path
 
 __version__ = "0.1.0"
@@ -21,3 +23,16 @@ def _commit_at_import() -> str:
 
 
 COMMIT = _commit_at_import()
+
+
+def _host_devices() -> None:
+    """One XLA host device per core (see plasticity_repro.parallel), if JAX is not imported yet."""
+    if "jax" in _sys.modules:
+        return
+    from .parallel import host_device_flag
+    flags = host_device_flag()
+    if flags is not None:
+        _os.environ["XLA_FLAGS"] = flags
+
+
+_host_devices()

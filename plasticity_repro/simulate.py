@@ -23,6 +23,7 @@ from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effe
                     block_update)
 from .rules import _matvec as block_matvec
 from .rules import gate_sums as block_gate_sums
+from .parallel import shard_leading
 from .turnover import apply_flips, draw_flips
 
 
@@ -205,6 +206,11 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     batch). A scan over activations whose per-network bookkeeping (draws, turnover, records) is
     vmapped and whose activations run all networks together with the network axis last."""
     net, lc, tc = cfg.network, cfg.loss, cfg.turnover
+    n_given = networks.w0.shape[0]
+    if rule.coefs.ndim == 3:   # one rule per network: it is split over devices with its network
+        (networks, rule), _ = shard_leading((networks, rule), n_given)
+    else:
+        networks, _ = shard_leading(networks, n_given)
     if rule.coefs.ndim == 3:
         taus = jax.vmap(lambda r: r.effective_taus(cfg.plasticity.tau_convention))(rule)
         rule = Rule(coefs=_last(rule.coefs), taus=_last(taus), term_mask=_last(rule.term_mask),
@@ -266,12 +272,13 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     (w_end, _, _, eff, bad, buf), mean_rate = jax.lax.scan(one, carry0, jnp.arange(cfg.n_activations))
     fit_b, test_b, rate_b, w_b = buf
     n_rr, n_rw = len(cfg.record_rates), len(cfg.record_weights)
-    return RunResult(
+    res = RunResult(
         fit_rates=fit_b[:, :-1], test_rates=test_b[:, :-1], mean_rate=mean_rate.T,
         rates=rate_b[:, :-1] if n_rr else jnp.zeros((n_b, 0, net.n_steps, n), dtype),
         weights=w_b[:, :-1] if n_rw else jnp.zeros((n_b, 0, n, n), dtype),
         w_final=join_blocks(w_end, net.n_i), effects=eff, blew_up=bad,
         fit_steps=networks.fit_steps, test_steps=networks.test_steps)
+    return res if n_b == n_given else jax.tree.map(lambda x: x[:n_given], res)
 
 
 def run(cfg: ModelConfig, rule: Rule, network: Network) -> RunResult:

@@ -3,6 +3,7 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import plasticity_repro  # noqa: E402,F401  (first: one XLA host device per core, see parallel.py)
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -112,3 +112,31 @@ def test_per_network_rules_match_a_shared_rule():
         one = jax.jit(run_batch, static_argnums=0)(cfg, rule, nets)
         np.testing.assert_allclose(np.asarray(grid.w_final[i]), np.asarray(one.w_final), rtol=0, atol=1e-12)
         np.testing.assert_allclose(np.asarray(grid.effects[i]), np.asarray(one.effects), rtol=1e-12)
+
+
+def test_batch_split_over_devices_matches_one_network_at_a_time():
+    """A batch of 3 networks (padded to a multiple of the host devices and sharded over them when
+    there are several, see parallel.py) gives each network what a batch of one gives it."""
+    from plasticity_repro.network import make_networks
+    from plasticity_repro.simulate import run_batch
+    cfg = _cfg(("ee", "ei", "ie"), n_act=3)
+    rule = _rule(9, 0.01)
+    nets = make_networks(cfg, [4, 5, 6], p_turnover_ee=0.05)
+    f = jax.jit(run_batch, static_argnums=0)
+    batch = f(cfg, rule, nets)
+    assert batch.w_final.shape[0] == 3 and batch.fit_rates.shape[0] == 3
+    for i in range(3):
+        one = f(cfg, rule, jax.tree.map(lambda x: x[i:i + 1], nets))
+        np.testing.assert_allclose(np.asarray(batch.w_final[i]), np.asarray(one.w_final[0]), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(batch.fit_rates[i]), np.asarray(one.fit_rates[0]), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(batch.effects[i]), np.asarray(one.effects[0]), rtol=1e-12)
+
+
+def test_host_device_flag():
+    from plasticity_repro.parallel import ENV_DEVICES, host_device_flag
+    assert host_device_flag({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}) is None
+    assert host_device_flag({ENV_DEVICES: "1"}) is None
+    assert host_device_flag({ENV_DEVICES: "4"}) == "--xla_force_host_platform_device_count=4"
+    assert host_device_flag({ENV_DEVICES: "4", "XLA_FLAGS": "--foo"}) == "--foo --xla_force_host_platform_device_count=4"
+    with pytest.raises(ValueError, match=ENV_DEVICES):
+        host_device_flag({ENV_DEVICES: "two"})

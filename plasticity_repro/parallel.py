@@ -1,0 +1,83 @@
+"""Spreading a batch of networks over the machine's devices.
+
+XLA:CPU runs one program mostly on one core: the per-step loops of a 25+8 network are too short
+for its intra-op threads. Exposing every core as its own XLA host device
+(`--xla_force_host_platform_device_count`, set by `plasticity_repro/__init__.py` before JAX is
+imported, see `host_device_flag`) and sharding the network axis over them runs the networks of
+a batch on all cores at once; networks never interact, so the sharded program has no
+communication. On a GPU there is usually one device and nothing changes.
+
+Per-network arithmetic is the same with or without sharding (tested to float tolerance), so
+results do not depend on the device count beyond rounding.
+"""
+from __future__ import annotations
+
+import os
+
+# jax is imported inside the functions: plasticity_repro/__init__.py imports this module to set
+# XLA_FLAGS before anything imports jax.
+
+ENV_DEVICES = "PLASTICITY_REPRO_HOST_DEVICES"
+
+
+def host_device_flag(environ=os.environ) -> str | None:
+    """XLA_FLAGS with one host device per available core, or None to leave XLA_FLAGS as it is
+    (already set by the user, or PLASTICITY_REPRO_HOST_DEVICES=1 / 0 to opt out)."""
+    flags = environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return None
+    want = environ.get(ENV_DEVICES, "")
+    if want.strip():
+        try:
+            n = int(want)
+        except ValueError:
+            raise ValueError(f"{ENV_DEVICES} must be an integer >= 0 (0 or 1: one host device), "
+                             f"got {want!r}") from None
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:   # not on Linux
+            n = os.cpu_count() or 1
+    if n <= 1:
+        return None
+    return (flags + " " if flags else "") + f"--xla_force_host_platform_device_count={n}"
+
+
+def batch_devices() -> list:
+    """The devices a batch of networks is spread over (all devices of the default backend)."""
+    import jax
+    return jax.devices()
+
+
+def _sharding(n_dev: int):
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    mesh = Mesh(np.asarray(batch_devices()[:n_dev]), ("networks",))
+    return NamedSharding(mesh, PartitionSpec("networks"))
+
+
+def padded_size(n_b: int) -> int:
+    """Batch size after padding to a multiple of the device count (unchanged for one device or
+    a batch of one)."""
+    n_dev = len(batch_devices())
+    if n_dev <= 1 or n_b <= 1:
+        return n_b
+    return -(-n_b // n_dev) * n_dev
+
+
+def shard_leading(tree, n_b: int):
+    """Inside jit: pad every leaf's leading (network) axis from n_b to padded_size(n_b) by
+    repeating the last network, and constrain it to be split over the devices. Returns the tree
+    and the padded size; slice results back with [:n_b]."""
+    import jax
+    import jax.numpy as jnp
+    if len(batch_devices()) <= 1 or n_b <= 1:
+        return tree, n_b
+    n_pad = padded_size(n_b)
+    if n_pad != n_b:
+        def pad(x):
+            extra = jnp.broadcast_to(x[-1:], (n_pad - n_b,) + x.shape[1:])
+            return jnp.concatenate([x, extra])
+        tree = jax.tree.map(pad, tree)
+    sh = _sharding(len(batch_devices()))
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sh), tree), n_pad
