@@ -10,6 +10,14 @@ benchmarks/results/<device>-<date>.json.
     python -m benchmarks.bench                   # batches 1, 10, 170, 340
     python -m benchmarks.bench --quick           # batches 1, 10; fewer repeats
     python -m benchmarks.bench --batches 1 170 --activations 10
+    python -m benchmarks.bench --sizes 25 50 100 --generations quick laptop --runs 1 2 4
+
+Beyond the batch sweep it measures (unless skipped with --no-extras): throughput against network
+size (n_e E cells with n_e / 3 I cells, batch 34), seconds per CMA-ES generation of the search
+profiles (the second generation of a fresh search, i.e. without compile; 1 and several runs
+batched in one program), and the process's peak resident memory. The network batch is spread
+over one XLA host device per core (plasticity_repro.parallel); `PLASTICITY_REPRO_HOST_DEVICES=1`
+measures the single-device program for comparison.
 """
 from __future__ import annotations
 
@@ -37,19 +45,19 @@ def _rule(rng):
     return Rule.create(coefs, taus)
 
 
-def _config(n_act: int):
-    from plasticity_repro.config import LossConfig, ModelConfig
+def _config(n_act: int, n_e: int = 25, n_i: int = 8):
+    from plasticity_repro.config import LossConfig, ModelConfig, NetworkConfig
     loss = LossConfig(fit_activations=(n_act - 2,), test_activations=(n_act - 1,))
-    return ModelConfig(loss=loss, n_activations=n_act, float64=False)
+    return ModelConfig(network=NetworkConfig(n_e=n_e, n_i=n_i), loss=loss, n_activations=n_act, float64=False)
 
 
-def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05) -> dict:
+def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05, n_e: int = 25, n_i: int = 8) -> dict:
     """Steady and first-call wall time of run_networks on `batch` networks x `n_act` activations."""
     import jax
     import numpy as np
     from plasticity_repro.network import make_networks
     from plasticity_repro.simulate import run_networks
-    cfg = _config(n_act)
+    cfg = _config(n_act, n_e, n_i)
     rule = _rule(np.random.default_rng(0))
     nets = make_networks(cfg, np.arange(batch), p_turnover_ee=p_turnover)
     jax.block_until_ready(nets)
@@ -62,7 +70,7 @@ def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05) ->
         jax.block_until_ready(run_networks(cfg, rule, nets))
         times.append(time.perf_counter() - t0)
     steady = min(times)
-    return dict(batch=batch, n_activations=n_act, first_s=first, steady_s=steady,
+    return dict(batch=batch, n_e=n_e, n_i=n_i, n_activations=n_act, first_s=first, steady_s=steady,
                 steady_all_s=times, compile_s=max(first - steady, 0.0),
                 acts_per_s=batch * n_act / steady,
                 blew_up=int(np.asarray(out.blew_up).sum()))
@@ -91,6 +99,27 @@ def bench_numpy(repeats: int) -> dict:
     return dict(steady_s=min(times), acts_per_s=1.0 / min(times))
 
 
+def bench_generation(profile: str, runs: int) -> dict:
+    """Seconds of the second CMA-ES generation of a fresh E->E search (`runs` runs batched in one
+    program, turnover on half the networks) and of the first (which includes compiling)."""
+    import tempfile
+    from plasticity_repro.search import profile_config, run_search
+    cfg = profile_config(profile, p_turnover=0.00072, max_generations=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = run_search(cfg, seeds=list(range(runs)), progress=False, checkpoint=f"{tmp}/bench.ckpt")
+    sec = ds.seconds_per_generation.values
+    n_cand = cfg.base_popsize
+    acts = runs * cfg.model.n_activations * (n_cand * cfg.n_train)
+    return dict(profile=profile, runs=runs, candidates=n_cand, n_train=cfg.n_train, n_test=cfg.n_test,
+                n_activations=cfg.model.n_activations, first_generation_s=float(sec[0]),
+                generation_s=float(sec[1]), train_acts_per_s=acts / float(sec[1]))
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _device_name() -> str:
     import jax
     d = jax.devices()[0]
@@ -105,7 +134,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--activations", type=int, default=10,
                         help="activations per network run (default 10)")
     parser.add_argument("--repeats", type=int, default=None, help="steady calls per batch (best is kept)")
-    parser.add_argument("--quick", action="store_true", help="small batches, fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="small batches, fewer repeats, no extras")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200],
+                        help="n_e of the size sweep (n_i = n_e // 3; default 25 50 100 200)")
+    parser.add_argument("--generations", nargs="+", default=["quick", "laptop"],
+                        help="search profiles timed per generation (default quick laptop; paper ~200 s on 2 cores)")
+    parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4],
+                        help="batched search runs per generation timing (default 1 2 4)")
+    parser.add_argument("--no-extras", action="store_true", help="only the batch sweep")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
                         help="folder for the JSON results")
     args = parser.parse_args(argv)
@@ -114,6 +150,7 @@ def main(argv=None) -> dict:
     batches = args.batches or ([1, 10] if args.quick else [1, 10, 170, 340])
     repeats = args.repeats or (2 if args.quick else 3)
 
+    import plasticity_repro  # noqa: F401  (before jax: one XLA host device per core)
     import jax
     # measure real compile time, not a hit in a persistent compilation cache
     jax.config.update("jax_enable_compilation_cache", False)
@@ -124,11 +161,15 @@ def main(argv=None) -> dict:
 
     numpy_res = bench_numpy(repeats=2 if args.quick else 3)
     rows = [bench_jax(b, args.activations, repeats) for b in batches]
+    extras = not (args.quick or args.no_extras)
+    sizes = [bench_jax(34, args.activations, repeats, n_e=n_e, n_i=max(n_e // 3, 1)) for n_e in args.sizes] if extras else []
+    gens = [bench_generation(p, r) for p in args.generations for r in args.runs] if extras else []
 
     np_rate = numpy_res["acts_per_s"]
     authors = AUTHORS_ACTS_PER_S_PER_CORE * ncpu
     print(f"\nplasticity_repro benchmark  {now:%Y-%m-%d %H:%M %Z}")
-    print(f"devices: {devices}   CPU count: {ncpu}   {platform.processor() or platform.machine()}")
+    print(f"devices: {devices} (the batch is split over them)   CPU count: {ncpu}   "
+          f"{platform.processor() or platform.machine()}")
     print(f"jax {jax.__version__}; network-activations of 1100 Euler steps, E->E rule with 20 "
           f"nonzero terms, effects tracked, float32, {args.activations} activations per run")
     print(f"NumPy reference (numpy_reference.activation, float64, 1 activation): "
@@ -142,7 +183,27 @@ def main(argv=None) -> dict:
         print(f"{r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
               f"{r['acts_per_s'] / np_rate:>8.1f} {r['acts_per_s'] / authors:>10.2f}")
 
+    if sizes:
+        print(f"\nnetwork size (batch 34, {args.activations} activations)")
+        head = f"{'n_e':>5} {'n_i':>4} {'net-act/s':>10} {'compile s':>10} {'x NumPy(25+8)':>14}"
+        print(head)
+        print("-" * len(head))
+        for r in sizes:
+            print(f"{r['n_e']:>5} {r['n_i']:>4} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
+                  f"{r['acts_per_s'] / np_rate:>14.1f}")
+    if gens:
+        print("\nsearch generation (E->E, turnover on half the networks; training networks only in net-act/s)")
+        head = f"{'profile':>8} {'runs':>5} {'cands':>6} {'acts':>5} {'gen s':>8} {'1st gen s':>10} {'net-act/s':>10}"
+        print(head)
+        print("-" * len(head))
+        for g in gens:
+            print(f"{g['profile']:>8} {g['runs']:>5} {g['candidates']:>6} {g['n_activations']:>5} "
+                  f"{g['generation_s']:>8.2f} {g['first_generation_s']:>10.2f} {g['train_acts_per_s']:>10.1f}")
+    peak = _peak_rss_mb()
+    print(f"\npeak resident memory of this process: {peak:.0f} MB")
+
     result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
+                  size_runs=sizes, generation_runs=gens, peak_rss_mb=peak,
                   cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
                   numpy_reference=numpy_res, jax_runs=rows,
                   authors_acts_per_s_per_core=AUTHORS_ACTS_PER_S_PER_CORE,

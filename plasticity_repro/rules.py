@@ -229,9 +229,16 @@ def block_update(c, P, Q, w):
     return _half_matrix(*v0) + w * _half_matrix(*v1)
 
 
+UNROLL_MAX = 48   # leading axes up to this length are summed unrolled; longer ones by a reduction
+
+
 def _dot0(a, b):
     """sum_i a[i] b[i] over the leading axis, as one fused elementwise loop over the trailing
-    axes (XLA:CPU reductions and batched dots over a non-minor axis are far slower here)."""
+    axes (XLA:CPU reductions and batched dots over a non-minor axis are far slower here). Past
+    UNROLL_MAX terms (networks of hundreds of cells) the unrolled program grows too large to
+    compile quickly, and a plain reduction is used."""
+    if a.shape[0] > UNROLL_MAX:
+        return jnp.sum(a * b, axis=0)
     out = a[0] * b[0]
     for i in range(1, a.shape[0]):
         out = out + a[i] * b[i]

@@ -18,10 +18,11 @@ if tau_convention not in ("independent", "shifted"):
         "when a dataset with exactly these parameters exists). Each run hands on its incumbent with the lowest "
         "test loss."),
  ("code", '''SYN_ALL = ("ee", "ei", "ie")
-cfg_all = paper.search_config(profile, SYN_ALL, p_turnover, tau_convention)
+cfg_all, search_all = paper.all_synapse_search(profile, data, seed=seed, p_turnover=p_turnover,
+                                               tau_convention=tau_convention, progress=False)
+if "deviation" in search_all.attrs:   # laptop: warm start from the E->E-only rule (see paper.all_synapse_search)
+    print("all-synapse search:", search_all.attrs["deviation"])
 cfg_ee = paper.search_config(profile, p_turnover=p_turnover)
-search_all = paper.searches(profile, data, seed=seed, synapses=SYN_ALL, p_turnover=p_turnover,
-                            tau_convention=tau_convention, progress=False)
 search_ee = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False)
 rules_all, rules_ee = paper.learned_rules(search_all, cfg_all), paper.learned_rules(search_ee, cfg_ee)
 names_all = [f"all run {i}" for i in range(len(rules_all))]

@@ -20,9 +20,8 @@ if rule_source not in ("all", "ee"):
  ("code", HV, ["nbval-ignore-output"]),
  ("md", "## The rule\nThe Fig 5 search (read from `data/`, or run now); the run with the lowest test loss."),
  ("code", '''if rule_source == "all":
-    cfg = paper.search_config(profile, ("ee", "ei", "ie"), p_turnover, tau_convention)
-    search = paper.searches(profile, data, seed=seed, synapses=("ee", "ei", "ie"), p_turnover=p_turnover,
-                            tau_convention=tau_convention, progress=False)
+    cfg, search = paper.all_synapse_search(profile, data, seed=seed, p_turnover=p_turnover,
+                                           tau_convention=tau_convention, progress=False)
 else:
     cfg = paper.search_config(profile, p_turnover=p_turnover)
     search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False)

@@ -18,11 +18,12 @@ from ..search import SearchConfig, profile_config, run_search
 # per profile: search runs, evaluation networks, dropout networks, refit settings
 FIGURE_PROFILES = {
     "quick": dict(runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2), refit_generations=2,
-                  refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1),
+                  refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, ei_warm_start=False),
     "laptop": dict(runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
-                   refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1),
+                   refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, ei_warm_start=True),
     "paper": dict(runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
-                  refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4),
+                  refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4,
+                  ei_warm_start=False),
 }
 
 
@@ -65,20 +66,54 @@ def search_config(profile: str, synapses=("ee",), p_turnover: float = 0.0,
 
 
 def searches(profile: str, data_dir="data", seed: int = 0, synapses=("ee",), p_turnover: float = 0.0,
-             progress=True, tau_convention: str = "independent") -> xr.Dataset:
+             progress=True, tau_convention: str = "independent", cfg: SearchConfig | None = None,
+             attrs: dict | None = None) -> xr.Dataset:
     """The profile's batched search runs (seeds seed .. seed + runs - 1), cached in data/.
-    tau_convention "shifted" gives the paper-era shared time constants of the E+I searches."""
-    cfg = search_config(profile, synapses, p_turnover, tau_convention)
+    tau_convention "shifted" gives the paper-era shared time constants of the E+I searches.
+    `cfg` replaces the profile's SearchConfig (e.g. one with a start vector; file tag "_warm");
+    `attrs` are added to a freshly computed dataset."""
+    cfg = search_config(profile, synapses, p_turnover, tau_convention) if cfg is None else cfg
     runs = FIGURE_PROFILES[profile]["runs"]
     seeds = list(range(seed, seed + runs))
     request = dict(search=cfg.to_dict(), seeds=seeds)
-    tag = "search_" + "".join(synapses) + ("_turnover" if p_turnover else "")
-    tag += "" if tau_convention == "independent" else "_" + tau_convention
-    path = data_path(data_dir, tag, profile, request)
+    path = _search_path(data_dir, cfg, profile, request)
     ckpt = path.with_suffix(".ckpt")   # an interrupted search continues from its checkpoint
     return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress, checkpoint=ckpt,
-                                                      resume=ckpt.exists()),
+                                                      resume=ckpt.exists()).assign_attrs(**(attrs or {})),
                   datasets.params_hash(request))
+
+
+ALL_SYNAPSES = ("ee", "ei", "ie")
+
+
+def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.0,
+                       tau_convention: str = "independent", progress=True) -> tuple:
+    """(SearchConfig, dataset) of the Fig 5/6 search with E->E, E->I and I->E plastic.
+
+    The paper searches the 96 numbers from zero. Where the profile sets ei_warm_start (laptop: 35
+    generations are far too few for 96 dimensions from scratch) every run starts instead from the
+    E->E-only search's best rule (same profile, seed and turnover; E->I and I->E coefficients 0,
+    their time constants tau_start), so the search only has to find what inhibitory plasticity
+    adds. The dataset then carries attrs start_from (that search's request hash) and deviation.
+    """
+    cfg = search_config(profile, ALL_SYNAPSES, p_turnover, tau_convention)
+    if not FIGURE_PROFILES[profile]["ei_warm_start"]:
+        return cfg, searches(profile, data_dir, seed, ALL_SYNAPSES, p_turnover, progress, tau_convention)
+    ee = searches(profile, data_dir, seed, ("ee",), p_turnover, progress)
+    ee_rule = learned_rules(ee, search_config(profile, p_turnover=p_turnover))[int(np.argmin(ee.best_test_loss.values))]
+    x0 = cfg.space.from_rule(ee_rule)
+    cfg = cfg.replace(space=cfg.space.replace(start=tuple(float(v) for v in x0)))
+    src = str(ee.attrs.get("request_hash"))
+    attrs = dict(start_from=src, deviation=f"warm start: every run starts from the best E->E-only rule of "
+                                         f"search {src} (paper: from zero)")
+    return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs)
+
+
+def _search_path(data_dir, cfg: SearchConfig, profile: str, request: dict) -> Path:
+    tag = "search_" + "".join(cfg.space.synapses) + ("_turnover" if cfg.p_turnover else "")
+    tag += "" if cfg.space.tau_convention == "independent" else "_" + cfg.space.tau_convention
+    tag += "_warm" if cfg.space.start else ""
+    return data_path(data_dir, tag, profile, request)
 
 
 def learned_rules(search: xr.Dataset, cfg: SearchConfig) -> list:
