@@ -30,6 +30,7 @@ def test_warm_started_all_synapse_search(tmp_path, monkeypatch):
     # generation 0's mean is the start moved by one CMA step of sigma0 = 0.003 scale
     assert np.abs(ds.mean_params.values[0] - start).max() < 0.05
     assert ds.attrs["start_from"] == ee.attrs["request_hash"] and "warm start" in ds.attrs["deviation"]
+    assert cfg.sigma0 == float(ee.sigma.values[-1, int(np.argmin(ee.best_test_loss.values))])
     assert sorted(p.name for p in tmp_path.glob("search_eeeiie_turnover_warm_quick_*.nc"))
     # a second call reads the file back instead of searching again
     _, again = paper.all_synapse_search("quick", str(tmp_path), seed=0, p_turnover=0.00072, progress=False)

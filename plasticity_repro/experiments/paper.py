@@ -93,19 +93,22 @@ def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover:
     The paper searches the 96 numbers from zero. Where the profile sets ei_warm_start (laptop: 35
     generations are far too few for 96 dimensions from scratch) every run starts instead from the
     E->E-only search's best rule (same profile, seed and turnover; E->I and I->E coefficients 0,
-    their time constants tau_start), so the search only has to find what inhibitory plasticity
-    adds. The dataset then carries attrs start_from (that search's request hash) and deviation.
+    their time constants tau_start) with that search's final CMA-ES step size, so the search only
+    has to find what inhibitory plasticity adds. The dataset then carries attrs start_from (that search's request hash) and deviation.
     """
     cfg = search_config(profile, ALL_SYNAPSES, p_turnover, tau_convention)
     if not FIGURE_PROFILES[profile]["ei_warm_start"]:
         return cfg, searches(profile, data_dir, seed, ALL_SYNAPSES, p_turnover, progress, tau_convention)
     ee = searches(profile, data_dir, seed, ("ee",), p_turnover, progress)
-    ee_rule = learned_rules(ee, search_config(profile, p_turnover=p_turnover))[int(np.argmin(ee.best_test_loss.values))]
+    run = int(np.argmin(ee.best_test_loss.values))
+    ee_rule = learned_rules(ee, search_config(profile, p_turnover=p_turnover))[run]
     x0 = cfg.space.from_rule(ee_rule)
-    cfg = cfg.replace(space=cfg.space.replace(start=tuple(float(v) for v in x0)))
+    sigma0 = float(ee.sigma.values[-1, run])
+    cfg = cfg.replace(space=cfg.space.replace(start=tuple(float(v) for v in x0)), sigma0=sigma0)
     src = str(ee.attrs.get("request_hash"))
     attrs = dict(start_from=src, deviation=f"warm start: every run starts from the best E->E-only rule of "
-                                         f"search {src} (paper: from zero)")
+                                         f"search {src} with its final step size sigma0 = {sigma0:.2g} "
+                                         f"(paper: from zero, sigma0 = 0.003)")
     return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs)
 
 
