@@ -51,13 +51,16 @@ def _config(n_act: int, n_e: int = 25, n_i: int = 8):
     return ModelConfig(network=NetworkConfig(n_e=n_e, n_i=n_i), loss=loss, n_activations=n_act, float64=False)
 
 
-def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05, n_e: int = 25, n_i: int = 8) -> dict:
+def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05, n_e: int = 25, n_i: int = 8,
+              effects: bool = True) -> dict:
     """Steady and first-call wall time of run_networks on `batch` networks x `n_act` activations."""
     import jax
     import numpy as np
     from plasticity_repro.network import make_networks
     from plasticity_repro.simulate import run_networks
     cfg = _config(n_act, n_e, n_i)
+    if not effects:   # the step without the per-term effect sums (for the time breakdown)
+        cfg = cfg.replace(plasticity=cfg.plasticity.replace(track_effects=False))
     rule = _rule(np.random.default_rng(0))
     nets = make_networks(cfg, np.arange(batch), p_turnover_ee=p_turnover)
     jax.block_until_ready(nets)
@@ -70,7 +73,7 @@ def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05, n_
         jax.block_until_ready(run_networks(cfg, rule, nets))
         times.append(time.perf_counter() - t0)
     steady = min(times)
-    return dict(batch=batch, n_e=n_e, n_i=n_i, n_activations=n_act, first_s=first, steady_s=steady,
+    return dict(batch=batch, n_e=n_e, n_i=n_i, effects=effects, n_activations=n_act, first_s=first, steady_s=steady,
                 steady_all_s=times, compile_s=max(first - steady, 0.0),
                 acts_per_s=batch * n_act / steady,
                 blew_up=int(np.asarray(out.blew_up).sum()))
@@ -162,6 +165,7 @@ def main(argv=None) -> dict:
     numpy_res = bench_numpy(repeats=2 if args.quick else 3)
     rows = [bench_jax(b, args.activations, repeats) for b in batches]
     extras = not (args.quick or args.no_extras)
+    no_eff = bench_jax(batches[-1], args.activations, repeats, effects=False) if extras else None
     sizes = [bench_jax(34, args.activations, repeats, n_e=n_e, n_i=max(n_e // 3, 1)) for n_e in args.sizes] if extras else []
     gens = [bench_generation(p, r) for p in args.generations for r in args.runs] if extras else []
 
@@ -183,6 +187,11 @@ def main(argv=None) -> dict:
         print(f"{r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
               f"{r['acts_per_s'] / np_rate:>8.1f} {r['acts_per_s'] / authors:>10.2f}")
 
+    if no_eff:
+        full = [r for r in rows if r["batch"] == no_eff["batch"]][0]
+        share = 1 - no_eff["steady_s"] / full["steady_s"]
+        print(f"\nbatch {no_eff['batch']} without the per-term effect sums: {no_eff['acts_per_s']:.1f} net-act/s "
+              f"(effects are {100 * share:.0f} % of the step)")
     if sizes:
         print(f"\nnetwork size (batch 34, {args.activations} activations)")
         head = f"{'n_e':>5} {'n_i':>4} {'net-act/s':>10} {'compile s':>10} {'x NumPy(25+8)':>14}"
@@ -203,7 +212,7 @@ def main(argv=None) -> dict:
     print(f"\npeak resident memory of this process: {peak:.0f} MB")
 
     result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
-                  size_runs=sizes, generation_runs=gens, peak_rss_mb=peak,
+                  size_runs=sizes, generation_runs=gens, no_effects_run=no_eff, peak_rss_mb=peak,
                   cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
                   numpy_reference=numpy_res, jax_runs=rows,
                   authors_acts_per_s_per_core=AUTHORS_ACTS_PER_S_PER_CORE,

@@ -20,7 +20,8 @@ FIGURE_PROFILES = {
     "quick": dict(runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2), refit_generations=2,
                   refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, ei_warm_start=False),
     "laptop": dict(runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
-                   refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, ei_warm_start=True),
+                   refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, ei_warm_start=True,
+                   ei_warm_generations=15),
     "paper": dict(runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
                   refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4,
                   ei_warm_start=False),
@@ -93,8 +94,9 @@ def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover:
     The paper searches the 96 numbers from zero. Where the profile sets ei_warm_start (laptop: 35
     generations are far too few for 96 dimensions from scratch) every run starts instead from the
     E->E-only search's best rule (same profile, seed and turnover; E->I and I->E coefficients 0,
-    their time constants tau_start) with that search's final CMA-ES step size, so the search only
-    has to find what inhibitory plasticity adds. The dataset then carries attrs start_from (that search's request hash) and deviation.
+    their time constants tau_start) with that search's final CMA-ES step size, for the profile's
+    ei_warm_generations, so the search only has to find what inhibitory plasticity adds. The
+    dataset then carries attrs start_from (that search's request hash) and deviation.
     """
     cfg = search_config(profile, ALL_SYNAPSES, p_turnover, tau_convention)
     if not FIGURE_PROFILES[profile]["ei_warm_start"]:
@@ -104,11 +106,13 @@ def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover:
     ee_rule = learned_rules(ee, search_config(profile, p_turnover=p_turnover))[run]
     x0 = cfg.space.from_rule(ee_rule)
     sigma0 = float(ee.sigma.values[-1, run])
-    cfg = cfg.replace(space=cfg.space.replace(start=tuple(float(v) for v in x0)), sigma0=sigma0)
+    n_gen = FIGURE_PROFILES[profile]["ei_warm_generations"]
+    cfg = cfg.replace(space=cfg.space.replace(start=tuple(float(v) for v in x0)), sigma0=sigma0,
+                      max_generations=n_gen)
     src = str(ee.attrs.get("request_hash"))
     attrs = dict(start_from=src, deviation=f"warm start: every run starts from the best E->E-only rule of "
-                                         f"search {src} with its final step size sigma0 = {sigma0:.2g} "
-                                         f"(paper: from zero, sigma0 = 0.003)")
+                                         f"search {src} with its final step size sigma0 = {sigma0:.2g} and "
+                                         f"runs {n_gen} generations (paper: from zero, sigma0 = 0.003)")
     return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs)
 
 
