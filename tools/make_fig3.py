@@ -11,9 +11,7 @@ cells = [
  ("code", SETUP.format(extra="")),
  ("code", HV, ["nbval-ignore-output"]),
  ("md", "## Learned rules\nThe Figure 2 searches (read from `data/`, or run now)."),
- ("code", '''import dataclasses
-from plasticity_repro.experiments.evaluate import dropout_dataset, term_ranking
-from plasticity_repro.experiments.refit import mean_rule, refit_dataset, elbow
+ ("code", '''from plasticity_repro.experiments.refit import elbow
 cfg = paper.search_config(profile)
 search = paper.searches(profile, data, seed=seed, progress=False)
 rules = paper.learned_rules(search, cfg)
@@ -22,23 +20,12 @@ coefs = search.coefs.sel(synapse="ee")
 print("rules:", len(rules))'''),
  ("md", "## Dropout\nPer rule: shift = max(median loss with the term dropped − median loss of the full rule, 0), "
         "on the same fresh networks; terms ranked by the median shift over rules."),
- ("code", '''fp = paper.FIGURE_PROFILES[profile]
-seeds_drop = paper.eval_seeds(profile, fp["dropout_networks"])
-req = paper.request_hash("fig3_dropout", search.attrs["params_hash"], search.attrs.get("request_hash"), seeds_drop.tolist())
-dd = paper.cached(paper.data_path(data, "fig3_dropout", profile, {"r": req}), "dropout",
-                  lambda: dropout_dataset(cfg.model, rules, names, seeds_drop, profile=profile), req)
-ranking = term_ranking(dd)
+ ("code", '''dd, ranking, req = paper.term_dropout("fig3", profile, data, cfg, search, rules, names)
 print("top terms by dropout shift:", ranking[:5])
 print("median shifts:", [round(float(dd.median_shift.sel(term=t))) for t in ranking[:5]])'''),
  ("md", "## Progressive refitting\nTop-k terms of the ranking, signs of the mean rule, CMA-ES from the mean rule "
         "(no restarts), each refit tested on fresh networks."),
- ("code", '''start = mean_rule(rules)
-base = dataclasses.replace(cfg, n_train=fp["refit_train"], n_test=0, max_generations=fp["refit_generations"])
-seeds_eval = paper.eval_seeds(profile)
-req = paper.request_hash("fig3_refit", req, ranking, fp["refit_ks"], fp["refit_generations"], fp["refit_train"], seeds_eval.tolist())
-rf = paper.cached(paper.data_path(data, "fig3_refit", profile, {"r": req}), "refit",
-                  lambda: refit_dataset(base, ranking, start, seeds_eval, ks=fp["refit_ks"], seeds=(seed,),
-                                        profile=profile), req)
+ ("code", '''rf = paper.term_refit("fig3", profile, data, cfg, rules, ranking, req, seed=seed)
 print("refit median test loss per k:", [round(float(v)) for v in rf.median_loss.values])
 print("elbow at k =", elbow(rf.median_loss.values))'''),
  ("code", '''if big:

@@ -15,9 +15,7 @@ cells = [
  ("code", HV, ["nbval-ignore-output"]),
  ("md", "## Learned rules (trained with turnover)\nThe profile's searches with turnover on the even training slots "
         "(read from `data/`, or run now)."),
- ("code", '''import dataclasses
-from plasticity_repro.experiments.evaluate import dropout_dataset, term_ranking
-from plasticity_repro.experiments.refit import mean_rule, refit_dataset, elbow
+ ("code", '''from plasticity_repro.experiments.refit import elbow
 from plasticity_repro.experiments.stress import handmade_search_config, stress_dataset, stress_protocol
 cfg = paper.search_config(profile, p_turnover=p_turnover)
 search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False)
@@ -30,25 +28,12 @@ print("best test loss per network:", np.round(search.best_test_loss.values / n_t
  ("md", "## Dropout\nEach term set to 0 in turn, on the same fresh networks, all with turnover at p: per rule the shift "
         "max(median(dropped) − median(full), 0); terms ranked by the median shift over rules."),
  ("code", '''fp = paper.FIGURE_PROFILES[profile]
-seeds_drop = paper.eval_seeds(profile, fp["dropout_networks"])
-req = paper.request_hash("fig4_dropout", search.attrs["params_hash"], search.attrs.get("request_hash"),
-                         seeds_drop.tolist(), p_turnover)
-dd = paper.cached(paper.data_path(data, "fig4_dropout", profile, {"r": req}), "dropout",
-                  lambda: dropout_dataset(cfg.model, rules, names, seeds_drop, profile=profile,
-                                          p_turnover_ee=p_turnover), req)
-ranking = term_ranking(dd)
+dd, ranking, req = paper.term_dropout("fig4", profile, data, cfg, search, rules, names, p_turnover=p_turnover)
 print("top terms by dropout shift:", ranking[:5])
 print("median shifts:", [round(float(dd.median_shift.sel(term=t))) for t in ranking[:5]])'''),
  ("md", "## Progressive refitting\nTop-k terms, signs of the mean rule, CMA-ES from the mean rule (no restarts) "
         "trained with turnover as the rules were, each refit tested on fresh networks with turnover."),
- ("code", '''start = mean_rule(rules)
-base = dataclasses.replace(cfg, n_train=fp["refit_train"], n_test=0, max_generations=fp["refit_generations"])
-seeds_eval = paper.eval_seeds(profile)
-req = paper.request_hash("fig4_refit", req, ranking, fp["refit_ks"], fp["refit_generations"], fp["refit_train"],
-                         seeds_eval.tolist(), p_turnover)
-rf = paper.cached(paper.data_path(data, "fig4_refit", profile, {"r": req}), "refit",
-                  lambda: refit_dataset(base, ranking, start, seeds_eval, ks=fp["refit_ks"], seeds=(seed,),
-                                        profile=profile, p_turnover_eval=p_turnover), req)
+ ("code", '''rf = paper.term_refit("fig4", profile, data, cfg, rules, ranking, req, seed=seed, p_turnover=p_turnover)
 print("refit median test loss per k:", [round(float(v)) for v in rf.median_loss.values])
 print("elbow at k =", elbow(rf.median_loss.values))'''),
  ("code", '''if big:

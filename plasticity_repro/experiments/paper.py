@@ -151,3 +151,37 @@ def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: fl
     return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress, checkpoint=ckpt,
                                                       resume=ckpt.exists()),
                   datasets.params_hash(request))
+
+
+def term_dropout(stem: str, profile: str, data_dir, cfg: SearchConfig, search: xr.Dataset, rules: list,
+                 names: list, p_turnover: float | None = None) -> tuple:
+    """Fig 3 / Fig 4 dropout of the search's rules on the profile's dropout networks (with E->E
+    turnover at p_turnover when given), cached as data/<stem>_dropout_...; returns (dataset,
+    term ranking, request hash for the refit that follows)."""
+    from .evaluate import dropout_dataset, term_ranking
+    seeds = eval_seeds(profile, FIGURE_PROFILES[profile]["dropout_networks"])
+    tail = [] if p_turnover is None else [p_turnover]
+    req = request_hash(f"{stem}_dropout", search.attrs["params_hash"], search.attrs.get("request_hash"),
+                       seeds.tolist(), *tail)
+    kw = {} if p_turnover is None else dict(p_turnover_ee=p_turnover)
+    dd = cached(data_path(data_dir, f"{stem}_dropout", profile, {"r": req}), "dropout",
+                lambda: dropout_dataset(cfg.model, rules, names, seeds, profile=profile, **kw), req)
+    return dd, term_ranking(dd), req
+
+
+def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list, ranking: list,
+               dropout_req: str, seed: int = 0, p_turnover: float | None = None) -> xr.Dataset:
+    """Progressive refit of the top-k terms of `ranking` from the mean rule (Fig 3 / Fig 4) at the
+    profile's refit settings, each tested on the profile's evaluation networks; cached."""
+    import dataclasses
+    from .refit import mean_rule, refit_dataset
+    fp = FIGURE_PROFILES[profile]
+    base = dataclasses.replace(cfg, n_train=fp["refit_train"], n_test=0, max_generations=fp["refit_generations"])
+    seeds = eval_seeds(profile)
+    tail = [] if p_turnover is None else [p_turnover]
+    req = request_hash(f"{stem}_refit", dropout_req, ranking, fp["refit_ks"], fp["refit_generations"],
+                       fp["refit_train"], seeds.tolist(), *tail)
+    kw = {} if p_turnover is None else dict(p_turnover_eval=p_turnover)
+    return cached(data_path(data_dir, f"{stem}_refit", profile, {"r": req}), "refit",
+                  lambda: refit_dataset(base, ranking, mean_rule(rules), seeds, ks=fp["refit_ks"], seeds=(seed,),
+                                        profile=profile, **kw), req)
