@@ -7,15 +7,15 @@ its compile time (first call minus a steady call), and `numpy_reference.activati
 activation, float64) in the same process. Prints a table and writes a small JSON file to
 benchmarks/results/<device>-<date>.json.
 
-    python -m benchmarks.bench                   # batches 1, 10, 170, 340
+    python -m benchmarks.bench                   # batches 1, 10, 170, 340, 1000
     python -m benchmarks.bench --quick           # batches 1, 10; fewer repeats
     python -m benchmarks.bench --batches 1 170 --activations 10
     python -m benchmarks.bench --sizes 25 50 100 --generations quick laptop --runs 1 2 4
 
 Beyond the batch sweep it measures (unless skipped with --no-extras): throughput against network
-size (n_e E cells with n_e / 3 I cells, batch 34), seconds per CMA-ES generation of the search
-profiles (the second generation of a fresh search, i.e. without compile; 1 and several runs
-batched in one program), and the process's peak resident memory. The network batch is spread
+size (n_e E cells with n_e / 3 I cells, batch 34, 2 activations), seconds per CMA-ES generation
+of the search profiles (the second generation of a fresh search, i.e. without compile; 1 and
+several runs batched in one program), and the process's peak resident memory. The network batch is spread
 over one XLA host device per core (plasticity_repro.parallel); `PLASTICITY_REPRO_HOST_DEVICES=1`
 measures the single-device program for comparison.
 """
@@ -133,7 +133,7 @@ def _device_name() -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=None,
-                        help="networks per call (default 1 10 170 340; --quick: 1 10)")
+                        help="networks per call (default 1 10 170 340 1000; --quick: 1 10)")
     parser.add_argument("--activations", type=int, default=10,
                         help="activations per network run (default 10)")
     parser.add_argument("--repeats", type=int, default=None, help="steady calls per batch (best is kept)")
@@ -142,15 +142,15 @@ def main(argv=None) -> dict:
                         help="n_e of the size sweep (n_i = n_e // 3; default 25 50 100 200)")
     parser.add_argument("--generations", nargs="+", default=["quick", "laptop"],
                         help="search profiles timed per generation (default quick laptop; paper ~200 s on 2 cores)")
-    parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4],
-                        help="batched search runs per generation timing (default 1 2 4)")
+    parser.add_argument("--runs", type=int, nargs="+", default=[1, 4],
+                        help="batched search runs per generation timing (default 1 4)")
     parser.add_argument("--no-extras", action="store_true", help="only the batch sweep")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
                         help="folder for the JSON results")
     args = parser.parse_args(argv)
     if args.activations < 2:
         parser.error(f"--activations must be >= 2, got {args.activations}")
-    batches = args.batches or ([1, 10] if args.quick else [1, 10, 170, 340])
+    batches = args.batches or ([1, 10] if args.quick else [1, 10, 170, 340, 1000])
     repeats = args.repeats or (2 if args.quick else 3)
 
     import plasticity_repro  # noqa: F401  (before jax: one XLA host device per core)
@@ -166,7 +166,7 @@ def main(argv=None) -> dict:
     rows = [bench_jax(b, args.activations, repeats) for b in batches]
     extras = not (args.quick or args.no_extras)
     no_eff = bench_jax(batches[-1], args.activations, repeats, effects=False) if extras else None
-    sizes = [bench_jax(34, args.activations, repeats, n_e=n_e, n_i=max(n_e // 3, 1)) for n_e in args.sizes] if extras else []
+    sizes = [bench_jax(34, 2, 1, n_e=n_e, n_i=max(n_e // 3, 1)) for n_e in args.sizes] if extras else []
     gens = [bench_generation(p, r) for p in args.generations for r in args.runs] if extras else []
 
     np_rate = numpy_res["acts_per_s"]
@@ -193,7 +193,7 @@ def main(argv=None) -> dict:
         print(f"\nbatch {no_eff['batch']} without the per-term effect sums: {no_eff['acts_per_s']:.1f} net-act/s "
               f"(effects are {100 * share:.0f} % of the step)")
     if sizes:
-        print(f"\nnetwork size (batch 34, {args.activations} activations)")
+        print("\nnetwork size (batch 34, 2 activations, one steady call)")
         head = f"{'n_e':>5} {'n_i':>4} {'net-act/s':>10} {'compile s':>10} {'x NumPy(25+8)':>14}"
         print(head)
         print("-" * len(head))
