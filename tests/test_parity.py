@@ -134,9 +134,42 @@ def test_batch_split_over_devices_matches_one_network_at_a_time():
 
 def test_host_device_flag():
     from plasticity_repro.parallel import ENV_DEVICES, host_device_flag
-    assert host_device_flag({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}) is None
+    assert host_device_flag({}) is None                      # off by default
+    assert host_device_flag({ENV_DEVICES: "4", "XLA_FLAGS": "--xla_force_host_platform_device_count=3"}) is None
     assert host_device_flag({ENV_DEVICES: "1"}) is None
+    assert "device_count=" in (host_device_flag({ENV_DEVICES: "auto"}) or "device_count=")
     assert host_device_flag({ENV_DEVICES: "4"}) == "--xla_force_host_platform_device_count=4"
     assert host_device_flag({ENV_DEVICES: "4", "XLA_FLAGS": "--foo"}) == "--foo --xla_force_host_platform_device_count=4"
     with pytest.raises(ValueError, match=ENV_DEVICES):
         host_device_flag({ENV_DEVICES: "two"})
+
+
+def test_sharded_batch_in_a_two_device_process():
+    """With PLASTICITY_REPRO_HOST_DEVICES=2 (a fresh process: the flag acts before JAX starts) a
+    batch of 3 networks is padded, split over 2 host devices, and equals one network at a time."""
+    import os
+    import subprocess
+    import sys
+    code = """
+import plasticity_repro, numpy as np, jax
+from plasticity_repro.config import LossConfig, ModelConfig
+from plasticity_repro.network import make_networks
+from plasticity_repro.rules import Rule
+from plasticity_repro.simulate import run_networks
+assert len(jax.devices()) == 2, jax.devices()
+cfg = ModelConfig(loss=LossConfig(fit_activations=(1,), test_activations=(2,), n_fit=50, n_test=20), n_activations=3)
+rng = np.random.default_rng(3)
+rule = Rule.create(rng.normal(0, 0.01, 20), rng.uniform(1e-3, 2e-2, 12))
+nets = make_networks(cfg, [4, 5, 6], p_turnover_ee=0.05)
+batch = run_networks(cfg, rule, nets)
+assert batch.w_final.shape[0] == 3
+for i in range(3):
+    one = run_networks(cfg, rule, jax.tree.map(lambda x: x[i:i + 1], nets))
+    np.testing.assert_allclose(np.asarray(batch.w_final[i]), np.asarray(one.w_final[0]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(batch.effects[i]), np.asarray(one.effects[0]), rtol=1e-5)
+print("ok")
+"""
+    env = dict(os.environ, PLASTICITY_REPRO_HOST_DEVICES="2", JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -75,9 +75,13 @@ for g in sw.group.values:
 all_better = (sw.median_loss.sel(group=G_ALL) < sw.median_loss.sel(group=G_EE)).values
 print("all-synapse median lower, per p_ST:", [bool(b) for b in all_better])
 print("Mann-Whitney p (1 significant digit):", [float(f"{p:.0e}") for p in sw.mannwhitney_p.values])'''),
- ("code", '''if big:
-    # the paper: all-synapse rules are better, most clearly at high turnover
-    assert all_better[-1] and sw.mannwhitney_p.values[-1] < 0.05'''),
+ ("code", '''claim = bool(all_better[-1] and sw.mannwhitney_p.values[-1] < 0.05)
+print("all-synapse rules better at the highest p_ST (p < 0.05):", claim)
+if profile == "paper":
+    # the paper: all-synapse rules are better, most clearly at high turnover. Asserted only at the
+    # paper profile: at laptop the all-synapse rules are warm-started for 15 generations on 200
+    # activations, and the sweep runs them 1.5x past that horizon.
+    assert claim'''),
  ("md", "## Which terms drive the E→I rule\nEach E→I term dropped in turn (same networks, trained turnover "
         "p_ST on every network); shift = max(median(dropped) − median(full), 0)."),
  ("code", '''from plasticity_repro.experiments.evaluate import dropout_dataset, term_ranking
@@ -92,9 +96,11 @@ print("top E->I terms by dropout shift:", ranking[:5])
 print("median shifts:", [round(float(dd.median_shift.sel(term=t))) for t in ranking[:5]])
 xx = dd.coefs.sel(term="x~ x").values
 print("E->I coefficient of x~ x per rule:", [round(float(v), 2) for v in xx])'''),
- ("code", '''if big:
+ ("code", '''claim = bool("x~ x" in ranking[:3] and np.median(xx) > 0)
+print("x~ x among the top 3 E->I terms with a positive median coefficient:", claim)
+if profile == "paper":
     # the paper: the E->I rule depends on x~ x with a positive coefficient
-    assert "x~ x" in ranking[:3] and np.median(xx) > 0'''),
+    assert claim'''),
  ("md", "## Panels\n(a) |W| blocks at the first and last activation for the best all-synapse rule (E cells in "
         "firing order); (b) loss versus p_ST per group (band: quartiles of per-network losses); (c) E→I "
         "coefficients across rules; (d) E→I dropout shifts."),
