@@ -9,8 +9,8 @@ NB_TIMEOUT ?= 3600
 PROFILE_fig2_self_organization ?= laptop
 PROFILE_fig3_term_importance ?= laptop
 PROFILE_fig4_turnover_robustness ?= laptop
-PROFILE_fig5_inhibitory_plasticity ?= quick
-PROFILE_fig6_homeostasis ?= quick
+PROFILE_fig5_inhibitory_plasticity ?= laptop
+PROFILE_fig6_homeostasis ?= laptop
 export JAX_PLATFORMS := cpu
 export PYTHONHASHSEED := 0
 # per-user persistent XLA compilation cache (git-ignored)
