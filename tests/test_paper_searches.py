@@ -34,4 +34,4 @@ def test_warm_started_all_synapse_search(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.glob("search_eeeiie_turnover_warm_quick_*.nc"))
     # a second call reads the file back instead of searching again
     _, again = paper.all_synapse_search("quick", str(tmp_path), seed=0, p_turnover=0.00072, progress=False)
-    np.testing.assert_array_equal(again.best_params.values, ds.best_params.values)
+    np.testing.assert_allclose(again.best_params.values, ds.best_params.values, rtol=1e-6)  # float32 on disk

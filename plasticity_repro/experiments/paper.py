@@ -18,13 +18,14 @@ from ..search import SearchConfig, profile_config, run_search
 # per profile: search runs, evaluation networks, dropout networks, refit settings
 FIGURE_PROFILES = {
     "quick": dict(runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2), refit_generations=2,
-                  refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, ei_warm_start=False),
+                  refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, ei_warm_start=False,
+                  ei_warm_generations=3),
     "laptop": dict(runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
                    refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, ei_warm_start=True,
                    ei_warm_generations=15),
     "paper": dict(runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
                   refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4,
-                  ei_warm_start=False),
+                  ei_warm_start=False, ei_warm_generations=5000),
 }
 
 
