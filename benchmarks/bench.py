@@ -118,6 +118,14 @@ def bench_generation(profile: str, runs: int) -> dict:
                 generation_s=float(sec[1]), train_acts_per_s=acts / float(sec[1]))
 
 
+def _table(head: str, lines: list) -> None:
+    """Print a header, a rule under it, and the formatted rows."""
+    print(head)
+    print("-" * len(head))
+    for line in lines:
+        print(line)
+
+
 def _peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -180,12 +188,9 @@ def main(argv=None) -> dict:
           f"{numpy_res['steady_s']:.3f} s = {np_rate:.2f} net-act/s")
     print(f"authors' reference: ~{AUTHORS_ACTS_PER_S_PER_CORE} net-act/s per core (quoted, not "
           f"measured here) x {ncpu} cores = {authors:.1f} net-act/s\n")
-    head = f"{'batch':>6} {'steady s':>9} {'net-act/s':>10} {'compile s':>10} {'x NumPy':>8} {'x authors':>10}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
-              f"{r['acts_per_s'] / np_rate:>8.1f} {r['acts_per_s'] / authors:>10.2f}")
+    _table(f"{'batch':>6} {'steady s':>9} {'net-act/s':>10} {'compile s':>10} {'x NumPy':>8} {'x authors':>10}",
+           [f"{r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
+            f"{r['acts_per_s'] / np_rate:>8.1f} {r['acts_per_s'] / authors:>10.2f}" for r in rows])
 
     if no_eff:
         full = [r for r in rows if r["batch"] == no_eff["batch"]][0]
@@ -194,20 +199,15 @@ def main(argv=None) -> dict:
               f"(effects are {100 * share:.0f} % of the step)")
     if sizes:
         print("\nnetwork size (batch 34, 2 activations, one steady call)")
-        head = f"{'n_e':>5} {'n_i':>4} {'net-act/s':>10} {'compile s':>10} {'x NumPy(25+8)':>14}"
-        print(head)
-        print("-" * len(head))
-        for r in sizes:
-            print(f"{r['n_e']:>5} {r['n_i']:>4} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
-                  f"{r['acts_per_s'] / np_rate:>14.1f}")
+        _table(f"{'n_e':>5} {'n_i':>4} {'net-act/s':>10} {'compile s':>10} {'x NumPy(25+8)':>14}",
+               [f"{r['n_e']:>5} {r['n_i']:>4} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
+                f"{r['acts_per_s'] / np_rate:>14.1f}" for r in sizes])
     if gens:
         print("\nsearch generation (E->E, turnover on half the networks; training networks only in net-act/s)")
-        head = f"{'profile':>8} {'runs':>5} {'cands':>6} {'acts':>5} {'gen s':>8} {'1st gen s':>10} {'net-act/s':>10}"
-        print(head)
-        print("-" * len(head))
-        for g in gens:
-            print(f"{g['profile']:>8} {g['runs']:>5} {g['candidates']:>6} {g['n_activations']:>5} "
-                  f"{g['generation_s']:>8.2f} {g['first_generation_s']:>10.2f} {g['train_acts_per_s']:>10.1f}")
+        _table(f"{'profile':>8} {'runs':>5} {'cands':>6} {'acts':>5} {'gen s':>8} {'1st gen s':>10} {'net-act/s':>10}",
+               [f"{g['profile']:>8} {g['runs']:>5} {g['candidates']:>6} {g['n_activations']:>5} "
+                f"{g['generation_s']:>8.2f} {g['first_generation_s']:>10.2f} {g['train_acts_per_s']:>10.1f}"
+                for g in gens])
     peak = _peak_rss_mb()
     print(f"\npeak resident memory of this process: {peak:.0f} MB")
 

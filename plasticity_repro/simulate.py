@@ -209,12 +209,11 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     n_given = networks.w0.shape[0]
     if rule.coefs.ndim == 3:   # one rule per network: it is split over devices with its network
         (networks, rule), _ = shard_leading((networks, rule), n_given)
-    else:
-        networks, _ = shard_leading(networks, n_given)
-    if rule.coefs.ndim == 3:
         taus = jax.vmap(lambda r: r.effective_taus(cfg.plasticity.tau_convention))(rule)
         rule = Rule(coefs=_last(rule.coefs), taus=_last(taus), term_mask=_last(rule.term_mask),
                     hetero=_last(rule.hetero))
+    else:
+        networks, _ = shard_leading(networks, n_given)
     dtype = cfg.dtype
     n_e, n = net.n_e, net.n
     n_b = networks.w0.shape[0]
