@@ -2,7 +2,17 @@
 time point, fit on the training activations, R^2 on the test activations."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+
+
+@jax.custom_batching.sequential_vmap
+def _lstsq(Z, y, rcond):
+    """Minimum-norm least squares, one design matrix at a time even under vmap (a loop, not
+    LAPACK's batched SVD). The batched kernel spreads its batch over XLA:CPU's intra-op thread
+    pool and blocks a pool thread while it waits; with one host device per core every pool
+    thread can end up blocked that way at once (a deadlock seen on 2 cores, 2 host devices)."""
+    return jnp.linalg.lstsq(Z, y, rcond=rcond)[0]
 
 
 def fit_ols(X, y, rcond: float = 1e-6):
@@ -15,7 +25,7 @@ def fit_ols(X, y, rcond: float = 1e-6):
     scale = jnp.where(ok, sx, 1.0)
     Z = jnp.where(ok, (X - mx) / scale, 0.0)
     my = jnp.mean(y)
-    b, *_ = jnp.linalg.lstsq(Z, y - my, rcond=rcond)
+    b = _lstsq(Z, y - my, rcond)
     coef = jnp.where(ok, b / scale, 0.0)
     return jnp.concatenate([coef, jnp.atleast_1d(my - mx @ coef)])
 

@@ -51,9 +51,11 @@ log = logging.getLogger(__name__)
 
 # Environment of each embedded worker process, set by the nanny before the worker starts (so
 # before JAX creates its CPU client). The first XLA flag makes XLA's CPU kernels single-threaded;
-# the second is the TensorFlow-era spelling that the usual recipes carry (XLA ignores it).
+# the second is the TensorFlow-era spelling that the usual recipes carry (XLA ignores it). Each
+# worker is one process on one core, so it keeps a single XLA host device (parallel.py).
 WORKER_ENV = {
     "JAX_PLATFORMS": "cpu",
+    "PLASTICITY_REPRO_HOST_DEVICES": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",

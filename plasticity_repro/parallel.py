@@ -1,15 +1,18 @@
-"""Spreading a batch of networks over the machine's devices (opt-in, experimental).
+"""Spreading a batch of networks over the machine's cores as XLA host devices.
 
 XLA:CPU runs one program mostly on one core: the per-step loops of a 25+8 network are too short
-for its intra-op threads. With PLASTICITY_REPRO_HOST_DEVICES=n (n >= 2) set before the package
-is imported, every core becomes its own XLA host device (`--xla_force_host_platform_device_count`,
-see `host_device_flag`) and the network axis of a batch is sharded over them, so the networks of
-a batch run on all cores at once (batch 340 on 2 cores: 514 -> 669 network-activations/s).
+for its intra-op threads. When the package is imported before JAX, every available core becomes
+its own XLA host device (`--xla_force_host_platform_device_count`, see `host_device_flag`) and the
+network axis of a batch is sharded over them, so the networks of a batch run on all cores at once
+(batch 340 on 2 cores: 480 -> 678 network-activations/s). PLASTICITY_REPRO_HOST_DEVICES=n sets
+the count (1: one device, the plain program); the default is "auto", one per available core.
+Importing JAX before the package leaves JAX's own default (one CPU device).
 
-Off by default: on a 2-core machine a quick-profile CMA-ES search with 2 host devices has been
-seen to deadlock inside XLA:CPU (the program's cross-device collectives around the decoder and
-the candidate sums); evaluations and laptop-profile searches ran to completion. Per-network
-arithmetic is the same with or without sharding (tested), so results do not depend on it.
+Per-network arithmetic is the same with or without sharding (tested), so results do not depend
+on the device count. One trap is avoided in decoder.py: JAX 0.10's batched LAPACK kernels split
+their batch over XLA:CPU's intra-op thread pool and block a pool thread while they wait, and with
+one device per core every pool thread can block that way at once (a search deadlocked on 2 cores
+before the decoder's least squares ran one matrix at a time).
 """
 from __future__ import annotations
 
@@ -22,14 +25,13 @@ ENV_DEVICES = "PLASTICITY_REPRO_HOST_DEVICES"
 
 
 def host_device_flag(environ=os.environ) -> str | None:
-    """XLA_FLAGS asking for PLASTICITY_REPRO_HOST_DEVICES host devices ("auto": one per available
-    core), or None to leave XLA_FLAGS as it is (unset, 0 or 1, or the count already set)."""
+    """XLA_FLAGS asking for PLASTICITY_REPRO_HOST_DEVICES host devices ("auto", the default when
+    unset: one per available core), or None to leave XLA_FLAGS as it is (0 or 1, a single core,
+    or the count already set)."""
     flags = environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" in flags:
         return None
-    want = environ.get(ENV_DEVICES, "").strip()
-    if not want:
-        return None
+    want = environ.get(ENV_DEVICES, "").strip() or "auto"
     if want == "auto":
         try:
             n = len(os.sched_getaffinity(0))
@@ -39,8 +41,8 @@ def host_device_flag(environ=os.environ) -> str | None:
         try:
             n = int(want)
         except ValueError:
-            raise ValueError(f"{ENV_DEVICES} must be an integer >= 0 or 'auto' (unset, 0 or 1: one "
-                             f"host device), got {want!r}") from None
+            raise ValueError(f"{ENV_DEVICES} must be an integer >= 0 or 'auto' (0 or 1: one host "
+                             f"device; unset: auto), got {want!r}") from None
     if n <= 1:
         return None
     return (flags + " " if flags else "") + f"--xla_force_host_platform_device_count={n}"

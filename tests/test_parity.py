@@ -134,7 +134,8 @@ def test_batch_split_over_devices_matches_one_network_at_a_time():
 
 def test_host_device_flag():
     from plasticity_repro.parallel import ENV_DEVICES, host_device_flag
-    assert host_device_flag({}) is None                      # off by default
+    assert host_device_flag({}) == host_device_flag({ENV_DEVICES: "auto"})   # on by default
+    assert host_device_flag({ENV_DEVICES: "0"}) is None
     assert host_device_flag({ENV_DEVICES: "4", "XLA_FLAGS": "--xla_force_host_platform_device_count=3"}) is None
     assert host_device_flag({ENV_DEVICES: "1"}) is None
     assert "device_count=" in (host_device_flag({ENV_DEVICES: "auto"}) or "device_count=")
@@ -146,7 +147,9 @@ def test_host_device_flag():
 
 def test_sharded_batch_in_a_two_device_process():
     """With PLASTICITY_REPRO_HOST_DEVICES=2 (a fresh process: the flag acts before JAX starts) a
-    batch of 3 networks is padded, split over 2 host devices, and equals one network at a time."""
+    batch of 3 networks is padded, split over 2 host devices, and equals one network at a time;
+    and a quick-profile search scores its candidates (decoder included) without hanging: with
+    LAPACK's batched least squares this call deadlocked XLA:CPU's 2-thread pool on 2 cores."""
     import os
     import subprocess
     import sys
@@ -167,9 +170,19 @@ for i in range(3):
     one = run_networks(cfg, rule, jax.tree.map(lambda x: x[i:i + 1], nets))
     np.testing.assert_allclose(np.asarray(batch.w_final[i]), np.asarray(one.w_final[0]), rtol=0, atol=1e-6)
     np.testing.assert_allclose(np.asarray(batch.effects[i]), np.asarray(one.effects[0]), rtol=1e-5)
+import jax.numpy as jnp
+from plasticity_repro.search import profile_config, score_batch, train_networks
+scfg = profile_config("quick", p_turnover=0.00072)
+x = jnp.asarray(np.random.default_rng(0).normal(0, 0.2, (2, scfg.base_popsize, scfg.space.n_params)), jnp.float32)
+for _ in range(2):
+    losses, r2 = score_batch(scfg, x, train_networks(scfg, 2))
+    assert np.asarray(losses).shape == (2, scfg.base_popsize)
 print("ok")
 """
     env = dict(os.environ, PLASTICITY_REPRO_HOST_DEVICES="2", JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a 2-host-device process did not finish in 600 s (deadlock?)")
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
