@@ -33,6 +33,21 @@ from pathlib import Path
 # The authors' figure: their NumPy code ran ~7.9 network-activations/s per CPU core. Quoted
 # from the paper's setup, not measured here.
 AUTHORS_ACTS_PER_S_PER_CORE = 7.9
+# Floating-point ceiling of the model on an AVX2 core (issue #6's estimate: ~55 Mflop per
+# network-activation, ~3,600 network-activations/s on 2 cores), for the "fraction of peak" line.
+FLOP_LIMIT_ACTS_PER_S_PER_CORE = 1800.0
+
+_COMPILE_CHILD = """
+import sys, time
+import plasticity_repro, jax, jax.numpy as jnp
+from plasticity_repro.search import profile_config, score_batch, train_networks
+cfg = profile_config(sys.argv[1])
+nets = train_networks(cfg, 1)
+x = jnp.zeros((1, cfg.base_popsize, cfg.space.n_params), jnp.float32)
+t0 = time.perf_counter()
+score_batch.lower(cfg, x, nets).compile()
+print(time.perf_counter() - t0)
+"""
 
 
 def _rule(rng):
@@ -118,6 +133,22 @@ def bench_generation(profile: str, runs: int) -> dict:
                 generation_s=float(sec[1]), train_acts_per_s=acts / float(sec[1]))
 
 
+def bench_search_compile(profile: str) -> dict:
+    """Trace + compile seconds of a search's scoring step (score_batch, 1 run) in fresh processes:
+    cold (empty persistent compilation cache) and warm (the cache the cold process filled)."""
+    import subprocess
+    import sys
+    import tempfile
+    out = dict(profile=profile)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=tmp, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+        for name in ("cold_s", "warm_s"):
+            res = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, profile], env=env, capture_output=True,
+                                 text=True, check=True)
+            out[name] = float(res.stdout.strip().splitlines()[-1])
+    return out
+
+
 def _table(head: str, lines: list) -> None:
     """Print a header, a rule under it, and the formatted rows."""
     print(head)
@@ -176,6 +207,7 @@ def main(argv=None) -> dict:
     no_eff = bench_jax(batches[-1], args.activations, repeats, effects=False) if extras else None
     sizes = [bench_jax(34, 2, 1, n_e=n_e, n_i=max(n_e // 3, 1)) for n_e in args.sizes] if extras else []
     gens = [bench_generation(p, r) for p in args.generations for r in args.runs] if extras else []
+    compiles = [bench_search_compile(p) for p in ("quick", "paper")] if extras else []
 
     np_rate = numpy_res["acts_per_s"]
     authors = AUTHORS_ACTS_PER_S_PER_CORE * ncpu
@@ -192,6 +224,11 @@ def main(argv=None) -> dict:
            [f"{r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
             f"{r['acts_per_s'] / np_rate:>8.1f} {r['acts_per_s'] / authors:>10.2f}" for r in rows])
 
+    best = max(rows, key=lambda r: r["acts_per_s"])
+    ceiling = FLOP_LIMIT_ACTS_PER_S_PER_CORE * ncpu
+    print(f"\nbest: {best['acts_per_s']:.0f} net-act/s at batch {best['batch']} = "
+          f"{100 * best['acts_per_s'] / ceiling:.0f} % of the ~{ceiling:.0f} net-act/s floating-point "
+          f"ceiling of {ncpu} AVX2 cores (~55 Mflop per network-activation)")
     if no_eff:
         full = [r for r in rows if r["batch"] == no_eff["batch"]][0]
         share = 1 - no_eff["steady_s"] / full["steady_s"]
@@ -208,11 +245,17 @@ def main(argv=None) -> dict:
                [f"{g['profile']:>8} {g['runs']:>5} {g['candidates']:>6} {g['n_activations']:>5} "
                 f"{g['generation_s']:>8.2f} {g['first_generation_s']:>10.2f} {g['train_acts_per_s']:>10.1f}"
                 for g in gens])
+    if compiles:
+        print("\nsearch step compile (score_batch, 1 run; fresh process: trace + compile)")
+        _table(f"{'profile':>8} {'cold s':>8} {'warm s':>8}",
+               [f"{c['profile']:>8} {c['cold_s']:>8.2f} {c['warm_s']:>8.2f}" for c in compiles])
+        print("warm: the same step in a new process reading JAX's persistent compilation cache")
     peak = _peak_rss_mb()
     print(f"\npeak resident memory of this process: {peak:.0f} MB")
 
     result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
-                  size_runs=sizes, generation_runs=gens, no_effects_run=no_eff, peak_rss_mb=peak,
+                  size_runs=sizes, generation_runs=gens, search_compile=compiles,
+                  flop_ceiling_acts_per_s=FLOP_LIMIT_ACTS_PER_S_PER_CORE * ncpu, no_effects_run=no_eff, peak_rss_mb=peak,
                   cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
                   numpy_reference=numpy_res, jax_runs=rows,
                   authors_acts_per_s_per_core=AUTHORS_ACTS_PER_S_PER_CORE,

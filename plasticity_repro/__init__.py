@@ -35,4 +35,16 @@ def _host_devices() -> None:
         _os.environ["XLA_FLAGS"] = flags
 
 
+def _compilation_cache() -> None:
+    """JAX's persistent compilation cache in a per-user folder (XDG_CACHE_HOME or ~/.cache, then
+    plasticity_repro/jax), so repeated notebook and CLI runs skip recompiling; a
+    JAX_COMPILATION_CACHE_DIR already set (the Makefile sets .jax_cache) wins. Only before JAX is
+    imported, like the host devices."""
+    if "jax" in _sys.modules or "JAX_COMPILATION_CACHE_DIR" in _os.environ:
+        return
+    base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
+    _os.environ["JAX_COMPILATION_CACHE_DIR"] = _os.path.join(base, "plasticity_repro", "jax")
+
+
 _host_devices()
+_compilation_cache()

@@ -8,8 +8,13 @@ network axis of a batch is sharded over them, so the networks of a batch run on 
 the count (1: one device, the plain program); the default is "auto", one per available core.
 Importing JAX before the package leaves JAX's own default (one CPU device).
 
-Per-network arithmetic is the same with or without sharding (tested), so results do not depend
-on the device count. One trap is avoided in decoder.py: JAX 0.10's batched LAPACK kernels split
+Every device runs the single-device program on its share of the networks (shard_map), so the
+arithmetic per network is the same; but XLA compiles the per-device program of a multi-device
+module slightly differently, so float32 results agree bitwise over the first activations and
+then differ at rounding level (weights by ~1.5e-8 after 10 activations on 2 cores). For a fixed
+device count runs are bitwise repeatable, and PLASTICITY_REPRO_HOST_DEVICES=1 gives the
+single-device numbers (the `device` attribute of every dataset records the count). One trap is
+avoided in decoder.py: JAX 0.10's batched LAPACK kernels split
 their batch over XLA:CPU's intra-op thread pool and block a pool thread while they wait, and with
 one device per core every pool thread can block that way at once (a search deadlocked on 2 cores
 before the decoder's least squares ran one matrix at a time).
@@ -17,6 +22,8 @@ before the decoder's least squares ran one matrix at a time).
 from __future__ import annotations
 
 import os
+
+import numpy as np
 
 # jax is imported inside the functions: plasticity_repro/__init__.py imports this module to set
 # XLA_FLAGS before anything imports jax.
@@ -54,13 +61,6 @@ def batch_devices() -> list:
     return jax.devices()
 
 
-def _sharding(n_dev: int):
-    import numpy as np
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-    mesh = Mesh(np.asarray(batch_devices()[:n_dev]), ("networks",))
-    return NamedSharding(mesh, PartitionSpec("networks"))
-
-
 def padded_size(n_b: int) -> int:
     """Batch size after padding to a multiple of the device count (unchanged for one device or
     a batch of one)."""
@@ -70,19 +70,27 @@ def padded_size(n_b: int) -> int:
     return -(-n_b // n_dev) * n_dev
 
 
-def shard_leading(tree, n_b: int):
-    """Inside jit: pad every leaf's leading (network) axis from n_b to padded_size(n_b) by
-    repeating the last network, and constrain it to be split over the devices. Returns the tree
-    and the padded size; slice results back with [:n_b]."""
+def map_networks(f, shared, batched, n_b: int):
+    """f(shared, batched) with every leaf of `batched` (and of f's result) carrying the network axis
+    first, run as one program per device on its slice of the networks (shard_map: each device runs
+    the same local program as a single device would, so per-network results are bitwise those of
+    one device). The batch is padded to a multiple of the device count by repeating its last
+    network and the result sliced back. `shared` leaves (e.g. one rule for all networks) are
+    replicated. With one device, or one network, this is just f(shared, batched)."""
     import jax
     import jax.numpy as jnp
-    if len(batch_devices()) <= 1 or n_b <= 1:
-        return tree, n_b
+    from jax.sharding import Mesh, PartitionSpec
+    devices = batch_devices()
+    if len(devices) <= 1 or n_b <= 1:
+        return f(shared, batched)
     n_pad = padded_size(n_b)
     if n_pad != n_b:
         def pad(x):
             extra = jnp.broadcast_to(x[-1:], (n_pad - n_b,) + x.shape[1:])
             return jnp.concatenate([x, extra])
-        tree = jax.tree.map(pad, tree)
-    sh = _sharding(len(batch_devices()))
-    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sh), tree), n_pad
+        batched = jax.tree.map(pad, batched)
+    mesh = Mesh(np.asarray(devices), ("networks",))
+    spec = PartitionSpec("networks")
+    out = jax.shard_map(f, mesh=mesh, in_specs=(PartitionSpec(), spec), out_specs=spec,
+                        check_vma=False)(shared, batched)
+    return out if n_pad == n_b else jax.tree.map(lambda x: x[:n_b], out)

@@ -23,7 +23,7 @@ from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effe
                     block_update)
 from .rules import _matvec as block_matvec
 from .rules import gate_sums as block_gate_sums
-from .parallel import shard_leading
+from .parallel import map_networks
 from .turnover import apply_flips, draw_flips
 
 
@@ -204,16 +204,21 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     """All activations of a batch of networks (leading axis) under one rule, or under one rule
     per network (rule leaves with the same leading axis: candidates x networks flattened into one
     batch). A scan over activations whose per-network bookkeeping (draws, turnover, records) is
-    vmapped and whose activations run all networks together with the network axis last."""
-    net, lc, tc = cfg.network, cfg.loss, cfg.turnover
+    vmapped and whose activations run all networks together with the network axis last. With
+    several devices each runs this on its share of the networks (parallel.map_networks)."""
     n_given = networks.w0.shape[0]
-    if rule.coefs.ndim == 3:   # one rule per network: it is split over devices with its network
-        (networks, rule), _ = shard_leading((networks, rule), n_given)
+    if rule.coefs.ndim == 3:   # one rule per network: it travels with its network
+        return map_networks(lambda _, rn: _run_local(cfg, rn[0], rn[1]), None, (rule, networks), n_given)
+    return map_networks(lambda r, n: _run_local(cfg, r, n), rule, networks, n_given)
+
+
+def _run_local(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
+    """run_batch on one device."""
+    net, lc, tc = cfg.network, cfg.loss, cfg.turnover
+    if rule.coefs.ndim == 3:
         taus = jax.vmap(lambda r: r.effective_taus(cfg.plasticity.tau_convention))(rule)
         rule = Rule(coefs=_last(rule.coefs), taus=_last(taus), term_mask=_last(rule.term_mask),
                     hetero=_last(rule.hetero))
-    else:
-        networks, _ = shard_leading(networks, n_given)
     dtype = cfg.dtype
     n_e, n = net.n_e, net.n
     n_b = networks.w0.shape[0]
@@ -277,7 +282,7 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
         weights=w_b[:, :-1] if n_rw else jnp.zeros((n_b, 0, n, n), dtype),
         w_final=join_blocks(w_end, net.n_i), effects=eff, blew_up=bad,
         fit_steps=networks.fit_steps, test_steps=networks.test_steps)
-    return res if n_b == n_given else jax.tree.map(lambda x: x[:n_given], res)
+    return res
 
 
 def run(cfg: ModelConfig, rule: Rule, network: Network) -> RunResult:

@@ -2,6 +2,7 @@
 skips the shards already on disk."""
 import os
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -70,8 +71,14 @@ def test_sweep_on_two_worker_processes_equals_in_process_and_rerun_skips(tmp_pat
 
     expected = _in_process(rules, names)
     got = ds[list(expected.data_vars)]
-    # same program, same shapes, same CPU: the worker processes reproduce the numbers exactly
-    xr.testing.assert_equal(got, expected)
+    # The worker processes run one XLA host device each; this process splits the batch over one
+    # device per core, and XLA compiles the per-device program of a multi-device module slightly
+    # differently (float32 weights differ in the last bit after ~10 activations, see parallel.py).
+    # With one device here the numbers are identical; otherwise equal to float32 rounding.
+    if len(jax.devices()) == 1:
+        xr.testing.assert_equal(got, expected)
+    else:
+        xr.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert ds.attrs["kind"] == "evaluation_sweep"
     assert ds.sizes == {"rule": 2, "network": 4, "synapse": 3, "term": N_TERMS, "tau_slot": 12}
     np.testing.assert_array_equal(ds["coefs"].values[1, 0], np.asarray(rules[1].coefs)[0])
