@@ -13,11 +13,12 @@ arithmetic per network is the same; but XLA compiles the per-device program of a
 module slightly differently, so float32 results agree bitwise over the first activations and
 then differ at rounding level (weights by ~1.5e-8 after 10 activations on 2 cores). For a fixed
 device count runs are bitwise repeatable, and PLASTICITY_REPRO_HOST_DEVICES=1 gives the
-single-device numbers (the `device` attribute of every dataset records the count). One trap is
-avoided in decoder.py: JAX 0.10's batched LAPACK kernels split
-their batch over XLA:CPU's intra-op thread pool and block a pool thread while they wait, and with
-one device per core every pool thread can block that way at once (a search deadlocked on 2 cores
-before the decoder's least squares ran one matrix at a time).
+single-device numbers (the `device` attribute of every dataset records the count).
+
+One trap is avoided in decoder.py: JAX 0.10's batched LAPACK kernels split their batch over
+XLA:CPU's intra-op thread pool and block a pool thread while they wait, and with one device per
+core every pool thread can block that way at once (a search deadlocked on 2 cores before the
+decoder's least squares ran one matrix at a time).
 """
 from __future__ import annotations
 
@@ -73,8 +74,8 @@ def padded_size(n_b: int) -> int:
 def map_networks(f, shared, batched, n_b: int):
     """f(shared, batched) with every leaf of `batched` (and of f's result) carrying the network axis
     first, run as one program per device on its slice of the networks (shard_map: each device runs
-    the same local program as a single device would, so per-network results are bitwise those of
-    one device). The batch is padded to a multiple of the device count by repeating its last
+    the same local program as a single device would; float32 results match one device up to
+    rounding, see the module docstring). The batch is padded to a multiple of the device count by repeating its last
     network and the result sliced back. `shared` leaves (e.g. one rule for all networks) are
     replicated. With one device, or one network, this is just f(shared, batched)."""
     import jax
