@@ -11,6 +11,7 @@ benchmarks/results/<device>-<date>.json.
     python -m benchmarks.bench --quick           # batches 1, 10; fewer repeats
     python -m benchmarks.bench --batches 1 170 --activations 10
     python -m benchmarks.bench --sizes 25 50 100 --generations quick laptop --runs 1 2 4
+    python -m benchmarks.bench --batches 170 --no-extras --profile 170   # where the step's time goes
 
 Beyond the batch sweep it measures (unless skipped with --no-extras): throughput against network
 size (n_e E cells with n_e / 3 I cells, batch 34, 2 activations), seconds per CMA-ES generation
@@ -149,6 +150,72 @@ def bench_search_compile(profile: str) -> dict:
     return out
 
 
+STEP_PARTS = ("drive", "traces", "rule_update", "effects", "inputs_turnover", "records")
+
+
+def bench_step_profile(batch: int, n_act: int = 2) -> dict:
+    """Where a simulation's time goes: one run of `batch` networks x `n_act` activations under
+    JAX's profiler, with XLA:CPU recording every kernel it runs. Kernels are attributed to the
+    named scopes of the step (drive: input recursion and W r; traces: traces and the rule's
+    factors; rule_update: the W update; effects: the per-term effect sums) and of the activation
+    loop (inputs_turnover: draws and turnover; records: what a run keeps); the rest is loop
+    bookkeeping (carry copies, stacking the rates). The profiler's per-kernel overhead inflates the
+    total, so shares are of the profiled kernel time. Returns µs per Euler step (profiled) by part,
+    the kernels run per step, and the top kernels."""
+    import collections
+    import glob
+    import tempfile
+    from functools import partial
+    import jax
+    import numpy as np
+    from jax.profiler import ProfileData
+    from plasticity_repro.network import make_networks
+    from plasticity_repro.parallel import cpu_opt_level
+    from plasticity_repro.simulate import run_batch
+    cfg = _config(n_act)
+    rule = _rule(np.random.default_rng(0))
+    nets = make_networks(cfg, np.arange(batch), p_turnover_ee=0.05)
+    opts = None
+    if jax.default_backend() == "cpu":
+        opts = {"xla_backend_optimization_level": cpu_opt_level(), "xla_cpu_enable_xprof_traceme": True}
+    f = jax.jit(partial(run_batch, cfg), compiler_options=opts)
+    compiled = f.lower(rule, nets).compile()
+    part_of = {}
+    for m in re.finditer(r"%([\w.\-]+) = [^\n]*?op_name=\"([^\"]*)\"", compiled.as_text()):
+        path = m.group(2).split("/")
+        part_of[m.group(1)] = next((p for p in STEP_PARTS if p in path), "other")
+    jax.block_until_ready(compiled(rule, nets))
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(rule, nets))
+    plain_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp):
+            jax.block_until_ready(compiled(rule, nets))
+        data = ProfileData.from_file(sorted(glob.glob(f"{tmp}/**/*.xplane.pb", recursive=True))[-1])
+    total, count = collections.Counter(), collections.Counter()
+    for plane in data.planes:
+        for line in plane.lines:
+            for ev in line.events:
+                op = dict(ev.stats).get("hlo_op")
+                if op:
+                    total[op] += ev.duration_ns
+                    count[op] += 1
+    steps = n_act * (cfg.network.n_steps - 1)
+    n_dev = len(jax.devices())
+    kernel_ns = sum(total.values())
+    by_part = collections.Counter()
+    for op, ns in total.items():
+        by_part[part_of.get(op, "other")] += ns
+    per_step = {p: by_part[p] / 1e3 / steps / n_dev for p in STEP_PARTS + ("other",)}
+    in_loop = sum(c for op, c in count.items() if c >= steps)
+    top = [dict(kernel=op, part=part_of.get(op, "other"), us_per_step=ns / 1e3 / steps / n_dev,
+                share=ns / kernel_ns) for op, ns in total.most_common(8)]
+    return dict(batch=batch, n_activations=n_act, steps=steps, devices=n_dev, plain_s=plain_s,
+                plain_us_per_step=plain_s * 1e6 / steps, profiled_us_per_step_by_part=per_step,
+                share_by_part={p: by_part[p] / kernel_ns for p in per_step},
+                kernels_per_step=in_loop / steps / n_dev, top_kernels=top)
+
+
 def _table(head: str, lines: list) -> None:
     """Print a header, a rule under it, and the formatted rows."""
     print(head)
@@ -184,6 +251,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 4],
                         help="batched search runs per generation timing (default 1 4)")
     parser.add_argument("--no-extras", action="store_true", help="only the batch sweep")
+    parser.add_argument("--profile", type=int, default=None, metavar="BATCH",
+                        help="profile the step at this batch (default: the sweep's largest batch up to 340; "
+                             "0 to skip)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
                         help="folder for the JSON results")
     args = parser.parse_args(argv)
@@ -208,6 +278,9 @@ def main(argv=None) -> dict:
     sizes = [bench_jax(34, 2, 1, n_e=n_e, n_i=max(n_e // 3, 1)) for n_e in args.sizes] if extras else []
     gens = [bench_generation(p, r) for p in args.generations for r in args.runs] if extras else []
     compiles = [bench_search_compile(p) for p in ("quick", "paper")] if extras else []
+    prof_batch = args.profile if args.profile is not None else (
+        0 if args.quick else max([b for b in batches if b <= 340] or [batches[0]]))
+    profile = bench_step_profile(prof_batch) if prof_batch > 0 else None
 
     np_rate = numpy_res["acts_per_s"]
     authors = AUTHORS_ACTS_PER_S_PER_CORE * ncpu
@@ -250,11 +323,20 @@ def main(argv=None) -> dict:
         _table(f"{'profile':>8} {'cold s':>8} {'warm s':>8}",
                [f"{c['profile']:>8} {c['cold_s']:>8.2f} {c['warm_s']:>8.2f}" for c in compiles])
         print("warm: the same step in a new process reading JAX's persistent compilation cache")
+    if profile:
+        print(f"\nwhere the step's time goes (batch {profile['batch']}, {profile['devices']} device(s), "
+              f"{profile['kernels_per_step']:.0f} kernels per step and device; unprofiled "
+              f"{profile['plain_us_per_step']:.0f} us per step)")
+        _table(f"{'part':>16} {'share':>6} {'us/step':>8}",
+               [f"{p:>16} {100 * profile['share_by_part'][p]:>5.0f}% {us:>8.1f}"
+                for p, us in profile["profiled_us_per_step_by_part"].items()])
+        print("largest kernels: " + ", ".join(f"{k['kernel']} ({k['part']}, {100 * k['share']:.0f} %)"
+                                                for k in profile["top_kernels"][:5]))
     peak = _peak_rss_mb()
     print(f"\npeak resident memory of this process: {peak:.0f} MB")
 
     result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
-                  size_runs=sizes, generation_runs=gens, search_compile=compiles,
+                  size_runs=sizes, generation_runs=gens, search_compile=compiles, step_profile=profile,
                   flop_ceiling_acts_per_s=FLOP_LIMIT_ACTS_PER_S_PER_CORE * ncpu, no_effects_run=no_eff, peak_rss_mb=peak,
                   cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
                   numpy_reference=numpy_res, jax_runs=rows,

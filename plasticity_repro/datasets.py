@@ -42,6 +42,13 @@ def device_name() -> str:
     return f"{d.platform}:{getattr(d, 'device_kind', d.platform)} x{len(jax.devices())}"
 
 
+def _cpu_opt_level() -> int:
+    """LLVM level the package compiles with on CPU (-1 on other backends), see parallel.cpu_opt_level."""
+    import jax
+    from .parallel import cpu_opt_level
+    return cpu_opt_level() if jax.default_backend() == "cpu" else -1
+
+
 def params_hash(params: dict, n: int = 10) -> str:
     """Short stable hash of a JSON-able parameter dict: names data files by what produced them."""
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:n]
@@ -59,6 +66,7 @@ def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> d
         "versions_json": json.dumps(versions(), sort_keys=True),
         "float_width": 64 if float64 else 32,
         "device": device_name(),
+        "xla_cpu_opt_level": _cpu_opt_level(),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "paper": "Bell, Duffy & Fairhall, NeurIPS 2024 (OpenReview nw4TWuEPGx)",
     }

@@ -11,6 +11,7 @@ from flax import struct
 
 from .config import ModelConfig
 from .decoder import decoder_r2
+from .parallel import jit
 from .rules import Rule
 from .simulate import RunResult
 
@@ -48,7 +49,7 @@ def candidate_loss(cfg: ModelConfig, rule: Rule, per_network: NetworkLoss):
     return jnp.where(bad, penalty.astype(per_network.loss.dtype), jnp.sum(per_network.loss, axis=-1))
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jit, static_argnums=0)
 def evaluate_rules(cfg: ModelConfig, rules: Rule, networks):
     """Losses of a batch of rules on one batch of networks: (candidate_loss (R,), NetworkLoss (R, N)).
     All R x N runs go through the simulation as one flattened batch."""

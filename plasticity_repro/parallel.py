@@ -22,6 +22,7 @@ decoder's least squares ran one matrix at a time).
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -95,3 +96,51 @@ def map_networks(f, shared, batched, n_b: int):
     out = jax.shard_map(f, mesh=mesh, in_specs=(PartitionSpec(), spec), out_specs=spec,
                         check_vma=False)(shared, batched)
     return out if n_pad == n_b else jax.tree.map(lambda x: x[:n_b], out)
+
+
+# -- compiling ---------------------------------------------------------------------------------
+ENV_CPU_OPT = "PLASTICITY_REPRO_CPU_OPT_LEVEL"
+CPU_OPT_LEVEL = 1
+
+
+def cpu_opt_level(environ=os.environ) -> int:
+    """LLVM optimisation level of the package's programs on XLA:CPU: PLASTICITY_REPRO_CPU_OPT_LEVEL,
+    default 1 (XLA's own default is 2). The simulation's kernels are simple elementwise loops that
+    -O2 does not make faster (in-process A/B, batch 170: 473 vs 462 network-activations/s,
+    simulation bitwise equal) while the paper search step compiles in ~35 % less CPU time (16.3 ->
+    10.4 s). Reductions in the decoder and loss may round differently (losses ~2e-7 relative),
+    so =2 reproduces data made before this default bitwise."""
+    raw = environ.get(ENV_CPU_OPT, "").strip()
+    if not raw:
+        return CPU_OPT_LEVEL
+    if raw not in ("0", "1", "2", "3"):
+        raise ValueError(f"{ENV_CPU_OPT} must be 0, 1, 2 or 3 (LLVM optimisation level on CPU), got {raw!r}")
+    return int(raw)
+
+
+class jit:
+    """jax.jit that, on the CPU backend, compiles with the package's LLVM level (cpu_opt_level);
+    other backends get XLA's defaults. The backend is looked up at the first call (JAX is not
+    initialised at import). Supports calling, .lower and .trace, like a jitted function."""
+
+    def __init__(self, fun, **jit_kwargs):
+        self._fun, self._kwargs, self._jitted = fun, jit_kwargs, None
+        functools.update_wrapper(self, fun)
+
+    def _get(self):
+        if self._jitted is None:
+            import jax
+            opts = None
+            if jax.default_backend() == "cpu":
+                opts = {"xla_backend_optimization_level": cpu_opt_level()}
+            self._jitted = jax.jit(self._fun, compiler_options=opts, **self._kwargs)
+        return self._jitted
+
+    def __call__(self, *args, **kwargs):
+        return self._get()(*args, **kwargs)
+
+    def lower(self, *args, **kwargs):
+        return self._get().lower(*args, **kwargs)
+
+    def trace(self, *args, **kwargs):
+        return self._get().trace(*args, **kwargs)

@@ -42,6 +42,7 @@ from . import datasets
 from .config import SYNAPSE_TYPES, LossConfig, ModelConfig, PlasticityConfig, _num, static, to_dict
 from .loss import candidate_loss, network_loss
 from .network import make_networks
+from .parallel import jit
 from .rules import HETERO_NAMES, HETERO_OFF, N_TAUS, N_TERMS, TERM_NAMES, TERMS, Rule, tau_index
 from .simulate import run_batch
 
@@ -334,7 +335,7 @@ def _score(cfg: SearchConfig, x, networks):
     return losses, nl.decoder_r2
 
 
-@partial(jax.jit, static_argnums=(0,))
+@partial(jit, static_argnums=(0,))
 def score_batch(cfg: SearchConfig, x, networks):
     """Losses (R, P) and R^2 (R, P, N) of R runs' candidates, each run on its own networks."""
     return _score(cfg, x, networks)

@@ -23,7 +23,7 @@ from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effe
                     block_update)
 from .rules import _matvec as block_matvec
 from .rules import gate_sums as block_gate_sums
-from .parallel import map_networks
+from .parallel import jit, map_networks
 from .turnover import apply_flips, draw_flips
 
 
@@ -94,32 +94,37 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
     c_b = {t: coefs[SYNAPSE_TYPES.index(t)] for t in types}
 
     def matvec(m, v):
-        """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), a dot_general batched over networks."""
+        """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), unrolled over n_pre (rules._matvec)."""
         return block_matvec(m, v[None])[0]
 
+    # The named scopes label the step's parts in XLA's op metadata, for `make bench`'s step profile.
     def step(carry, a):
         s, r, A, B, wb, post_tr, pre_tr, eff = carry
         a_now, a_old = a
-        A, B = inputs_mod.drive_step(A, B, a_now, a_old, consts)
-        r_e, r_i = r[:n_e], r[n_e:]
-        v_e = amp[:n_e] * B[:n_e] + matvec(wb["ee"], r_e) + matvec(wb["ie"], r_i)
-        v_i = amp[n_e:] * B[n_e:] + matvec(wb["ei"], r_e)
-        v = jnp.concatenate([v_e, v_i])
-        s_new = s + (v - s) * step_cell
-        r_new = jnp.maximum(s - net.v_th, 0.0)
+        with jax.named_scope("drive"):
+            A, B = inputs_mod.drive_step(A, B, a_now, a_old, consts)
+            r_e, r_i = r[:n_e], r[n_e:]
+            v_e = amp[:n_e] * B[:n_e] + matvec(wb["ee"], r_e) + matvec(wb["ie"], r_i)
+            v_i = amp[n_e:] * B[n_e:] + matvec(wb["ei"], r_e)
+            v = jnp.concatenate([v_e, v_i])
+            s_new = s + (v - s) * step_cell
+            r_new = jnp.maximum(s - net.v_th, 0.0)
         wb_new, post_new, pre_new, eff_new = dict(wb), {}, {}, dict(eff)
         for t in types:
             p, q = blocks[t]
-            post_new[t] = post_tr[t] * (1 - d_post[t]) + r[p][None] * d_post[t]
-            pre_new[t] = pre_tr[t] * (1 - d_pre[t]) + r[q][None] * d_pre[t]
-            P, Q = block_factors(r_new[p], r_new[q], post_new[t], pre_new[t], pl.rate_norm, pl.trace_norm)
-            upd = block_update(c_b[t], P, Q, wb[t])
-            w_t = wb[t] + lr_gate[t] * upd
-            if pl.heterosynaptic and t == "ee":
-                w_t = _heterosynaptic(w_t, lr_gate[t], gate[t], rule.hetero.astype(dtype))
-            wb_new[t] = jnp.where(sign0[t] * w_t < 0, sign0[t] * pl.dale_eps, w_t)
+            with jax.named_scope("traces"):
+                post_new[t] = post_tr[t] * (1 - d_post[t]) + r[p][None] * d_post[t]
+                pre_new[t] = pre_tr[t] * (1 - d_pre[t]) + r[q][None] * d_pre[t]
+                P, Q = block_factors(r_new[p], r_new[q], post_new[t], pre_new[t], pl.rate_norm, pl.trace_norm)
+            with jax.named_scope("rule_update"):
+                upd = block_update(c_b[t], P, Q, wb[t])
+                w_t = wb[t] + lr_gate[t] * upd
+                if pl.heterosynaptic and t == "ee":
+                    w_t = _heterosynaptic(w_t, lr_gate[t], gate[t], rule.hetero.astype(dtype))
+                wb_new[t] = jnp.where(sign0[t] * w_t < 0, sign0[t] * pl.dale_eps, w_t)
             if pl.track_effects:
-                eff_new[t] = eff[t] + block_effects(c_b[t], P, Q, gate[t], wb[t], sums[t])
+                with jax.named_scope("effects"):
+                    eff_new[t] = eff[t] + block_effects(c_b[t], P, Q, gate[t], wb[t], sums[t])
         return (s_new, r_new, A, B, wb_new, post_new, pre_new, eff_new), r_new
 
     zeros_n = jnp.zeros((n,) + bshape, dtype)
@@ -257,13 +262,15 @@ def _run_local(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
 
     def one(carry, a):
         w, ex_ee, ex_ie, eff, bad, buf = carry
-        w, ex_ee2, ex_ie2, arr = jax.vmap(before, (0, 0, 0, 0, None))(networks, w, ex_ee, ex_ie, a)
+        with jax.named_scope("inputs_turnover"):
+            w, ex_ee2, ex_ie2, arr = jax.vmap(before, (0, 0, 0, 0, None))(networks, w, ex_ee, ex_ie, a)
         rates, w_new, effects = _activation_batch(
             cfg, rule, {t: _last(x) for t, x in w.items()}, plastic_last, _last(arr))
-        w_new = {t: _first(x) for t, x in w_new.items()}
-        rates, effects = _first(rates), _first(effects)
-        w_new, eff, bad, buf, mean_rate = jax.vmap(after, (0,) * 8 + (None,))(
-            networks, w, w_new, rates, effects, eff, bad, buf, a)
+        with jax.named_scope("records"):
+            w_new = {t: _first(x) for t, x in w_new.items()}
+            rates, effects = _first(rates), _first(effects)
+            w_new, eff, bad, buf, mean_rate = jax.vmap(after, (0,) * 8 + (None,))(
+                networks, w, w_new, rates, effects, eff, bad, buf, a)
         return (w_new, ex_ee2, ex_ie2, eff, bad, buf), mean_rate
 
     buf0 = (jnp.zeros((len(lc.fit_activations) + 1, lc.n_fit, n_e), dtype),
@@ -291,7 +298,7 @@ def run(cfg: ModelConfig, rule: Rule, network: Network) -> RunResult:
     return jax.tree.map(lambda x: x[0], res)
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jit, static_argnums=0)
 def run_networks(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     """One rule on a batch of networks (leading axis)."""
     return run_batch(cfg, rule, networks)
@@ -308,7 +315,7 @@ def run_grid(cfg: ModelConfig, rules: Rule, networks: Network) -> RunResult:
     return jax.tree.map(lambda x: x.reshape((R, N) + x.shape[1:]), res)
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jit, static_argnums=0)
 def run_candidates(cfg: ModelConfig, rules: Rule, networks: Network) -> RunResult:
     """A batch of rules, each on the same batch of networks: result axes (rule, network)."""
     return run_grid(cfg, rules, networks)

@@ -14,6 +14,7 @@ import pytest
 from plasticity_repro import numpy_reference as ref
 from plasticity_repro.config import LossConfig, ModelConfig, PlasticityConfig
 from plasticity_repro.network import make_network
+from plasticity_repro.parallel import jit
 from plasticity_repro.rules import Rule
 from plasticity_repro.simulate import activation_draws, run, split_blocks
 
@@ -52,7 +53,7 @@ def test_float64_parity_with_turnover(synapses):
     cfg = _cfg(synapses)
     rule = _rule(scale=0.5 if synapses == ("ee",) else 0.01)
     network = make_network(cfg, 3, p_turnover_ee=0.05, p_turnover_ie=0.05 if "ie" in synapses else 0.0)
-    res = jax.jit(run, static_argnums=0)(cfg, rule, network)
+    res = jit(run, static_argnums=0)(cfg, rule, network)
     out = _reference_run(cfg, rule, network)
     # the turnover really happened, and the rule really moved weights
     assert np.all(np.isfinite(out["W"][-1]))
@@ -70,7 +71,7 @@ def test_float32_close_to_float64_reference():
     rule = _rule(1, scale=0.01)
     network64 = make_network(cfg64, 5, p_turnover_ee=0.05)
     network32 = make_network(cfg32, 5, p_turnover_ee=0.05)
-    res = jax.jit(run, static_argnums=0)(cfg32, rule, network32)
+    res = jit(run, static_argnums=0)(cfg32, rule, network32)
     assert res.rates.dtype == jnp.float32
     out = _reference_run(cfg64, rule, network64)
     for a in range(N_ACT):
@@ -143,6 +144,16 @@ def test_host_device_flag():
     assert host_device_flag({ENV_DEVICES: "4", "XLA_FLAGS": "--foo"}) == "--foo --xla_force_host_platform_device_count=4"
     with pytest.raises(ValueError, match=ENV_DEVICES):
         host_device_flag({ENV_DEVICES: "two"})
+
+
+def test_cpu_opt_level():
+    """The LLVM level of the package's CPU programs (the parity tests above run at the default)."""
+    from plasticity_repro.parallel import CPU_OPT_LEVEL, ENV_CPU_OPT, cpu_opt_level
+    assert cpu_opt_level({}) == CPU_OPT_LEVEL == 1
+    assert cpu_opt_level({ENV_CPU_OPT: " 2 "}) == 2
+    for bad in ("4", "-1", "O2", "1.0"):
+        with pytest.raises(ValueError, match=ENV_CPU_OPT):
+            cpu_opt_level({ENV_CPU_OPT: bad})
 
 
 def test_sharded_batch_in_a_two_device_process():

@@ -17,6 +17,7 @@ from .. import datasets
 from ..config import SYNAPSE_TYPES, ModelConfig
 from ..loss import evaluate_rules, network_loss
 from ..network import make_networks
+from ..parallel import jit
 from ..rules import TERM_NAMES, Rule
 from ..simulate import run_batch
 
@@ -59,7 +60,7 @@ def weight_lag_kernel(w_ee, t_mean_e, edges_ms=LAG_EDGES_MS):
         return np.where(counts > 0, sums / counts, np.nan), counts
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jit, static_argnums=0)
 def _run_and_score(cfg: ModelConfig, rule: Rule, networks):
     res = run_batch(cfg, rule, networks)
     nl = jax.vmap(lambda r: network_loss(cfg, r))(res)
