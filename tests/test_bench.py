@@ -7,8 +7,8 @@ def test_step_profile_attributes_the_kernels():
     prof = bench_step_profile(batch=2, n_act=2)
     shares = prof["share_by_part"]
     assert abs(sum(shares.values()) - 1.0) < 1e-6
-    for part in ("drive", "traces", "rule_update", "effects", "inputs_turnover"):
-        assert shares[part] > 0.005, (part, shares)
+    for part in ("drive", "traces", "rule_update", "effects", "inputs_turnover", "records"):
+        assert shares[part] > 0, (part, shares)   # kernels reach every named scope
     # the named scopes reach the kernels: little is left unattributed (carry copies, stacking)
     assert shares["other"] < 0.5, shares
     assert 10 < prof["kernels_per_step"] < 200
