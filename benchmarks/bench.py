@@ -170,14 +170,14 @@ def bench_step_profile(batch: int, n_act: int = 2) -> dict:
     import numpy as np
     from jax.profiler import ProfileData
     from plasticity_repro.network import make_networks
-    from plasticity_repro.parallel import cpu_opt_level
+    from plasticity_repro.parallel import compiler_options
     from plasticity_repro.simulate import run_batch
     cfg = _config(n_act)
     rule = _rule(np.random.default_rng(0))
     nets = make_networks(cfg, np.arange(batch), p_turnover_ee=0.05)
-    opts = None
-    if jax.default_backend() == "cpu":
-        opts = {"xla_backend_optimization_level": cpu_opt_level(), "xla_cpu_enable_xprof_traceme": True}
+    opts = compiler_options()
+    if opts is not None:   # CPU: XLA:CPU records its kernels only when asked
+        opts = dict(opts, xla_cpu_enable_xprof_traceme=True)
     f = jax.jit(partial(run_batch, cfg), compiler_options=opts)
     compiled = f.lower(rule, nets).compile()
     part_of = {}

@@ -44,9 +44,9 @@ def device_name() -> str:
 
 def _cpu_opt_level() -> int:
     """LLVM level the package compiles with on CPU (-1 on other backends), see parallel.cpu_opt_level."""
-    import jax
-    from .parallel import cpu_opt_level
-    return cpu_opt_level() if jax.default_backend() == "cpu" else -1
+    from .parallel import compiler_options
+    opts = compiler_options()
+    return opts["xla_backend_optimization_level"] if opts else -1
 
 
 def params_hash(params: dict, n: int = 10) -> str:

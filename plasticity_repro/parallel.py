@@ -118,6 +118,15 @@ def cpu_opt_level(environ=os.environ) -> int:
     return int(raw)
 
 
+def compiler_options() -> dict | None:
+    """XLA compiler options of the package's programs on the current backend: the LLVM level on
+    CPU (cpu_opt_level), None (XLA's defaults) elsewhere."""
+    import jax
+    if jax.default_backend() != "cpu":
+        return None
+    return {"xla_backend_optimization_level": cpu_opt_level()}
+
+
 class jit:
     """jax.jit that, on the CPU backend, compiles with the package's LLVM level (cpu_opt_level);
     other backends get XLA's defaults. The backend is looked up at the first call (JAX is not
@@ -130,10 +139,7 @@ class jit:
     def _get(self):
         if self._jitted is None:
             import jax
-            opts = None
-            if jax.default_backend() == "cpu":
-                opts = {"xla_backend_optimization_level": cpu_opt_level()}
-            self._jitted = jax.jit(self._fun, compiler_options=opts, **self._kwargs)
+            self._jitted = jax.jit(self._fun, compiler_options=compiler_options(), **self._kwargs)
         return self._jitted
 
     def __call__(self, *args, **kwargs):
