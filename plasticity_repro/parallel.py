@@ -98,6 +98,42 @@ def map_networks(f, shared, batched, n_b: int):
     return out if n_pad == n_b else jax.tree.map(lambda x: x[:n_b], out)
 
 
+# -- chunks of networks on one CPU device ----------------------------------------------------------
+ENV_CHUNK = "PLASTICITY_REPRO_CHUNK"
+CHUNK_NETWORKS = 32   # most networks a CPU device simulates at once
+LANE = 16             # float32 values per 64-byte cache line
+
+
+def chunk_networks(environ=os.environ) -> int:
+    """Most networks one CPU device simulates at once: PLASTICITY_REPRO_CHUNK (a multiple of 16, or
+    0 for the whole share at once), default CHUNK_NETWORKS."""
+    raw = environ.get(ENV_CHUNK, "").strip()
+    if not raw:
+        return CHUNK_NETWORKS
+    if not raw.isdigit() or int(raw) % LANE or int(raw) > 65536:
+        raise ValueError(f"{ENV_CHUNK} must be 0 or a multiple of {LANE} up to 65536 (networks simulated "
+                         f"at once per CPU device), got {raw!r}")
+    return int(raw)
+
+
+def chunk_plan(n_b: int) -> tuple:
+    """(chunks, networks per chunk) in which one device runs its n_b networks, one chunk after
+    the other. On CPU every per-step kernel streams arrays of (cells, cells, networks): with the
+    network axis padded to a multiple of 16 its rows start on cache lines (a broadcasting
+    elementwise kernel ran 2.6x faster at 176 than at 170 networks), and with at most 32 networks
+    at a time the E->E block's W-sized arrays of a 25+8 network (W, gate, signs, G.|w|; 80 kB
+    each) about fit the core's 512 kB L2 cache. The padding repeats the last
+    network and is cut off again. Shares under 16 networks run as they are; on other backends
+    the whole share runs at once (a GPU wants all networks in one step)."""
+    import jax
+    size = chunk_networks()
+    if n_b < LANE or size == 0 or jax.default_backend() != "cpu":
+        return 1, n_b
+    n_chunks = -(-n_b // size)
+    per = -(-n_b // n_chunks)
+    return n_chunks, -(-per // LANE) * LANE
+
+
 # -- compiling ---------------------------------------------------------------------------------
 ENV_CPU_OPT = "PLASTICITY_REPRO_CPU_OPT_LEVEL"
 CPU_OPT_LEVEL = 1

@@ -215,18 +215,43 @@ def _half_matrix(col, row, pairs):
     return m
 
 
+def update_vectors(c, P, Q):
+    """The per-cell vectors of `block_update`, stacked: post (k, n_post, ...) and pre (k, n_pre, ...)
+    arrays holding, for each half, its column (row) vector and the post (pre) factors of its
+    outer products.
+
+    The simulation computes them one step ahead and carries them through its loop, so that the
+    W-sized update kernel reads them from memory: left to itself XLA fuses these (n, ...)-sized
+    sums into that kernel and recomputes them for every synapse (an optimization barrier does not
+    stop it: XLA:CPU drops barriers before fusion). Two stacks rather than a dozen arrays keep
+    the loop's carry copies few."""
+    post, pre = [], []
+    for half in (0, 1):
+        col, row, pairs = _half_vectors(c, P, Q, half)
+        post += [col] + [p for p, _ in pairs]
+        pre += [row] + [q for _, q in pairs]
+    return jnp.stack(post), jnp.stack(pre)
+
+
+def update_from_vectors(vectors, w):
+    """sum_k c_k F_k from `update_vectors`: the W-sized part of `block_update`."""
+    post, pre = vectors
+    halves, i = [], 0
+    for half in (0, 1):
+        n_pairs = len(_HALVES[half][2])
+        halves.append(_half_matrix(post[i], pre[i], [(post[i + 1 + g], pre[i + 1 + g]) for g in range(n_pairs)]))
+        i += 1 + n_pairs
+    return halves[0] + w * halves[1]
+
+
 def block_update(c, P, Q, w):
     """sum_k c_k F_k for one block: P0^T diag(c0) Q0 + w . P1^T diag(c1) Q1.
 
     The ten products of a half share factors (terms with a pre or post factor of 1 collapse to one
     vector, x y and x~ y share y), so each half is a broadcast sum plus two outer products.
     c: (20, ...) coefficients, P (20, n_post, ...), Q (20, n_pre, ...), w (n_post, n_pre, ...).
-    The per-cell vectors are formed first (the barrier keeps XLA from recomputing them for
-    every synapse inside the fused elementwise loop).
     """
-    v0, v1 = _half_vectors(c, P, Q, 0), _half_vectors(c, P, Q, 1)
-    v0, v1 = jax.lax.optimization_barrier((v0, v1))
-    return _half_matrix(*v0) + w * _half_matrix(*v1)
+    return update_from_vectors(update_vectors(c, P, Q), w)
 
 
 UNROLL_MAX = 48   # leading axes up to this length are summed unrolled; longer ones by a reduction

@@ -20,10 +20,10 @@ from . import inputs as inputs_mod
 from .config import SYNAPSE_TYPES, ModelConfig
 from .network import Network
 from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effects, block_factors,
-                    block_update)
+                    update_from_vectors, update_vectors)
 from .rules import _matvec as block_matvec
 from .rules import gate_sums as block_gate_sums
-from .parallel import jit, map_networks
+from .parallel import chunk_plan, jit, map_networks
 from .turnover import apply_flips, draw_flips
 
 
@@ -97,10 +97,30 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
         """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), unrolled over n_pre (rules._matvec)."""
         return block_matvec(m, v[None])[0]
 
+    def factors(t, s, r, post_tr, pre_tr):
+        """Block t's traces and rule factors at the step that starts from (s, r, traces): the traces
+        move with rates row i, the factors use rates row i+1 = [s - v_th]+ and the new traces."""
+        p, q = blocks[t]
+        r_new = jnp.maximum(s - net.v_th, 0.0)
+        post_new = post_tr[t] * (1 - d_post[t]) + r[p][None] * d_post[t]
+        pre_new = pre_tr[t] * (1 - d_pre[t]) + r[q][None] * d_pre[t]
+        P, Q = block_factors(r_new[p], r_new[q], post_new, pre_new, pl.rate_norm, pl.trace_norm)
+        return post_new, pre_new, P, Q
+
+    def vectors(s, r, post_tr, pre_tr):
+        """The per-cell vectors of each block's update at the step that starts from this state.
+        Computed one step ahead and carried: a loop-carried array is materialised, so the W-sized
+        update kernel reads them instead of recomputing them per synapse (rules.update_vectors)."""
+        return {t: update_vectors(c_b[t], *factors(t, s, r, post_tr, pre_tr)[2:]) for t in types}
+
     # The named scopes label the step's parts in XLA's op metadata, for `make bench`'s step profile.
-    def step(carry, a):
-        s, r, A, B, wb, post_tr, pre_tr, eff = carry
-        a_now, a_old = a
+    def step(carry, i):
+        s, r, A, B, wb, post_tr, pre_tr, eff, vec = carry
+        # this step's arrivals and those leaving the truncated kernel (inputs.delayed), read in
+        # place: slicing them out as scan inputs wrote two (n_steps, N, B) copies per activation
+        a_now = jax.lax.dynamic_index_in_dim(arrivals, i, keepdims=False)
+        a_old = jnp.where(i >= n_kernel, jax.lax.dynamic_index_in_dim(
+            arrivals, jnp.maximum(i - n_kernel, 0), keepdims=False), 0.0)
         with jax.named_scope("drive"):
             A, B = inputs_mod.drive_step(A, B, a_now, a_old, consts)
             r_e, r_i = r[:n_e], r[n_e:]
@@ -111,30 +131,30 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
             r_new = jnp.maximum(s - net.v_th, 0.0)
         wb_new, post_new, pre_new, eff_new = dict(wb), {}, {}, dict(eff)
         for t in types:
-            p, q = blocks[t]
             with jax.named_scope("traces"):
-                post_new[t] = post_tr[t] * (1 - d_post[t]) + r[p][None] * d_post[t]
-                pre_new[t] = pre_tr[t] * (1 - d_pre[t]) + r[q][None] * d_pre[t]
-                P, Q = block_factors(r_new[p], r_new[q], post_new[t], pre_new[t], pl.rate_norm, pl.trace_norm)
+                post_new[t], pre_new[t], P, Q = factors(t, s, r, post_tr, pre_tr)
             with jax.named_scope("rule_update"):
-                upd = block_update(c_b[t], P, Q, wb[t])
-                w_t = wb[t] + lr_gate[t] * upd
+                w_t = wb[t] + lr_gate[t] * update_from_vectors(vec[t], wb[t])
                 if pl.heterosynaptic and t == "ee":
                     w_t = _heterosynaptic(w_t, lr_gate[t], gate[t], rule.hetero.astype(dtype))
                 wb_new[t] = jnp.where(sign0[t] * w_t < 0, sign0[t] * pl.dale_eps, w_t)
             if pl.track_effects:
                 with jax.named_scope("effects"):
                     eff_new[t] = eff[t] + block_effects(c_b[t], P, Q, gate[t], wb[t], sums[t])
-        return (s_new, r_new, A, B, wb_new, post_new, pre_new, eff_new), r_new
+        with jax.named_scope("traces"):
+            vec_new = vectors(s_new, r_new, post_new, pre_new)
+        return (s_new, r_new, A, B, wb_new, post_new, pre_new, eff_new, vec_new), r_new
 
     zeros_n = jnp.zeros((n,) + bshape, dtype)
     post0 = {t: jnp.zeros((len(post_slots), w[t].shape[0]) + bshape, dtype) for t in types}
     pre0 = {t: jnp.zeros((len(pre_slots), w[t].shape[1]) + bshape, dtype) for t in types}
     eff0 = {t: jnp.zeros((N_TERMS,) + bshape, dtype) for t in types}
-    carry0 = (zeros_n, zeros_n, zeros_n, zeros_n, dict(w), post0, pre0, eff0)
+    carry0 = (zeros_n, zeros_n, zeros_n, zeros_n, dict(w), post0, pre0, eff0,
+              vectors(zeros_n, zeros_n, post0, pre0))
     arrivals = arrivals.astype(dtype)
-    xs = (arrivals[:-1], inputs_mod.delayed(arrivals, inp)[:-1])
-    (_, _, _, _, w_end, _, _, eff), rates = jax.lax.scan(step, carry0, xs)
+    n_kernel = inp.kernel_steps
+    xs = jnp.arange(arrivals.shape[0] - 1)
+    (_, _, _, _, w_end, _, _, eff, _), rates = jax.lax.scan(step, carry0, xs)
     rates = jnp.concatenate([jnp.zeros((1, n) + bshape, dtype), rates])
     effects = jnp.stack([eff[t] if t in eff else jnp.zeros((N_TERMS,) + bshape, dtype) for t in SYNAPSE_TYPES])
     return rates, w_end, effects
@@ -213,8 +233,31 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     several devices each runs this on its share of the networks (parallel.map_networks)."""
     n_given = networks.w0.shape[0]
     if rule.coefs.ndim == 3:   # one rule per network: it travels with its network
-        return map_networks(lambda _, rn: _run_local(cfg, rn[0], rn[1]), None, (rule, networks), n_given)
-    return map_networks(lambda r, n: _run_local(cfg, r, n), rule, networks, n_given)
+        return map_networks(lambda _, rn: _run_chunks(cfg, rn[0], rn[1]), None, (rule, networks), n_given)
+    return map_networks(lambda r, n: _run_chunks(cfg, r, n), rule, networks, n_given)
+
+
+def _run_chunks(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
+    """_run_local on one device's networks in chunks run one after the other (parallel.chunk_plan:
+    cache-sized, cache-line-aligned network axes on CPU); the padding networks repeat the last one
+    and are cut off."""
+    n_b = networks.w0.shape[0]
+    n_chunks, size = chunk_plan(n_b)
+    if (n_chunks, size) == (1, n_b):
+        return _run_local(cfg, rule, networks)
+    total = n_chunks * size
+    per_net = rule.coefs.ndim == 3
+
+    def split(x):
+        if total > n_b:
+            x = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (total - n_b,) + x.shape[1:])])
+        return x.reshape((n_chunks, size) + x.shape[1:])
+
+    if per_net:
+        res = jax.lax.map(lambda rn: _run_local(cfg, rn[0], rn[1]), jax.tree.map(split, (rule, networks)))
+    else:
+        res = jax.lax.map(lambda n: _run_local(cfg, rule, n), jax.tree.map(split, networks))
+    return jax.tree.map(lambda x: x.reshape((total,) + x.shape[2:])[:n_b], res)
 
 
 def _run_local(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:

@@ -133,6 +133,45 @@ def test_batch_split_over_devices_matches_one_network_at_a_time():
         np.testing.assert_allclose(np.asarray(batch.effects[i]), np.asarray(one.effects[0]), rtol=1e-12)
 
 
+def test_chunk_plan(monkeypatch):
+    """How a CPU device splits its networks: shares under 16 as they are, otherwise chunks of at
+    most 32 networks padded to a multiple of 16 (PLASTICITY_REPRO_CHUNK overrides, 0 = no chunks)."""
+    from plasticity_repro.parallel import CHUNK_NETWORKS, ENV_CHUNK, chunk_networks, chunk_plan
+    monkeypatch.delenv(ENV_CHUNK, raising=False)
+    assert CHUNK_NETWORKS == 32
+    assert [chunk_plan(n) for n in (1, 15, 16, 17, 32, 33, 85, 170)] == [
+        (1, 1), (1, 15), (1, 16), (1, 32), (1, 32), (2, 32), (3, 32), (6, 32)]
+    monkeypatch.setenv(ENV_CHUNK, "0")
+    assert chunk_plan(170) == (1, 170)
+    monkeypatch.setenv(ENV_CHUNK, "64")
+    assert chunk_plan(170) == (3, 64) and chunk_plan(100) == (2, 64)
+    for bad in ("20", "-16", "x", "1e3"):
+        with pytest.raises(ValueError, match=ENV_CHUNK):
+            chunk_networks({ENV_CHUNK: bad})
+
+
+def test_chunked_batch_matches_the_whole_batch(monkeypatch):
+    """Networks run in padded chunks one after the other (parallel.chunk_plan) get what the whole
+    batch at once gives them, with one rule per network (candidates x networks) too."""
+    from functools import partial
+    from plasticity_repro.network import make_networks
+    from plasticity_repro.parallel import ENV_CHUNK, batch_devices
+    from plasticity_repro.simulate import run_batch
+    cfg = _cfg(("ee", "ei", "ie"), float64=False, n_act=2)
+    n_b = 20 * len(batch_devices())        # 20 per device: chunks of 16, the second padded
+    rules = [_rule(s, 0.01) for s in range(n_b)]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *rules)
+    nets = make_networks(cfg, np.arange(n_b), p_turnover_ee=0.05)
+    out = {}
+    for chunk in ("0", "16"):
+        monkeypatch.setenv(ENV_CHUNK, chunk)
+        out[chunk] = jax.jit(partial(run_batch, cfg))(stacked, nets)
+    for field in ("w_final", "fit_rates", "test_rates", "effects", "mean_rate"):
+        np.testing.assert_allclose(np.asarray(getattr(out["16"], field)), np.asarray(getattr(out["0"], field)),
+                                   rtol=1e-6, atol=1e-7, err_msg=field)
+    assert out["16"].w_final.shape[0] == n_b
+
+
 def test_host_device_flag():
     from plasticity_repro.parallel import ENV_DEVICES, host_device_flag
     assert host_device_flag({}) == host_device_flag({ENV_DEVICES: "auto"})   # on by default
