@@ -160,8 +160,9 @@ def bench_step_profile(batch: int, n_act: int = 2) -> dict:
     factors; rule_update: the W update; effects: the per-term effect sums) and of the activation
     loop (inputs_turnover: draws and turnover; records: what a run keeps); the rest is loop
     bookkeeping (carry copies, stacking the rates). The profiler's per-kernel overhead inflates the
-    total, so shares are of the profiled kernel time. Returns µs per Euler step (profiled) by part,
-    the kernels run per step, and the top kernels."""
+    total, so shares are of the profiled kernel time. Returns µs per Euler step of a device's whole
+    share (all its chunks, parallel.chunk_plan) by part, the kernels run per step of one chunk,
+    and the top kernels."""
     import collections
     import glob
     import tempfile
@@ -170,7 +171,7 @@ def bench_step_profile(batch: int, n_act: int = 2) -> dict:
     import numpy as np
     from jax.profiler import ProfileData
     from plasticity_repro.network import make_networks
-    from plasticity_repro.parallel import compiler_options
+    from plasticity_repro.parallel import chunk_plan, compiler_options, padded_size
     from plasticity_repro.simulate import run_batch
     cfg = _config(n_act)
     rule = _rule(np.random.default_rng(0))
@@ -201,19 +202,23 @@ def bench_step_profile(batch: int, n_act: int = 2) -> dict:
                     total[op] += ev.duration_ns
                     count[op] += 1
     steps = n_act * (cfg.network.n_steps - 1)
+    n_chunks = chunk_plan(padded_size(batch) // len(jax.devices()))[0]   # a device's chunks run in turn
     n_dev = len(jax.devices())
     kernel_ns = sum(total.values())
-    by_part = collections.Counter()
+    by_part, runs_by_part = collections.Counter(), collections.Counter()
     for op, ns in total.items():
         by_part[part_of.get(op, "other")] += ns
+        runs_by_part[part_of.get(op, "other")] += count[op]
     per_step = {p: by_part[p] / 1e3 / steps / n_dev for p in STEP_PARTS + ("other",)}
-    in_loop = sum(c for op, c in count.items() if c >= steps)
+    in_loop = sum(c for op, c in count.items() if c >= steps * n_chunks)
     top = [dict(kernel=op, part=part_of.get(op, "other"), us_per_step=ns / 1e3 / steps / n_dev,
                 share=ns / kernel_ns) for op, ns in total.most_common(8)]
     return dict(batch=batch, n_activations=n_act, steps=steps, devices=n_dev, plain_s=plain_s,
                 plain_us_per_step=plain_s * 1e6 / steps, profiled_us_per_step_by_part=per_step,
                 share_by_part={p: by_part[p] / kernel_ns for p in per_step},
-                kernels_per_step=in_loop / steps / n_dev, top_kernels=top)
+                kernels_per_step=in_loop / steps / n_chunks / n_dev, chunks_per_device=n_chunks,
+                kernels_per_step_by_part={p: runs_by_part[p] / steps / n_chunks / n_dev for p in per_step},
+                top_kernels=top)
 
 
 def _table(head: str, lines: list) -> None:
@@ -325,20 +330,26 @@ def main(argv=None) -> dict:
         print("warm: the same step in a new process reading JAX's persistent compilation cache")
     if profile:
         print(f"\nwhere the step's time goes (batch {profile['batch']}, {profile['devices']} device(s), "
-              f"{profile['kernels_per_step']:.0f} kernels per step and device; unprofiled "
+              f"{profile['chunks_per_device']} chunk(s) per device, "
+              f"{profile['kernels_per_step']:.0f} kernels per step and chunk; unprofiled "
               f"{profile['plain_us_per_step']:.0f} us per step)")
-        _table(f"{'part':>16} {'share':>6} {'us/step':>8}",
-               [f"{p:>16} {100 * profile['share_by_part'][p]:>5.0f}% {us:>8.1f}"
+        _table(f"{'part':>16} {'share':>6} {'us/step':>8} {'kernels':>8}",
+               [f"{p:>16} {100 * profile['share_by_part'][p]:>5.0f}% {us:>8.1f} "
+                f"{profile['kernels_per_step_by_part'][p]:>8.1f}"
                 for p, us in profile["profiled_us_per_step_by_part"].items()])
+        print("kernels: per Euler step of one chunk (per-activation kernels count a fraction); the "
+              "profiler adds about a microsecond per kernel, so parts of many small kernels look larger")
         print("largest kernels: " + ", ".join(f"{k['kernel']} ({k['part']}, {100 * k['share']:.0f} %)"
                                                 for k in profile["top_kernels"][:5]))
     peak = _peak_rss_mb()
     print(f"\npeak resident memory of this process: {peak:.0f} MB")
 
+    from plasticity_repro.datasets import _cpu_chunk_networks, _cpu_opt_level
     result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
                   size_runs=sizes, generation_runs=gens, search_compile=compiles, step_profile=profile,
                   flop_ceiling_acts_per_s=FLOP_LIMIT_ACTS_PER_S_PER_CORE * ncpu, no_effects_run=no_eff, peak_rss_mb=peak,
                   cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
+                  cpu_chunk_networks=_cpu_chunk_networks(), xla_cpu_opt_level=_cpu_opt_level(),
                   numpy_reference=numpy_res, jax_runs=rows,
                   authors_acts_per_s_per_core=AUTHORS_ACTS_PER_S_PER_CORE,
                   authors_note="quoted from the authors' setup, not measured here")

@@ -49,6 +49,13 @@ def _cpu_opt_level() -> int:
     return opts["xla_backend_optimization_level"] if opts else -1
 
 
+def _cpu_chunk_networks() -> int:
+    """Most networks a CPU device simulates at once (parallel.chunk_plan; 0: all at once, -1 off CPU)."""
+    import jax
+    from .parallel import chunk_networks
+    return chunk_networks() if jax.default_backend() == "cpu" else -1
+
+
 def params_hash(params: dict, n: int = 10) -> str:
     """Short stable hash of a JSON-able parameter dict: names data files by what produced them."""
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:n]
@@ -67,6 +74,7 @@ def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> d
         "float_width": 64 if float64 else 32,
         "device": device_name(),
         "xla_cpu_opt_level": _cpu_opt_level(),
+        "cpu_chunk_networks": _cpu_chunk_networks(),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "paper": "Bell, Duffy & Fairhall, NeurIPS 2024 (OpenReview nw4TWuEPGx)",
     }

@@ -102,6 +102,7 @@ def map_networks(f, shared, batched, n_b: int):
 ENV_CHUNK = "PLASTICITY_REPRO_CHUNK"
 CHUNK_NETWORKS = 32   # most networks a CPU device simulates at once
 LANE = 16             # float32 values per 64-byte cache line
+PAD_MAX = 1.25        # most work (padded / given networks) spent to align the network axis
 
 
 def chunk_networks(environ=os.environ) -> int:
@@ -122,16 +123,18 @@ def chunk_plan(n_b: int) -> tuple:
     network axis padded to a multiple of 16 its rows start on cache lines (a broadcasting
     elementwise kernel ran 2.6x faster at 176 than at 170 networks), and with at most 32 networks
     at a time the E->E block's W-sized arrays of a 25+8 network (W, gate, signs, G.|w|; 80 kB
-    each) about fit the core's 512 kB L2 cache. The padding repeats the last
-    network and is cut off again. Shares under 16 networks run as they are; on other backends
-    the whole share runs at once (a GPU wants all networks in one step)."""
+    each) about fit the core's 512 kB L2 cache. Chunks are padded to a multiple of 16 only where
+    that adds at most PAD_MAX of work (85 networks: 3 x 32; 17: as they are); the padding repeats
+    the last network and is cut off. On other backends the whole share runs at once (a GPU wants
+    all networks in one step)."""
     import jax
     size = chunk_networks()
-    if n_b < LANE or size == 0 or jax.default_backend() != "cpu":
+    if size == 0 or jax.default_backend() != "cpu":
         return 1, n_b
     n_chunks = -(-n_b // size)
     per = -(-n_b // n_chunks)
-    return n_chunks, -(-per // LANE) * LANE
+    aligned = -(-per // LANE) * LANE
+    return n_chunks, aligned if n_chunks * aligned <= PAD_MAX * n_b else per
 
 
 # -- compiling ---------------------------------------------------------------------------------

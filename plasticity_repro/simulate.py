@@ -230,7 +230,8 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     per network (rule leaves with the same leading axis: candidates x networks flattened into one
     batch). A scan over activations whose per-network bookkeeping (draws, turnover, records) is
     vmapped and whose activations run all networks together with the network axis last. With
-    several devices each runs this on its share of the networks (parallel.map_networks)."""
+    several devices each runs this on its share of the networks (parallel.map_networks), on CPU in
+    chunks of at most 32 networks (parallel.chunk_plan)."""
     n_given = networks.w0.shape[0]
     if rule.coefs.ndim == 3:   # one rule per network: it travels with its network
         return map_networks(lambda _, rn: _run_chunks(cfg, rn[0], rn[1]), None, (rule, networks), n_given)

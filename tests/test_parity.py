@@ -134,17 +134,17 @@ def test_batch_split_over_devices_matches_one_network_at_a_time():
 
 
 def test_chunk_plan(monkeypatch):
-    """How a CPU device splits its networks: shares under 16 as they are, otherwise chunks of at
-    most 32 networks padded to a multiple of 16 (PLASTICITY_REPRO_CHUNK overrides, 0 = no chunks)."""
+    """How a CPU device splits its networks: chunks of at most 32, padded to a multiple of 16 where
+    that adds at most 25 % (PLASTICITY_REPRO_CHUNK overrides the 32, 0 = no chunks)."""
     from plasticity_repro.parallel import CHUNK_NETWORKS, ENV_CHUNK, chunk_networks, chunk_plan
     monkeypatch.delenv(ENV_CHUNK, raising=False)
     assert CHUNK_NETWORKS == 32
-    assert [chunk_plan(n) for n in (1, 15, 16, 17, 32, 33, 85, 170)] == [
-        (1, 1), (1, 15), (1, 16), (1, 32), (1, 32), (2, 32), (3, 32), (6, 32)]
+    assert [chunk_plan(n) for n in (1, 15, 16, 17, 28, 32, 33, 85, 170)] == [
+        (1, 1), (1, 16), (1, 16), (1, 17), (1, 32), (1, 32), (2, 17), (3, 32), (6, 32)]
     monkeypatch.setenv(ENV_CHUNK, "0")
     assert chunk_plan(170) == (1, 170)
     monkeypatch.setenv(ENV_CHUNK, "64")
-    assert chunk_plan(170) == (3, 64) and chunk_plan(100) == (2, 64)
+    assert chunk_plan(170) == (3, 64) and chunk_plan(100) == (2, 50)
     for bad in ("20", "-16", "x", "1e3"):
         with pytest.raises(ValueError, match=ENV_CHUNK):
             chunk_networks({ENV_CHUNK: bad})
@@ -158,7 +158,7 @@ def test_chunked_batch_matches_the_whole_batch(monkeypatch):
     from plasticity_repro.parallel import ENV_CHUNK, batch_devices
     from plasticity_repro.simulate import run_batch
     cfg = _cfg(("ee", "ei", "ie"), float64=False, n_act=2)
-    n_b = 20 * len(batch_devices())        # 20 per device: chunks of 16, the second padded
+    n_b = 26 * len(batch_devices())        # 26 per device: 2 chunks of 16, the second padded
     rules = [_rule(s, 0.01) for s in range(n_b)]
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *rules)
     nets = make_networks(cfg, np.arange(n_b), p_turnover_ee=0.05)
