@@ -176,6 +176,7 @@ class jit:
         functools.update_wrapper(self, fun)
 
     def _get(self):
+        chunk_networks()   # a bad PLASTICITY_REPRO_CHUNK fails here, in one line, before any tracing
         if self._jitted is None:
             import jax
             self._jitted = jax.jit(self._fun, compiler_options=compiler_options(), **self._kwargs)

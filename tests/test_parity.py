@@ -148,6 +148,11 @@ def test_chunk_plan(monkeypatch):
     for bad in ("20", "-16", "x", "1e3"):
         with pytest.raises(ValueError, match=ENV_CHUNK):
             chunk_networks({ENV_CHUNK: bad})
+    # the package's jitted entry points check it before tracing anything
+    from plasticity_repro.parallel import jit as package_jit
+    monkeypatch.setenv(ENV_CHUNK, "20")
+    with pytest.raises(ValueError, match=ENV_CHUNK):
+        package_jit(lambda x: x + 1)(jnp.zeros(3))
 
 
 def test_chunked_batch_matches_the_whole_batch(monkeypatch):
