@@ -51,9 +51,8 @@ def _cpu_opt_level() -> int:
 
 def _cpu_chunk_networks() -> int:
     """Most networks a CPU device simulates at once (parallel.chunk_plan; 0: all at once, -1 off CPU)."""
-    import jax
-    from .parallel import chunk_networks
-    return chunk_networks() if jax.default_backend() == "cpu" else -1
+    from .parallel import chunk_networks, on_cpu
+    return chunk_networks() if on_cpu() else -1
 
 
 def params_hash(params: dict, n: int = 10) -> str:

@@ -72,6 +72,21 @@ def padded_size(n_b: int) -> int:
     return -(-n_b // n_dev) * n_dev
 
 
+def pad_networks(x, n: int):
+    """x (networks, ...) padded to n networks by repeating its last one (cut off again after the run)."""
+    import jax.numpy as jnp
+    if n == x.shape[0]:
+        return x
+    return jnp.concatenate([x, jnp.broadcast_to(x[-1:], (n - x.shape[0],) + x.shape[1:])])
+
+
+def on_cpu() -> bool:
+    """Whether the package's programs run on XLA:CPU (the default backend): the one place that
+    decides the CPU-only compile options and chunking."""
+    import jax
+    return jax.default_backend() == "cpu"
+
+
 def map_networks(f, shared, batched, n_b: int):
     """f(shared, batched) with every leaf of `batched` (and of f's result) carrying the network axis
     first, run as one program per device on its slice of the networks (shard_map: each device runs
@@ -80,17 +95,13 @@ def map_networks(f, shared, batched, n_b: int):
     network and the result sliced back. `shared` leaves (e.g. one rule for all networks) are
     replicated. With one device, or one network, this is just f(shared, batched)."""
     import jax
-    import jax.numpy as jnp
     from jax.sharding import Mesh, PartitionSpec
     devices = batch_devices()
     if len(devices) <= 1 or n_b <= 1:
         return f(shared, batched)
     n_pad = padded_size(n_b)
     if n_pad != n_b:
-        def pad(x):
-            extra = jnp.broadcast_to(x[-1:], (n_pad - n_b,) + x.shape[1:])
-            return jnp.concatenate([x, extra])
-        batched = jax.tree.map(pad, batched)
+        batched = jax.tree.map(lambda x: pad_networks(x, n_pad), batched)
     mesh = Mesh(np.asarray(devices), ("networks",))
     spec = PartitionSpec("networks")
     out = jax.shard_map(f, mesh=mesh, in_specs=(PartitionSpec(), spec), out_specs=spec,
@@ -127,9 +138,8 @@ def chunk_plan(n_b: int) -> tuple:
     that adds at most PAD_MAX of work (85 networks: 3 x 32; 17: as they are); the padding repeats
     the last network and is cut off. On other backends the whole share runs at once (a GPU wants
     all networks in one step)."""
-    import jax
     size = chunk_networks()
-    if size == 0 or jax.default_backend() != "cpu":
+    if size == 0 or not on_cpu():
         return 1, n_b
     n_chunks = -(-n_b // size)
     per = -(-n_b // n_chunks)
@@ -160,8 +170,7 @@ def cpu_opt_level(environ=os.environ) -> int:
 def compiler_options() -> dict | None:
     """XLA compiler options of the package's programs on the current backend: the LLVM level on
     CPU (cpu_opt_level), None (XLA's defaults) elsewhere."""
-    import jax
-    if jax.default_backend() != "cpu":
+    if not on_cpu():
         return None
     return {"xla_backend_optimization_level": cpu_opt_level()}
 

@@ -23,7 +23,7 @@ from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effe
                     update_from_vectors, update_vectors)
 from .rules import _matvec as block_matvec
 from .rules import gate_sums as block_gate_sums
-from .parallel import chunk_plan, jit, map_networks
+from .parallel import chunk_plan, jit, map_networks, pad_networks
 from .turnover import apply_flips, draw_flips
 
 
@@ -250,9 +250,7 @@ def _run_chunks(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     per_net = rule.coefs.ndim == 3
 
     def split(x):
-        if total > n_b:
-            x = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (total - n_b,) + x.shape[1:])])
-        return x.reshape((n_chunks, size) + x.shape[1:])
+        return pad_networks(x, total).reshape((n_chunks, size) + x.shape[1:])
 
     if per_net:
         res = jax.lax.map(lambda rn: _run_local(cfg, rn[0], rn[1]), jax.tree.map(split, (rule, networks)))
