@@ -41,11 +41,10 @@ def poisson_arrivals(net: NetworkConfig, inp: InputConfig, key, rate_hz: float, 
     `gain` (N,), optional, multiplies each cell's rate (one cell's input boosted in Fig 6)."""
     n = net.n_e + net.n_i
     u = jax.random.uniform(key, (inp.stop_step - inp.start_step, n), jnp.float32)
-    a = jnp.zeros(u.shape, jnp.float32)
     if gain is None:
-        for cdf in poisson_cdf(rate_hz * net.dt):
-            a = a + (u >= cdf)
+        a = poisson_counts(u, poisson_cdf(rate_hz * net.dt), jnp)
     else:  # per-cell rates: thresholds per cell, a Poisson cdf with up to 8 arrivals per step
+        a = jnp.zeros(u.shape, jnp.float32)
         lam = rate_hz * net.dt * gain
         pmf = jnp.exp(-lam)
         cdf = pmf
@@ -58,6 +57,15 @@ def poisson_arrivals(net: NetworkConfig, inp: InputConfig, key, rate_hz: float, 
     return full.at[inp.start_step:inp.stop_step].set(a.astype(dtype))
 
 
+def poisson_counts(u, cdf, xp=np):
+    """Inverse-CDF Poisson counts (float32) of uniforms u (NumPy or JAX arrays, xp their module):
+    the number of thresholds in `cdf` that u reaches."""
+    a = xp.zeros(u.shape, xp.float32)
+    for c in cdf:
+        a = a + (u >= c)
+    return a
+
+
 def poisson_cdf(lam: float, k_max: int = 4) -> np.ndarray:
     """P(N <= k) for k = 0 .. k_max - 1 of a Poisson(lam) count: thresholds for inverse-CDF draws."""
     k = np.arange(k_max)
@@ -65,10 +73,15 @@ def poisson_cdf(lam: float, k_max: int = 4) -> np.ndarray:
     return np.cumsum(pmf).astype(np.float32)
 
 
-def frozen_arrivals(net: NetworkConfig, inp: InputConfig, key, dtype=jnp.float32) -> jnp.ndarray:
-    """Arrivals shared by every activation of one network: the kick plus the frozen Poisson part."""
-    a = poisson_arrivals(net, inp, key, inp.rate_hz * inp.frozen_fraction, dtype)
-    return a.at[:inp.kick_steps, 0].add(1.0)
+def frozen_arrivals(net: NetworkConfig, inp: InputConfig, u, dtype=np.float32) -> np.ndarray:
+    """Arrivals shared by every activation of one network: the kick plus the frozen Poisson part,
+    from its uniforms u (stop_step - start_step, N) (NumPy; network.make_network draws them)."""
+    a = poisson_counts(np.asarray(u), poisson_cdf(inp.rate_hz * inp.frozen_fraction * net.dt))
+    a = a * _poisson_cells(net)[None]
+    full = np.zeros((net.n_steps, net.n_e + net.n_i), dtype)
+    full[inp.start_step:inp.stop_step] = a.astype(dtype)
+    full[:inp.kick_steps, 0] += 1.0
+    return full
 
 
 def fresh_arrivals(net: NetworkConfig, inp: InputConfig, key, dtype=jnp.float32, gain=None) -> jnp.ndarray:

@@ -308,7 +308,7 @@ def _networks(cfg, seed0, n, n_runs, p_turnover):
     slots = np.arange(n)
     on = (slots % 2 == 0) if cfg.turnover_slots == "even" else np.ones(n, bool)
     nets = [make_networks(cfg.model, seed0 + slots, p_turnover_ee=on * p[r]) for r in range(n_runs)]
-    return jax.tree.map(lambda *a: jnp.stack(a), *nets)
+    return jax.tree.map(lambda *a: jnp.asarray(np.stack(a)), *nets)   # stacked on the host: no op-by-op compiles
 
 
 def _score(cfg: SearchConfig, x, networks):

@@ -49,6 +49,7 @@ BAD = [
     ("p_turnover_ie<0", lambda: make_networks(ModelConfig(), [0], p_turnover_ie=-0.1),
      r"p_turnover_ie must be in \[0, 1\]"),
     ("seeds empty", lambda: make_networks(ModelConfig(), []), r"seeds must be a non-empty"),
+    ("seeds<0", lambda: make_networks(ModelConfig(), [3, -1]), r"seeds must be integers in \[0, 2\*\*32\), got -1"),
     ("taus=-1", lambda: Rule.create(taus=-1), r"taus must"),
     ("taus<0", lambda: Rule.create(taus=np.full(12, -1e-3)), r"taus .*\(0, 10\]"),
     ("coefs shape", lambda: Rule.create(coefs=np.zeros(19)), r"coefs .*\(3, 20\) or \(20,\)"),

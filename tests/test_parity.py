@@ -13,7 +13,8 @@ import pytest
 
 from plasticity_repro import numpy_reference as ref
 from plasticity_repro.config import LossConfig, ModelConfig, PlasticityConfig
-from plasticity_repro.network import make_network
+from plasticity_repro import inputs
+from plasticity_repro.network import make_network, make_networks
 from plasticity_repro.parallel import jit
 from plasticity_repro.rules import Rule
 from plasticity_repro.simulate import activation_draws, run, split_blocks
@@ -97,6 +98,41 @@ def test_drive_recursion_matches_convolution():
         A, B = inputs.drive_step(A, B, arr[t], old[t], consts)
         out.append(np.asarray(B) * amp)
     np.testing.assert_allclose(np.array(out), direct, rtol=0, atol=1e-12)
+
+
+def test_network_construction_matches_op_by_op_jax():
+    """make_networks draws in one compiled program and computes the weights in NumPy float32: the
+    same bits as the plain op-by-op JAX construction (the shipped datasets' networks), where a
+    compiled program could fuse a multiply and an add; a batch equals its networks one by one."""
+    cfg = ModelConfig()
+    net, inp, loss = cfg.network, cfg.inputs, cfg.loss
+    n_e, n_i, f32 = net.n_e, net.n_i, jnp.float32
+    seeds = [0, 9, 4_000_000_000]
+    batch = make_networks(cfg, seeds, p_turnover_ee=0.25)
+    for b, seed in enumerate(seeds):
+        k_w, k_in, k_dec, k_run = jax.random.split(jax.random.PRNGKey(seed), 4)
+        k_ee, k_eim, k_ei, k_iem, k_ie = jax.random.split(k_w, 5)
+        w_ee = net.w_ee_max * (net.w_ee_low + (1 - net.w_ee_low) * jax.random.uniform(k_ee, (n_e, n_e), f32))
+        w_ee = w_ee * (1 - jnp.eye(n_e, dtype=f32))
+        w_ei = net.w_ei_mean + net.w_ei_std * jax.random.normal(k_ei, (n_i, n_e), f32)
+        w_ei = jnp.where(jax.random.uniform(k_eim, (n_i, n_e), f32) < net.p_ei, jnp.maximum(w_ei, 0), 0)
+        w_ie = net.w_ie_mean + net.w_ie_std * jax.random.normal(k_ie, (n_e, n_i), f32)
+        w_ie = jnp.where(jax.random.uniform(k_iem, (n_e, n_i), f32) < net.p_ie, jnp.minimum(w_ie, 0), 0)
+        w0 = jnp.block([[w_ee, w_ie], [w_ei, jnp.zeros((n_i, n_i), f32)]])
+        arrivals = inputs.poisson_arrivals(net, inp, k_in, inp.rate_hz * inp.frozen_fraction, f32)
+        arrivals = arrivals.at[:inp.kick_steps, 0].add(1.0)
+        k_fit, k_test = jax.random.split(k_dec)
+        fit = jax.random.randint(k_fit, (loss.n_fit,), loss.window_start, loss.window_stop, dtype=jnp.int32)
+        one = make_network(cfg, seed, p_turnover_ee=0.25)
+        for got in (one, jax.tree.map(lambda x: x[b], batch)):
+            np.testing.assert_array_equal(got.w0, w0)
+            assert got.w0.dtype == np.float32 and got.arrivals.dtype == np.float32
+            np.testing.assert_array_equal(got.plastic, w0 != 0)
+            np.testing.assert_array_equal(got.arrivals, arrivals)
+            np.testing.assert_array_equal(got.fit_steps, fit)
+            np.testing.assert_array_equal(got.key, k_run)
+            assert float(got.p_turnover_ee) == 0.25 and float(got.p_turnover_ie) == 0.0
+    assert 0.3 < float(jnp.mean(batch.plastic[:, n_e:, :n_e])) < 1.0   # E->I drawn with p_ei = 0.8
 
 
 def test_per_network_rules_match_a_shared_rule():
