@@ -18,7 +18,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
 FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 
-.PHONY: env test test-fast figures bench clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
+.PHONY: env test test-fast figures bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 
 env: $(VENV)/.installed
 
@@ -52,6 +52,12 @@ $(foreach nb,$(NB_NAMES),$(eval .PHONY: $(firstword $(subst _, ,$(nb))))$(eval $
 
 bench: env
 	$(PY) -m benchmarks.bench
+
+# wheels of the pure-Python dependencies a lent GPU machine lacks (it reaches no network), for
+# benchmarks/device.sh: carry ".device_wheels" into the device call
+device-wheels: env
+	$(PY) -m pip download -q --no-deps -d .device_wheels \
+	  $$(grep -E '^(evosax|dotmap)==' requirements.lock)
 
 clean-env:
 	rm -rf $(VENV)
