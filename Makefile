@@ -11,7 +11,14 @@ PROFILE_fig3_term_importance ?= laptop
 PROFILE_fig4_turnover_robustness ?= laptop
 PROFILE_fig5_inhibitory_plasticity ?= laptop
 PROFILE_fig6_homeostasis ?= laptop
-export JAX_PLATFORMS := cpu
+# GPU=cuda12 or cuda13 (the CUDA major version of the machine's driver) adds JAX's CUDA plugin of the
+# locked JAX version to the environment and runs everything on the GPU; unset: CPU only.
+GPU ?=
+ifneq ($(filter-out cuda12 cuda13,$(GPU)),)
+$(error GPU must be cuda12 or cuda13 (CUDA major version of JAX's plugin), or unset for CPU; got '$(GPU)')
+endif
+JAX_PIN := $(shell grep -E '^jax==' requirements.lock | cut -d= -f3)
+export JAX_PLATFORMS := $(if $(GPU),cuda,cpu)
 export PYTHONHASHSEED := 0
 # per-user persistent XLA compilation cache (git-ignored)
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
@@ -20,7 +27,7 @@ FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 
 .PHONY: env test test-fast figures bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 
-env: $(VENV)/.installed
+env: $(VENV)/.installed $(if $(GPU),$(VENV)/.installed-$(GPU))
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +35,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
+	touch $@
+
+$(VENV)/.installed-cuda12 $(VENV)/.installed-cuda13: $(VENV)/.installed-%: $(VENV)/.installed
+	$(PY) -m pip install -q "jax[$*]==$(JAX_PIN)"
 	touch $@
 
 test: env
