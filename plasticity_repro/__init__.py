@@ -38,9 +38,16 @@ def _host_devices() -> None:
 def _compilation_cache() -> None:
     """JAX's persistent compilation cache in a per-user folder (XDG_CACHE_HOME or ~/.cache, then
     plasticity_repro/jax), so repeated notebook and CLI runs skip recompiling; a
-    JAX_COMPILATION_CACHE_DIR already set (the Makefile sets .jax_cache) wins. Only before JAX is
-    imported, like the host devices."""
-    if "jax" in _sys.modules or "JAX_COMPILATION_CACHE_DIR" in _os.environ:
+    JAX_COMPILATION_CACHE_DIR already set (the Makefile sets .jax_cache) wins. Every program is
+    cached, not only those that took JAX's default of >= 1 s to compile: the many small ones (CMA-ES
+    set-up, the rule transforms, dataset assembly) cost a quick-profile search ~7 s of its start in
+    every fresh process (two-generation search, warm cache: 18.3 -> 10.9 s; 1.3 MB of cache);
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS, if set, wins. Only before JAX is imported, like the
+    host devices."""
+    if "jax" in _sys.modules:
+        return
+    _os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    if "JAX_COMPILATION_CACHE_DIR" in _os.environ:
         return
     base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
     _os.environ["JAX_COMPILATION_CACHE_DIR"] = _os.path.join(base, "plasticity_repro", "jax")

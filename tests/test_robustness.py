@@ -332,3 +332,29 @@ def test_float32_losses_match_float64(tiny_search):
     # minimum-norm lstsq drops singular values below eps(dtype) x 200, so on an ill-conditioned fit
     # (8 activations, 100 points) the two widths keep different ranks. Bound: ~2x the measurement.
     assert rel < 0.05 and dr2 < 0.25
+
+
+_CACHE_CHILD = textwrap.dedent("""
+    import plasticity_repro, jax, jax.numpy as jnp
+    jax.jit(lambda x: x * 2 + 1)(jnp.arange(3.0)).block_until_ready()   # compiles in milliseconds
+    print(jax.config.jax_persistent_cache_min_compile_time_secs)
+""")
+
+
+@pytest.mark.parametrize("min_time", [None, "5"])
+def test_small_programs_go_to_the_persistent_cache(min_time, tmp_path):
+    """The package caches every compiled program (JAX's default skips those under 1 s), unless
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise."""
+    cache = tmp_path / "jax_cache"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache))
+    env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
+    if min_time is not None:
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = min_time
+    out = subprocess.run([sys.executable, "-c", _CACHE_CHILD], env=env, cwd=ROOT, capture_output=True,
+                         text=True, check=True, timeout=120)
+    entries = [p for p in cache.glob("*") if not p.name.startswith(".")] if cache.exists() else []
+    if min_time is None:
+        assert float(out.stdout.split()[-1]) == 0.0 and entries, (out.stdout, entries)
+    else:
+        assert float(out.stdout.split()[-1]) == 5.0 and not entries, (out.stdout, entries)
+    assert out.stderr == "", out.stderr
