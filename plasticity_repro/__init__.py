@@ -53,5 +53,16 @@ def _compilation_cache() -> None:
     _os.environ["JAX_COMPILATION_CACHE_DIR"] = _os.path.join(base, "plasticity_repro", "jax")
 
 
+def _float32_matmuls() -> None:
+    """Float32 matrix products at full float32 precision on every backend: JAX's default lets a
+    GPU compute them in TensorFloat-32 (10-bit mantissa) in the decoder's least squares and in
+    CMA-ES's sampling and covariance updates; XLA:CPU ignores the setting (CPU results unchanged).
+    JAX_DEFAULT_MATMUL_PRECISION, if set, wins; datasets record it in `matmul_precision`. Only
+    before JAX is imported, like the host devices."""
+    if "jax" not in _sys.modules:
+        _os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+
+
 _host_devices()
 _compilation_cache()
+_float32_matmuls()

@@ -55,6 +55,13 @@ def _cpu_chunk_networks() -> int:
     return chunk_networks() if on_cpu() else -1
 
 
+def _matmul_precision() -> str:
+    """JAX's default precision of float32 matrix products ('highest' when the package set it up,
+    see plasticity_repro._float32_matmuls; 'default' lets a GPU use TensorFloat-32)."""
+    import jax
+    return str(jax.config.jax_default_matmul_precision or "default")
+
+
 def params_hash(params: dict, n: int = 10) -> str:
     """Short stable hash of a JSON-able parameter dict: names data files by what produced them."""
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:n]
@@ -74,6 +81,7 @@ def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> d
         "device": device_name(),
         "xla_cpu_opt_level": _cpu_opt_level(),
         "cpu_chunk_networks": _cpu_chunk_networks(),
+        "matmul_precision": _matmul_precision(),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "paper": "Bell, Duffy & Fairhall, NeurIPS 2024 (OpenReview nw4TWuEPGx)",
     }

@@ -84,8 +84,9 @@ def test_dataset_has_provenance_and_stability_variables():
     cfg = ReducedModelConfig(amplitudes=(1.0, 2.0), widths=(0.01, 0.015), n_activations=20)
     ds = reduced_model_dataset(cfg, w0=(1.0, 0.8), b0=(0.05, 0.1), profile="test")
     for attr in ("kind", "params_json", "params_hash", "git_commit", "versions_json", "device", "xla_cpu_opt_level",
-                 "cpu_chunk_networks"):
+                 "cpu_chunk_networks", "matmul_precision"):
         assert attr in ds.attrs
+    assert ds.attrs["matmul_precision"] == "highest"   # set by the package before JAX starts (conftest)
     assert ds.attrs["kind"] == "reduced_model" and ds.attrs["float_width"] == 32
     assert ds["w"].dims == ("mode", "init", "amplitude", "width", "activation")
     assert ds["w"].shape == (len(MODES), 2, 2, 2, 20)

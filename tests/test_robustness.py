@@ -337,22 +337,26 @@ def test_float32_losses_match_float64(tiny_search):
 _CACHE_CHILD = textwrap.dedent("""
     import plasticity_repro, jax, jax.numpy as jnp
     jax.jit(lambda x: x * 2 + 1)(jnp.arange(3.0)).block_until_ready()   # compiles in milliseconds
-    print(jax.config.jax_persistent_cache_min_compile_time_secs)
+    print(jax.config.jax_default_matmul_precision, jax.config.jax_persistent_cache_min_compile_time_secs)
 """)
 
 
 @pytest.mark.parametrize("min_time", [None, "5"])
 def test_small_programs_go_to_the_persistent_cache(min_time, tmp_path):
     """The package caches every compiled program (JAX's default skips those under 1 s), unless
-    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise."""
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise; and asks for full-precision float32
+    matrix products."""
     cache = tmp_path / "jax_cache"
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache))
     env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
+    env.pop("JAX_DEFAULT_MATMUL_PRECISION", None)
     if min_time is not None:
         env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = min_time
     out = subprocess.run([sys.executable, "-c", _CACHE_CHILD], env=env, cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=120)
     entries = [p for p in cache.glob("*") if not p.name.startswith(".")] if cache.exists() else []
+    # float32 products at full precision on every backend (a GPU would otherwise use TF32)
+    assert out.stdout.split()[0] == "highest", out.stdout
     if min_time is None:
         assert float(out.stdout.split()[-1]) == 0.0 and entries, (out.stdout, entries)
     else:
