@@ -143,7 +143,9 @@ def bench_search_compile(profile: str) -> dict:
     import tempfile
     out = dict(profile=profile)
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=tmp, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+        # the child inherits JAX_PLATFORMS as it is (unset: JAX picks the GPU where there is one,
+        # as in this process; `make bench` sets cpu, or cuda with GPU=)
+        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=tmp)
         for name in ("cold_s", "warm_s"):
             res = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, profile], env=env, capture_output=True,
                                  text=True, check=True)
