@@ -282,6 +282,7 @@ def main(argv=None) -> dict:
 
     import plasticity_repro  # noqa: F401  (before jax: one XLA host device per core)
     import jax
+    from plasticity_repro.parallel import on_cpu
     # measure real compile time, not a hit in a persistent compilation cache
     jax.config.update("jax_enable_compilation_cache", False)
     devices = [str(d) for d in jax.devices()]
@@ -303,7 +304,7 @@ def main(argv=None) -> dict:
         try:
             profile = bench_step_profile(prof_batch)
         except Exception as err:   # noqa: BLE001  the attribution reads XLA:CPU's kernel events
-            if jax.default_backend() == "cpu":
+            if on_cpu():
                 raise
             profile = dict(error=f"{type(err).__name__}: {err}"[:300])
 
@@ -328,7 +329,7 @@ def main(argv=None) -> dict:
 
     best = max(rows, key=lambda r: r["acts_per_s"])
     ceiling = FLOP_LIMIT_ACTS_PER_S_PER_CORE * ncpu
-    if jax.default_backend() == "cpu":
+    if on_cpu():
         print(f"\nbest: {best['acts_per_s']:.0f} net-act/s at batch {best['batch']} = "
               f"{100 * best['acts_per_s'] / ceiling:.0f} % of the ~{ceiling:.0f} net-act/s floating-point "
               f"ceiling of {ncpu} AVX2 cores (~55 Mflop per network-activation)")

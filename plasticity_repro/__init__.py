@@ -26,9 +26,7 @@ COMMIT = _commit_at_import()
 
 
 def _host_devices() -> None:
-    """One XLA host device per core (see plasticity_repro.parallel), if JAX is not imported yet."""
-    if "jax" in _sys.modules:
-        return
+    """One XLA host device per core (see plasticity_repro.parallel)."""
     from .parallel import host_device_flag
     flags = host_device_flag()
     if flags is not None:
@@ -42,10 +40,7 @@ def _compilation_cache() -> None:
     cached, not only those that took JAX's default of >= 1 s to compile: the many small ones (CMA-ES
     set-up, the rule transforms, dataset assembly) cost a quick-profile search ~7 s of its start in
     every fresh process (two-generation search, warm cache: 18.3 -> 10.9 s; 1.3 MB of cache);
-    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS, if set, wins. Only before JAX is imported, like the
-    host devices."""
-    if "jax" in _sys.modules:
-        return
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS, if set, wins."""
     _os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     if "JAX_COMPILATION_CACHE_DIR" in _os.environ:
         return
@@ -57,12 +52,12 @@ def _float32_matmuls() -> None:
     """Float32 matrix products at full float32 precision on every backend: JAX's default lets a
     GPU compute them in TensorFloat-32 (10-bit mantissa) in the decoder's least squares and in
     CMA-ES's sampling and covariance updates; XLA:CPU ignores the setting (CPU results unchanged).
-    JAX_DEFAULT_MATMUL_PRECISION, if set, wins; datasets record it in `matmul_precision`. Only
-    before JAX is imported, like the host devices."""
-    if "jax" not in _sys.modules:
-        _os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+    JAX_DEFAULT_MATMUL_PRECISION, if set, wins; datasets record it in `matmul_precision`."""
+    _os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
 
 
-_host_devices()
-_compilation_cache()
-_float32_matmuls()
+# JAX reads these settings when it is imported; imported after JAX, the package leaves them as they are
+if "jax" not in _sys.modules:
+    _host_devices()
+    _compilation_cache()
+    _float32_matmuls()
