@@ -1,16 +1,46 @@
-"""The `plasticity-repro` command.
+"""The `plasticity-repro` command: meta-learn synaptic plasticity rules with CMA-ES and evaluate them.
 
     plasticity-repro search --profile laptop --synapses ee --turnover 0.00072 --runs 4 --out PATH.nc
     plasticity-repro sweep --search PATH.nc --networks 100 --shard-size 10 --workers 2 --out PATH.nc
     plasticity-repro profiles
 
-Bad options end with a one-line `error: ...` naming the option and what is allowed (exit 2).
+Bad options end with a one-line `error: ...` naming the option and what is allowed (exit 2); output
+locations (--out, the checkpoint, the shard folder) are checked before any computation starts.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__
+
+DESCRIPTION = """\
+Reproduction of Bell, Duffy & Fairhall (NeurIPS 2024) in JAX: meta-learn the plasticity rules of a
+rate network of excitatory and inhibitory neurons with CMA-ES, so that the network organizes and
+keeps a neural sequence, and evaluate the learned rules on fresh networks. Results are netCDF
+datasets (xarray) with their provenance; searches checkpoint every generation and can resume."""
+
+EPILOG = """\
+examples:
+  plasticity-repro profiles
+      the problem size of each profile (activations, networks, generations, decoder windows)
+  plasticity-repro search --profile quick --out runs/quick.nc
+      a CI-sized search (about a minute on 2 cores); checkpoint in runs/quick.nc.ckpt
+  plasticity-repro search --profile laptop --synapses all --turnover 0.00072 --runs 4 --out runs/all.nc
+      four batched searches of E->E, E->I and I->E rules under synaptic turnover
+  plasticity-repro search --profile quick --out runs/quick.nc --resume
+      continue the interrupted quick search above from its checkpoint (same options)
+  plasticity-repro sweep --search runs/all.nc --networks 100 --shard-size 10 --workers 2 --out runs/sweep.nc
+      the best rule of every run on 100 fresh networks; rerunning skips finished shards
+
+'plasticity-repro COMMAND --help' describes each command's options."""
+
+# a candidate's loss at or above this per network is the blow-up penalty (loss.candidate_loss:
+# LossConfig.blowup_loss = 1e8 per network, plus blowup_coef * sum |c|); real losses are far below
+BLOWUP_PER_NETWORK = 1e7
 
 
 def _number_in(name, lo, hi, cast, kind, fmt):
@@ -34,7 +64,11 @@ def _int_in(name, lo, hi):
     return _number_in(name, lo, hi, int, "an integer", "d")
 
 
+SYNAPSE_CHOICES = ("ee", "all")
+
+
 def _synapses(text):
+    """--synapses: 'ee' or 'all'; 'ee,ei,ie' is accepted as a synonym of 'all'."""
     allowed = {"ee": ("ee",), "all": ("ee", "ei", "ie"), "ee,ei,ie": ("ee", "ei", "ie")}
     if text not in allowed:
         raise argparse.ArgumentTypeError(f"--synapses must be one of ['ee', 'all'], got {text!r}")
@@ -43,8 +77,10 @@ def _synapses(text):
 
 def build_parser() -> argparse.ArgumentParser:
     from .search import PROFILES
-    p = argparse.ArgumentParser(prog="plasticity-repro", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="plasticity-repro", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"plasticity-repro {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     s = sub.add_parser("search", help="meta-learn plasticity rules with CMA-ES; writes a netCDF dataset",
                        description="Run one or more batched CMA-ES searches (spec §5-6) and write their "
@@ -52,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=list(PROFILES), default="quick",
                    help="problem size: quick (CI, ~1 min), laptop (<= 1 h on 2 cores), paper (the spec's "
                         "numbers; GPU). Default: quick")
-    s.add_argument("--synapses", type=_synapses, default=("ee",),
+    s.add_argument("--synapses", type=_synapses, default=("ee",), metavar="{" + ",".join(SYNAPSE_CHOICES) + "}",
                    help="plastic synapse types: 'ee' (E->E only, 32 parameters) or 'all' (E->E, E->I, I->E, "
-                        "96 parameters). Default: ee")
+                        "96 parameters; 'ee,ei,ie' is a synonym). Default: ee")
     s.add_argument("--tau-convention", choices=["independent", "shifted"], default="independent",
                    help="time constants of E->I and I->E: own 12 each (default) or the paper-era E->E ones "
                         "shifted by one and two places")
@@ -79,13 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initial CMA-ES step size (coefficients and tau in s share it), in (0, 100]. "
                         "Default: 0.003")
     s.add_argument("--float64", action="store_true", help="simulate in float64 (default float32)")
-    s.add_argument("--out", required=True, help="path of the netCDF dataset to write (atomically)")
+    s.add_argument("--out", required=True,
+                   help="path of the netCDF dataset to write (atomically); its folder must be creatable "
+                        "and writable, checked before the search starts")
     s.add_argument("--checkpoint", default=None,
                    help="checkpoint file written atomically every generation. Default: OUT.ckpt")
     s.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    sub.add_parser("profiles", help="print the named profiles")
 
     w = sub.add_parser("sweep", help="evaluate a search's best rules on fresh networks with Dask; writes a "
                                      "netCDF dataset",
@@ -107,7 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--turnover", type=_float_in("--turnover", 0.0, 1.0), default=0.0,
                    help="E->E turnover probability per synapse and activation, in [0, 1]. Default: 0")
     w.add_argument("--shard-dir", default=None, help="directory of the shard files. Default: OUT.shards")
-    w.add_argument("--out", required=True, help="path of the combined netCDF dataset to write (atomically)")
+    w.add_argument("--out", required=True,
+                   help="path of the combined netCDF dataset to write (atomically); checked, with the shard "
+                        "folder, before the sweep starts")
+
+    sub.add_parser("profiles", help="print the named profiles as tables",
+                   description="Print the search profiles (one row each: activations, learning-rate scale, "
+                               "train and test networks, generations, restarts, decoder fit and test "
+                               "activations) and the figure settings of each profile.")
     return p
 
 
@@ -118,8 +161,86 @@ def _scheduler(text):
     return text
 
 
+def _fail(parser, option, reason):
+    """One line `plasticity-repro: error: OPTION: REASON` on stderr, exit 2 (argparse's style, no usage)."""
+    parser.exit(2, f"{parser.prog}: error: {option}: {reason}\n")
+
+
+def _writable(folder: Path):
+    """None if a file can be created in the existing `folder`, else why not (tries one, removes it)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".plasticity-repro-probe-", dir=folder)
+    except OSError as e:
+        return f"creating a file there failed: {e.strerror or type(e).__name__}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _check_location(parser, option, path, what="file", directory=False):
+    """Exit 2 with one line naming `option` unless `path` can be written: not an existing directory
+    (for a file) or file (for a folder), and its folder exists and is writable or can be created
+    (the nearest existing ancestor is a writable folder). Leaves nothing behind (a probe file is
+    created and removed at once); called before any JAX work."""
+    text = os.fspath(path)
+    if not text.strip():
+        _fail(parser, option, "empty path")
+    p = Path(text)
+    if directory:
+        if p.exists() and not p.is_dir():
+            _fail(parser, option, f"{what} {text!r} is an existing file, not a folder")
+        folder = p
+    else:
+        if text.endswith(("/", os.sep)):
+            _fail(parser, option, f"{what} {text!r} names a folder, not a file")
+        if p.is_dir():
+            _fail(parser, option, f"{what} {text!r} is an existing directory")
+        folder = p.parent
+    q = folder
+    while not q.exists() and q != q.parent:   # nearest existing ancestor (exists() is False under a file)
+        q = q.parent
+    if not q.is_dir():
+        _fail(parser, option, f"{what} {text!r}: {str(q)!r} is an existing file, not a folder")
+    why = _writable(q)
+    if why is not None:
+        if q == folder:
+            _fail(parser, option, f"{what} {text!r} is not writable: {why}" if directory else
+                  f"folder {str(q)!r} of {what} {text!r} is not writable: {why}")
+        _fail(parser, option, f"cannot create folder {str(folder)!r} for {what} {text!r}: {str(q)!r} is not "
+                              f"writable: {why}")
+
+
+def _check_search_outputs(parser, args):
+    """--out and the checkpoint (--checkpoint, else OUT.ckpt) of `search`; on --resume a checkpoint
+    that does not exist is left to the search's own 'does not exist' error."""
+    _check_location(parser, "--out", args.out, "output")
+    ckpt = args.checkpoint or args.out + ".ckpt"
+    if args.resume and not Path(ckpt).exists():
+        return
+    _check_location(parser, "--checkpoint" if args.checkpoint else "--out", ckpt, "checkpoint")
+
+
+def _check_sweep_outputs(parser, args):
+    """--out and the shard folder (--shard-dir, else OUT.shards) of `sweep`."""
+    _check_location(parser, "--out", args.out, "output")
+    _check_location(parser, "--shard-dir" if args.shard_dir else "--out", args.shard_dir or args.out + ".shards",
+                    "shard folder", directory=True)
+
+
+def _loss_text(value, n_networks: int) -> str:
+    """A loss for people: 'blew up' for the blow-up penalty (>= BLOWUP_PER_NETWORK per network)."""
+    import math
+    v = float(value)
+    if math.isfinite(v) and v >= BLOWUP_PER_NETWORK * max(n_networks, 1):
+        return "blew up"
+    return f"{v:.1f}" if math.isfinite(v) else str(v)
+
+
 def _sweep(args, parser) -> int:
     """The `sweep` command: best rules of a search dataset on fresh networks, via Dask."""
+    _check_sweep_outputs(parser, args)
     import numpy as np
     try:
         from . import datasets, distributed
@@ -138,9 +259,77 @@ def _sweep(args, parser) -> int:
         datasets.write_dataset(ds, args.out)
     except ValueError as e:
         parser.exit(2, f"plasticity-repro: error: {e}\n")
-    med = np.nanmedian(ds["loss"].values, axis=1)
-    print(f"wrote {args.out}: {ds.sizes['rule']} rules x {ds.sizes['network']} networks, median loss per rule "
-          f"{[round(float(v), 1) for v in med]}")
+    print(f"wrote {args.out}: {ds.sizes['rule']} rules x {ds.sizes['network']} networks, median loss per rule: "
+          + ", ".join(_sweep_rule_text(loss, blew) for loss, blew in zip(ds["loss"].values, ds["blew_up"].values)))
+    return 0
+
+
+def _sweep_rule_text(loss, blew_up) -> str:
+    """Median per-network loss of one rule over the networks that did not blow up (a blown-up
+    network's loss is NaN, or the penalty), 'blew up' when all did, with the count when some did."""
+    import numpy as np
+    loss = np.asarray(loss, float)
+    bad = np.asarray(blew_up, bool) | ~np.isfinite(loss) | (loss >= BLOWUP_PER_NETWORK)
+    if bad.all():
+        return "blew up"
+    text = _loss_text(np.median(loss[~bad]), 1)
+    return text + (f" ({int(bad.sum())} of {bad.size} blew up)" if bad.any() else "")
+
+
+# -- profiles -------------------------------------------------------------------------------------
+def _table(header, rows) -> str:
+    """Columns aligned: the first left-aligned, the rest right-aligned, a rule under the header."""
+    cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip()
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+
+
+def _span(values) -> str:
+    """A window of activations: '344..369/5' (every 5th), '12..17' (consecutive), or the list."""
+    v = [int(x) for x in values]
+    if len(v) < 3:
+        return ",".join(map(str, v)) or "-"
+    step = v[1] - v[0]
+    if step > 0 and all(b - a == step for a, b in zip(v, v[1:])):
+        return f"{v[0]}..{v[-1]}" + (f"/{step}" if step > 1 else "")
+    return ",".join(map(str, v))
+
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (tuple, list)):
+        return _span(v)
+    return str(v)
+
+
+def _profiles() -> int:
+    """The `profiles` command: the search profiles and the figure settings, as aligned tables."""
+    from .experiments.paper import FIGURE_PROFILES
+    from .search import PROFILES, profile_config
+    rows = []
+    for name, raw in PROFILES.items():
+        cfg = profile_config(name)
+        lc = cfg.model.loss
+        rows.append([name, _value(cfg.model.n_activations), f"x{raw['lr_scale']:g}",
+                     f"{cfg.model.plasticity.lr:g}", _value(cfg.n_train), _value(cfg.n_test),
+                     _value(cfg.max_generations), _value(cfg.max_restarts),
+                     _value(cfg.stall_generations) if cfg.stall_generations else "off",
+                     _value(cfg.base_popsize), _span(lc.fit_activations), _span(lc.test_activations)])
+    print("search profiles (plasticity-repro search --profile NAME; E->E rules, 32 parameters)\n")
+    print(_table(["profile", "activations", "lr scale", "lr", "train nets", "test nets", "generations",
+                  "restarts", "stall", "popsize", "decoder fit", "decoder test"], rows))
+    print("\n  lr: learning rate, the paper's 5e-4 times the scale; generations: over all restarts (IPOP);"
+          "\n  stall: generations without improvement that stop a run; decoder fit/test: activations the"
+          "\n  decoder is fitted / scored on, FIRST..LAST/STEP")
+    names = list(FIGURE_PROFILES)
+    keys = list(dict.fromkeys(k for p in FIGURE_PROFILES.values() for k in p))
+    print("\nfigure settings per profile (plasticity_repro.experiments.paper.FIGURE_PROFILES)\n")
+    print(_table(["setting"] + names,
+                 [[k.replace("_", " ")] + [_value(FIGURE_PROFILES[n].get(k, "-")) for n in names] for k in keys]))
     return 0
 
 
@@ -149,12 +338,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if args.command == "profiles":
-        from .search import PROFILES
-        for name, p in PROFILES.items():
-            print(name, p)
-        return 0
+        return _profiles()
     if args.command == "sweep":
         return _sweep(args, parser)
+    _check_search_outputs(parser, args)
     if args.float64:
         import jax
         jax.config.update("jax_enable_x64", True)
@@ -175,8 +362,12 @@ def main(argv=None) -> int:
         write_dataset(ds, args.out)
     except ValueError as e:
         parser.exit(2, f"plasticity-repro: error: {e}\n")
-    print(f"wrote {args.out}: {ds.sizes['generation']} generations, best test loss per run "
-          f"{[round(float(v), 1) for v in ds.best_test_loss.values]}")
+    if cfg.n_test:
+        which, losses, n = "test", ds.best_test_loss.values, cfg.n_test
+    else:  # no held-out networks: the incumbent's train loss
+        which, losses, n = "train", ds.best_train_loss.values, cfg.n_train
+    print(f"wrote {args.out}: {ds.sizes['generation']} generations, best {which} loss per run (sum over {n} "
+          f"networks): " + ", ".join(_loss_text(v, n) for v in losses))
     return 0
 
 
