@@ -35,6 +35,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
+	$(PY) -c "from plasticity_repro.engine import fused; fused.build()" || echo "note: the fused CPU engine did not build; the XLA engine will run"
 	touch $@
 
 $(VENV)/.installed-cuda12 $(VENV)/.installed-cuda13: $(VENV)/.installed-%: $(VENV)/.installed

@@ -177,19 +177,24 @@ def compiler_options() -> dict | None:
 
 class jit:
     """jax.jit that, on the CPU backend, compiles with the package's LLVM level (cpu_opt_level);
-    other backends get XLA's defaults. The backend is looked up at the first call (JAX is not
+    other backends get XLA's defaults; one compiled program per engine setting (engine.settings). The backend is looked up at the first call (JAX is not
     initialised at import). Supports calling, .lower and .trace, like a jitted function."""
 
     def __init__(self, fun, **jit_kwargs):
-        self._fun, self._kwargs, self._jitted = fun, jit_kwargs, None
+        self._fun, self._kwargs, self._jitted = fun, jit_kwargs, {}
         functools.update_wrapper(self, fun)
 
     def _get(self):
         chunk_networks()   # a bad PLASTICITY_REPRO_CHUNK fails here, in one line, before any tracing
-        if self._jitted is None:
+        from .engine import settings
+        key = settings()   # a program traced for one engine setting is never run under another
+        if key not in self._jitted:
             import jax
-            self._jitted = jax.jit(self._fun, compiler_options=compiler_options(), **self._kwargs)
-        return self._jitted
+            # a new function object per setting: JAX caches traces by function, and the engine
+            # setting is read while tracing
+            fun = functools.wraps(self._fun)(lambda *a, **k: self._fun(*a, **k))
+            self._jitted[key] = jax.jit(fun, compiler_options=compiler_options(), **self._kwargs)
+        return self._jitted[key]
 
     def __call__(self, *args, **kwargs):
         return self._get()(*args, **kwargs)

@@ -199,21 +199,31 @@ def _slot_table(n_act: int, acts: tuple) -> np.ndarray:
     return table
 
 
-def activation_draws(cfg: ModelConfig, network: Network, a):
-    """Everything random about activation `a` of a network: its arrivals (frozen + fresh) and the
-    turnover flips of the E->E and I->E blocks applied just before it."""
+def draws(cfg: ModelConfig, network: Network, a):
+    """Everything random about activation `a` of a network: its fresh arrivals as event steps
+    (N, K) and the turnover flips of the E->E and I->E blocks applied just before it."""
     net, tc = cfg.network, cfg.turnover
     k_in, k_ee, k_ie = jax.random.split(jax.random.fold_in(network.key, a), 3)
     on = (a >= tc.first_activation) & (a < tc.stop_activation)
     flips_ee = draw_flips(k_ee, (net.n_e, net.n_e), network.p_turnover_ee, tc.diagonal) & on
     flips_ie = draw_flips(k_ie, (net.n_e, net.n_i), network.p_turnover_ie, True) & on
-    pt = cfg.perturbation
-    gain = None
-    if pt.activation >= 0 and pt.input_gain != 1.0:
-        boost = jnp.ones(net.n, jnp.float32).at[pt.cell].set(pt.input_gain)
-        gain = jnp.where(a >= pt.activation, boost, jnp.ones_like(boost))
-    arr = network.arrivals + inputs_mod.fresh_arrivals(net, cfg.inputs, k_in, cfg.dtype, gain)
+    return fresh_events(cfg, k_in, a), flips_ee, flips_ie
+
+
+def activation_draws(cfg: ModelConfig, network: Network, a):
+    """`draws` with the arrivals made dense: (all arrivals (n_steps, N), flips_ee, flips_ie)."""
+    events, flips_ee, flips_ie = draws(cfg, network, a)
+    arr = network.arrivals + inputs_mod.events_to_arrivals(events, cfg.network.n_steps, cfg.dtype)
     return arr, flips_ee, flips_ie
+
+
+def fresh_events(cfg: ModelConfig, key, a):
+    """The fresh Poisson arrivals of activation `a` as event steps (inputs.fresh_events), with
+    Fig 6's input boost of one cell from the perturbed activation on."""
+    pt = cfg.perturbation
+    if pt.activation >= 0 and pt.input_gain != 1.0:
+        return inputs_mod.fresh_events(cfg.network, cfg.inputs, key, pt.cell, pt.input_gain, a >= pt.activation)
+    return inputs_mod.fresh_events(cfg.network, cfg.inputs, key)
 
 
 def _last(x):
@@ -225,6 +235,26 @@ def _first(x):
     return jnp.moveaxis(x, -1, 0)
 
 
+def _fused_arguments(cfg: ModelConfig, rule: Rule, n_b: int):
+    """The rule as the fused engine takes it: coefficients with the term mask (3, 20, B), trace
+    decays dt / tau (3, 12, B) and the heterosynaptic bound (3, B), in the run's dtype."""
+    dtype = cfg.dtype
+    per_net = rule.coefs.ndim == 3
+    coefs = (rule.coefs * rule.term_mask).astype(dtype)
+    taus = (rule.taus if per_net else rule.effective_taus(cfg.plasticity.tau_convention)).astype(dtype)
+    decay = cfg.network.dt / taus
+    hetero = rule.hetero.astype(dtype)
+    if not per_net:
+        coefs, decay = (jnp.broadcast_to(x[..., None], x.shape + (n_b,)) for x in (coefs, decay))
+        hetero = jnp.broadcast_to(hetero[:, None], (3, n_b))
+    return coefs, decay, hetero
+
+
+def _fused_activation(cfg, coefs, decay, hetero, w, plastic, frozen, events, n_threads, write_rates):
+    from .engine import fused
+    return fused.activation(cfg, coefs, decay, hetero, w, plastic, frozen, events, n_threads, write_rates)
+
+
 def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     """All activations of a batch of networks (leading axis) under one rule, or under one rule
     per network (rule leaves with the same leading axis: candidates x networks flattened into one
@@ -233,6 +263,10 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     several devices each runs this on its share of the networks (parallel.map_networks), on CPU in
     chunks of at most 32 networks (parallel.chunk_plan)."""
     n_given = networks.w0.shape[0]
+    from .engine import settings
+    backend, n_threads = settings()
+    if backend == "fused":   # one call per activation runs every network on all cores
+        return _run_local(cfg, rule, networks, n_threads)
     if rule.coefs.ndim == 3:   # one rule per network: it travels with its network
         return map_networks(lambda _, rn: _run_chunks(cfg, rn[0], rn[1]), None, (rule, networks), n_given)
     return map_networks(lambda r, n: _run_chunks(cfg, r, n), rule, networks, n_given)
@@ -259,8 +293,9 @@ def _run_chunks(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     return jax.tree.map(lambda x: x.reshape((total,) + x.shape[2:])[:n_b], res)
 
 
-def _run_local(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
-    """run_batch on one device."""
+def _run_local(cfg: ModelConfig, rule: Rule, networks: Network, fused_threads: int = 0) -> RunResult:
+    """run_batch on one device; fused_threads > 0: activations by the fused CPU engine, which keeps
+    an activation's full rates only where a record needs them and reports every mean rate."""
     net, lc, tc = cfg.network, cfg.loss, cfg.turnover
     if rule.coefs.ndim == 3:
         taus = jax.vmap(lambda r: r.effective_taus(cfg.plasticity.tau_convention))(rule)
@@ -274,46 +309,78 @@ def _run_local(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     tables = {name: jnp.asarray(_slot_table(cfg.n_activations, acts)) for name, acts in
               (("fit", lc.fit_activations), ("test", lc.test_activations),
                ("rates", cfg.record_rates), ("weights", cfg.record_weights))}
+    wants_rates = np.zeros(cfg.n_activations, bool)
+    wants_rates[list(lc.fit_activations) + list(lc.test_activations) + list(cfg.record_rates)] = True
+    wants_rates = jnp.asarray(wants_rates)
+    frozen_last = _last(networks.arrivals.astype(dtype)) if fused_threads else None
 
     def before(network, w, ex_ee, ex_ie, a):
-        arr, flips_ee, flips_ie = activation_draws(cfg, network, a)
+        events, flips_ee, flips_ie = draws(cfg, network, a)
         w_ee, ex_ee2 = apply_flips(w["ee"], ex_ee, flips_ee, tc.reborn_ee)
         w_ie, ex_ie2 = apply_flips(w["ie"], ex_ie, flips_ie, tc.reborn_ie)
         pt = cfg.perturbation
         if pt.activation >= 0 and pt.afferent_scale != 1.0:  # one E cell's E->E afferents, once
             scale = jnp.where(a == pt.activation, pt.afferent_scale, 1.0).astype(w_ee.dtype)
             w_ee = w_ee.at[pt.cell].multiply(scale)
-        return dict(w, ee=w_ee, ie=w_ie), ex_ee2, ex_ie2, arr
+        return dict(w, ee=w_ee, ie=w_ie), ex_ee2, ex_ie2, events
 
-    def after(network, w, w_new, rates, effects, eff, bad, buf, a):
-        full = join_blocks(w_new, net.n_i)
-        bad = bad | jnp.any(jnp.isnan(rates)) | jnp.any(jnp.abs(full) > lc.blowup_w) | jnp.all(
-            jnp.abs(w_new["ee"]) < lc.blowup_min_ee)
-        # CMA-ES hands in wild candidates: once a network is bad its weights stop moving so that
-        # no inf/NaN arithmetic runs on, and the run ends with the penalty flag set.
-        w_new = jax.tree.map(lambda x_new, x_old: jnp.where(bad, x_old, x_new), w_new, w)
+    def record_rates(network, rates, buf, a):
+        """Keep the E rates at the decoder's points (fit / test activations) and recorded rates."""
         fit_b, test_b, rate_b, w_b = buf
         e_rates = rates[:, :n_e]
         fit_b = fit_b.at[tables["fit"][a]].set(e_rates[network.fit_steps])
         test_b = test_b.at[tables["test"][a]].set(e_rates[network.test_steps])
         if cfg.record_rates:
             rate_b = rate_b.at[tables["rates"][a]].set(rates)
+        return fit_b, test_b, rate_b, w_b
+
+    def after(w, w_new, nan_rate, bad, buf, a):
+        full = join_blocks(w_new, net.n_i)
+        bad = bad | nan_rate | jnp.any(jnp.abs(full) > lc.blowup_w) | jnp.all(
+            jnp.abs(w_new["ee"]) < lc.blowup_min_ee)
+        # CMA-ES hands in wild candidates: once a network is bad its weights stop moving so that
+        # no inf/NaN arithmetic runs on, and the run ends with the penalty flag set.
+        w_new = jax.tree.map(lambda x_new, x_old: jnp.where(bad, x_old, x_new), w_new, w)
+        fit_b, test_b, rate_b, w_b = buf
         if cfg.record_weights:
             w_b = w_b.at[tables["weights"][a]].set(full)
-        return w_new, eff + effects, bad, (fit_b, test_b, rate_b, w_b), jnp.mean(rates)
+        return w_new, bad, (fit_b, test_b, rate_b, w_b)
+
+    def activation_xla(w, events, buf, a):
+        arr = networks.arrivals.astype(dtype) + jax.vmap(
+            lambda e: inputs_mod.events_to_arrivals(e, net.n_steps, dtype))(events)
+        rates, w_new, effects = _activation_batch(cfg, rule, {t: _last(x) for t, x in w.items()},
+                                                  plastic_last, _last(arr))
+        rates = _first(rates)
+        buf = jax.vmap(record_rates, (0, 0, 0, None))(networks, rates, buf, a)
+        nan_rate = jnp.any(jnp.isnan(rates), axis=(1, 2))
+        return w_new, effects, jnp.mean(rates, axis=(1, 2)), nan_rate, buf
+
+    def activation_fused(w, events, buf, a):
+        args = _fused_arguments(cfg, rule, n_b)
+        w_last = {t: _last(x) for t, x in w.items()}
+
+        def run(write_rates, buf):
+            rates, mean, w_new, effects = _fused_activation(
+                cfg, *args, w_last, plastic_last, frozen_last, events, fused_threads, write_rates)
+            if write_rates:
+                buf = jax.vmap(record_rates, (0, 0, 0, None))(networks, _first(rates), buf, a)
+            return w_new, effects, mean, buf
+
+        w_new, effects, mean, buf = jax.lax.cond(
+            wants_rates[a], partial(run, True), partial(run, False), buf)
+        return w_new, effects, mean, jnp.isnan(mean), buf
 
     def one(carry, a):
         w, ex_ee, ex_ie, eff, bad, buf = carry
         with jax.named_scope("inputs_turnover"):
-            w, ex_ee2, ex_ie2, arr = jax.vmap(before, (0, 0, 0, 0, None))(networks, w, ex_ee, ex_ie, a)
-        rates, w_new, effects = _activation_batch(
-            cfg, rule, {t: _last(x) for t, x in w.items()}, plastic_last, _last(arr))
+            w_in, ex_ee2, ex_ie2, events = jax.vmap(before, (0, 0, 0, 0, None))(networks, w, ex_ee, ex_ie, a)
+        step = activation_fused if fused_threads else activation_xla
+        w_new, effects, mean_rate, nan_rate, buf = step(w_in, events, buf, a)
         with jax.named_scope("records"):
             w_new = {t: _first(x) for t, x in w_new.items()}
-            rates, effects = _first(rates), _first(effects)
-            w_new, eff, bad, buf, mean_rate = jax.vmap(after, (0,) * 8 + (None,))(
-                networks, w, w_new, rates, effects, eff, bad, buf, a)
-        return (w_new, ex_ee2, ex_ie2, eff, bad, buf), mean_rate
+            w_new, bad, buf = jax.vmap(after, (0, 0, 0, 0, 0, None))(w_in, w_new, nan_rate, bad, buf, a)
+        return (w_new, ex_ee2, ex_ie2, eff + _first(effects), bad, buf), mean_rate
 
     buf0 = (jnp.zeros((len(lc.fit_activations) + 1, lc.n_fit, n_e), dtype),
             jnp.zeros((len(lc.test_activations) + 1, lc.n_test, n_e), dtype),
