@@ -85,13 +85,55 @@ if big:
 
 # %% [markdown]
 # ## Panels
-# (a) coefficients and (b) time constants of the best run versus evaluations; (c) train and test loss; (d) R² of learned rules against no plasticity; (e) rates at activations 1, mid, last sorted by the last activation's mean firing time; (f) E→E weights at the first and last activation in that order; (g) weight versus lag between mean firing times — the rule's temporal kernel.
+# One sheet, panels in the paper's order (a–g), then the traces of every run (h).
+#
+# **a — coefficients of the best run versus evaluations.** The best-so-far value of each of the 20
+# E→E coefficients as CMA-ES proceeds (one colour per term, w-multiplied terms dashed; the five
+# largest at the end are named). Look for which terms settle away from zero and when.
+#
+# **b — time constants of the best run.** The same for the 12 trace time constants (ms). A time
+# constant matters only where its term's coefficient is not near zero (compare with a).
+#
+# **c — loss.** Best training loss and the test loss of the incumbent, per network, log scale. The
+# test curve tracks the training curve when the rule generalises to networks it was not trained on.
+#
+# **d — decoding on fresh networks.** Decoder R² of each learned rule and of no plasticity on the
+# same networks never seen in the search (points: networks; box: quartiles; bar: median). The axis
+# is clipped below at −0.5; clipped networks are drawn on the limit as open triangles and counted.
+# The Mann–Whitney test above the panel compares all learned-rule networks with no plasticity.
+#
+# **e — rates at the first, middle and last activation** of one example network under the best
+# rule, E cells sorted by the mean firing time of the last activation, on one colour scale. Look for
+# the diagonal band (a sequence) forming from activity that at activation 1 follows only the kick.
+#
+# **f — E→E weights at the first and last activation,** both axes in that firing order, one colour
+# scale (clipped at the 99th percentile of the last matrix). A sequence shows as strong weights just
+# below the diagonal (from earlier to later cells).
+#
+# **g — weight against firing lag.** Mean E→E weight binned by the lag t_post − t_pre between the
+# cells' mean firing times, pooled over the evaluation networks, at the end of the run: the learned
+# rules' temporal kernel. No plasticity and the initial weights are flat.
+#
+# **h — coefficient traces of every term for every run** (rows: terms, columns: evaluations; one
+# diverging scale clipped at the 98th percentile of |c|). Compare runs: which terms agree in sign.
 
 # %% tags=["nbval-ignore-output"]
 run = int(np.argmin(search.best_test_loss.values))
-top = (plots.coefficient_traces(search, run) + plots.coefficient_traces(search, run, kind="tau")
-       + plots.loss_curves(search, run) + plots.r2_comparison(ev)).cols(2)
-bottom = plots.rasters(ev, best) + plots.weight_matrices(ev, best) + plots.kernel_plot(ev)
-fig = (top + bottom).cols(3).opts(sublabel_format="{alpha}", fig_inches=3)
-plots.save(fig, figs / profile / "fig2")
-fig
+n_runs = search.sizes["run"]
+heat = ["h"] + [f"h.{i + 1}" for i in range(1, n_runs)]
+n_rec = ev.sizes["rate_activation"]
+raster = ["e"] + [f"e.{i + 1}" for i in range(1, n_rec)]
+sheet = plots.Sheet([(1.75, ["a", "b", "c"]),
+                     (1.75, ["d"] + raster, [1.15] + [1] * n_rec),
+                     (1.75, ["f", "f.2", "g"], [1, 1, 1.35]),
+                     (1.9, heat)])
+plots.coefficient_traces(sheet, "a", search, run)
+plots.coefficient_traces(sheet, "b", search, run, kind="tau")
+plots.loss_curves(sheet, "c", search, run)
+plots.r2_comparison(sheet, "d", ev)
+plots.rasters(sheet, raster, ev, best)
+plots.weight_matrices(sheet, ["f", "f.2"], ev, best)
+plots.kernel_plot(sheet, "g", ev)
+plots.coefficient_heatmaps(sheet, heat, search)
+plots.save(sheet, figs / profile / "fig2")
+sheet

@@ -157,10 +157,35 @@ if profile == "paper":
 
 # %% [markdown]
 # ## Panels
-# (a) |W| blocks at the first and last activation for the best all-synapse rule (E cells in firing order); (b) loss versus p_ST per group (band: quartiles of per-network losses); (c) E→I coefficients across rules; (d) E→I dropout shifts.
+# One sheet, panels in the paper's order.
+#
+# **a — weights before and after organisation** under the best all-synapse rule, one example
+# network: |W| of the E→E, E→I and I→E blocks at the first and last activation of the training
+# protocol (E cells in the firing order of the last activation, I cells by index; one colour scale
+# per block, clipped at the 99th percentile of its last matrix). The paper: inhibitory synapses
+# grow; compare the mean |w| printed above, first → last.
+#
+# **b — loss against turnover.** Median per-network loss (band: quartiles) of the E→E-only and the
+# all-synapse rules, rules pooled, with E→E turnover at p_ST on every activation of the longer
+# protocol; under each p_ST the two-sided Mann–Whitney result. The paper finds the all-synapse rules
+# better, most at high turnover; at this profile read the curves and stars for what the data show.
+#
+# **c — E→I coefficients across the all-synapse rules** (one point per rule, bar: median;
+# symmetric-log axis). The paper: the E→I rule uses x̃x with a positive coefficient.
+#
+# **d — E→I dropout shift.** Each E→I term set to 0 in turn (networks with the trained turnover):
+# per rule max(median(dropped) − median(full), 0) and the median over rules, ranked. Look for x̃x
+# among the leftmost terms.
 
 # %% tags=["nbval-ignore-output"]
-fig = (plots.weight_blocks(ev, best) + plots.sweep_plot(sw)
-       + plots.coefficient_distributions(search_all.coefs.sel(synapse="ei")) + plots.dropout_plot(dd)).cols(2)
-plots.save(fig, figs / profile / "fig5")
-fig
+blocks = ["a"] + [f"a.{i}" for i in range(2, 7)]
+sheet = plots.Sheet([(1.9, blocks),
+                     (2.1, ["b", "c"], [1, 1.6]),
+                     (1.9, ["d"])])
+plots.weight_blocks(sheet, blocks, ev, best)
+plots.sweep_plot(sheet, "b", sw)
+plots.coefficient_distributions(sheet, "c", search_all.coefs.sel(synapse="ei").rename(run="rule"),
+                                title=f"E→I coefficients (N = {search_all.sizes['run']} rules)")
+plots.dropout_shifts(sheet, "d", dd, title="E→I dropout shift")
+plots.save(sheet, figs / profile / "fig5")
+sheet

@@ -124,14 +124,46 @@ assert conv["swapped"]["e1"] > 0.1 and conv["swapped"]["eig_min"] > 1
 
 # %% [markdown]
 # ## Panels
-# (a–d) median over networks of the perturbed cell's summed E→E input, recurrent inhibition, normalised amplitude and duration per activation (dashed: the perturbation); (e–h) reduced-model trajectories in (duration, peak) space for 9 input conditions, grey start, red end: the two-rule model reaches one attractor, the swapped and single-rule controls do not.
+# One sheet. Activations are 1-based; dashed: the perturbed activation, dotted: the "later" one.
+#
+# **a — summed excitatory input** (summed E→E weight onto the perturbed cell) per activation,
+# median over networks (band: quartiles) for each perturbation kind. Look at how the afferent
+# scalings step the input and how the rule moves it afterwards.
+#
+# **b — recurrent inhibition** |Σ_k w(E→I)_kc w(I→E)_ck| of the perturbed cell c, same layout. An
+# increase after the perturbation means inhibition is recruited against the added excitation.
+#
+# **c — response amplitude,** the cell's peak rate divided by its mean peak before the perturbation
+# (1 = unperturbed), same layout. Recovery shows as the curves returning towards 1.
+#
+# **d–f — peak rate against duration of the response** before the perturbation (mean of the
+# preceding activations; identical for every kind, drawn once in black), just after it and later,
+# one point per network on shared axes. Above f: per kind, a paired Wilcoxon test of the distance
+# from the unperturbed amplitude, |amplitude − 1|, later against just after (r < 0: closer later).
+#
+# **g–i — reduced model** (one neuron, alpha-pulse inputs of 7 × 7 amplitudes and widths, the 3
+# smallest of each left out as in the paper): duration and peak of each input's response at the
+# first activation (black) and after the last (blue), grey lines joining each input. With the two
+# rules (g) every input ends at one point; with the moments swapped (h) or one rule alone (i) they
+# do not. Above each panel: the spread (coefficient of variation) over inputs, first → last.
+#
+# The paper's delay-against-amplitude panel of the reduced model is not drawn: the reduced-model
+# dataset records peak, duration and the two moments per activation, but not the response delay.
 
 # %% tags=["nbval-ignore-output"]
-top = (plots.perturbation_traces(pdat, "e_input", "summed E->E input")
-       + plots.perturbation_traces(pdat, "inhibition", "recurrent inhibition")
-       + plots.perturbation_traces(pdat, "amplitude", "amplitude (normalised)")
-       + plots.perturbation_traces(pdat, "duration", "duration (s)"))
-bottom = hv.Layout([plots.reduced_trajectories(rd, m) for m in ("two_rules", "swapped", "w_only", "b_only")])
-fig = (top + bottom).cols(4)
-plots.save(fig, figs / profile / "fig6")
-fig
+sheet = plots.Sheet([(1.9, ["a", "b", "c", "c.2"], [1, 1, 1, 0.45]),
+                     (1.9, ["d", "e", "f"]),
+                     (2.0, ["g", "h", "i", "i.2", "i.3"], [1, 1, 1, 1, 0.5])])
+plots.perturbation_traces(sheet, "a", pdat, "e_input", f"summed E→E input ({plots.WEIGHT_UNIT})",
+                          title="excitatory input")
+plots.perturbation_traces(sheet, "b", pdat, "inhibition", f"recurrent inhibition ({plots.WEIGHT_UNIT})",
+                          title="recurrent inhibition")
+plots.perturbation_traces(sheet, "c", pdat, "amplitude", "amplitude (peak / peak before)",
+                          title="response amplitude")
+plots.perturbation_legend(sheet, "c.2", pdat)
+plots.amplitude_duration_phases(sheet, ["d", "e", "f"], pdat)
+for key, mode in zip(["g", "h", "i", "i.2"], ["two_rules", "swapped", "w_only", "b_only"]):
+    plots.reduced_before_after(sheet, key, rd, mode, first=(key == "g"))
+plots.reduced_legend(sheet, "i.3")
+plots.save(sheet, figs / profile / "fig6")
+sheet

@@ -1,307 +1,1032 @@
-"""HoloViews figure builders (matplotlib backend, headless) that take this package's datasets.
+"""Figure builders that take this package's datasets, and the house style they share.
 
-One house style: term colours, synapse-type colours, font sizes. Static figures go through
-`save` (PNG + SVG via hv.save); nothing here needs a browser.
+House style, in one place (this module's top):
+- one sheet per figure, SHEET_WIDTH = 7 in wide (journal page width), landscape or near square,
+  PNG at DPI = 300 and SVG; panels lettered a, b, c ... in the paper's order (`Sheet`);
+- one font family and one set of sizes (FONT), applied to matplotlib's rcParams and to every
+  HoloViews element drawn;
+- one fixed colour per plasticity term (TERM_COLORS, all 20 terms: a term and its w-multiplied
+  partner share a hue, the w one darker and dashed in line plots), per synapse type
+  (SYNAPSE_COLORS), per rule family (RULE_COLORS: learned, learned with turnover, learned on all
+  synapses, hand-made, no plasticity), per perturbation kind and per response phase;
+- term names as mathtext, as the paper writes them (`term_label("x~ y")` is "$\\tilde{x}y$");
+- every colour bar labelled with its quantity and unit; legends outside the data; values beyond
+  an axis limit are drawn on the limit with a different marker and counted in the panel;
+- the statistic behind a claim (test, p, effect size, N) printed on its panel.
+
+Panels are HoloViews elements rendered by its matplotlib backend into the axes of one
+matplotlib figure (`Sheet.render`), so one sheet composes any number of them; colour bars,
+letters and annotations are then added in matplotlib. `Sheet.save` writes byte-reproducible
+files: SVG with a fixed hash salt and no date, PNG without the software stamp.
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-TERM_COLORS = {
-    "1": "#7f7f7f", "y": "#bcbd22", "x": "#17becf", "x y": "#1f77b4", "y~": "#aec7e8",
-    "x y~": "#d62728", "x~": "#9edae5", "x~ y": "#2ca02c", "y~ y": "#ff7f0e", "x~ x": "#9467bd",
+# -- the house style ------------------------------------------------------------------------------
+SHEET_WIDTH = 7.0          # in: one journal page width
+DPI = 300                  # PNG resolution
+FONT = dict(family="DejaVu Sans", base=7, title=7, labels=7, ticks=6, legend=6, note=5.5, letter=9)
+# HoloViews' fontsize option, from FONT
+HV_FONTSIZE = {"title": FONT["title"], "labels": FONT["labels"], "xticks": FONT["ticks"],
+               "yticks": FONT["ticks"], "legend": FONT["legend"]}
+LINE = 1.0                 # default line width (pt)
+MARKER = 9                 # default scatter marker area (pt^2)
+SVG_HASHSALT = "plasticity_repro"
+
+RC = {
+    "font.family": FONT["family"], "font.size": FONT["base"], "axes.titlesize": FONT["title"],
+    "axes.labelsize": FONT["labels"], "xtick.labelsize": FONT["ticks"], "ytick.labelsize": FONT["ticks"],
+    "legend.fontsize": FONT["legend"], "legend.frameon": False, "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.major.size": 2.5, "ytick.major.size": 2.5,
+    "xtick.minor.size": 1.5, "ytick.minor.size": 1.5, "lines.linewidth": LINE, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.titlepad": 3.0, "axes.labelpad": 2.0, "mathtext.fontset": "dejavusans",
+    "svg.hashsalt": SVG_HASHSALT, "svg.fonttype": "path", "figure.dpi": 100, "savefig.dpi": DPI,
+    "image.interpolation": "nearest", "axes.unicode_minus": True,
 }
-SYNAPSE_COLORS = {"ee": "#1f77b4", "ei": "#d62728", "ie": "#2ca02c"}
-FONT = {"title": 11, "labels": 10, "xticks": 8, "yticks": 8, "legend": 8}
+
+# one colour per term (rules.TERM_NAMES); the w-multiplied partner of a term is its darker shade
+TERM_COLORS = {
+    "1": "#7f7f7f", "y": "#bcbd22", "x": "#17becf", "x y": "#1f77b4", "y~": "#8c564b",
+    "x y~": "#d62728", "x~": "#e377c2", "x~ y": "#2ca02c", "y~ y": "#ff7f0e", "x~ x": "#9467bd",
+    "w": "#454545", "w y": "#676712", "w x": "#0c6871", "w x y": "#114163", "w y~": "#4d2f29",
+    "w x y~": "#751516", "w x~": "#7c416a", "w x~ y": "#185818", "w y~ y": "#8c4507", "w x~ x": "#513867",
+}
+SYNAPSE_COLORS = {"ee": "#3b6fb6", "ei": "#c8553d", "ie": "#2a9d8f"}
+SYNAPSE_LABELS = {"ee": "E→E", "ei": "E→I", "ie": "I→E"}
+RULE_COLORS = {"learned": "#1f4e9c", "learned, turnover": "#e08a00", "learned, all synapses": "#1a9850",
+               "hand-made": "#7b3294", "no plasticity": "#8c8c8c", "initial": "#bdbdbd"}
+PERTURBATION_COLORS = {"afferent x0.5": "#2166ac", "afferent x1.5": "#b2182b", "input x10": "#e08214",
+                       "none": "#7f7f7f"}
+PHASE_COLORS = {"before": "#000000", "just_after": "#e6550d", "later": "#3182bd"}
+PHASE_LABELS = {"before": "before", "just_after": "just after", "later": "later"}
+REDUCED_LABELS = {"two_rules": "two rules", "swapped": "moments swapped",
+                  "w_only": "w rule only", "b_only": "b rule only"}
+WEIGHT_UNIT = "a.u."       # weights and rates of the rate model are dimensionless
+RATE_UNIT = "a.u."
+
+
+def term_label(name: str) -> str:
+    """A term name as the paper writes it, in mathtext: "x~ y" -> "$\\tilde{x}y$", "w y~ y" ->
+    "$w\\tilde{y}y$", "1" -> "$1$". Accepts "ee:x~ y" and "tau[x~ y]" (-> "$\\tau_{\\tilde{x}y}$")."""
+    name = str(name).split(":")[-1]
+    if name.startswith("tau[") and name.endswith("]"):
+        return r"$\tau_{" + _term_tex(name[4:-1]) + "}$"
+    return "$" + _term_tex(name) + "$"
+
+
+def _term_tex(name: str) -> str:
+    out = []
+    for factor in name.split():
+        out.append(r"\tilde{%s}" % factor[0] if factor.endswith("~") else factor)
+    return "".join(out)
 
 
 def term_color(name: str) -> str:
-    """Colour of a term; a w-multiplied term shares its base term's colour."""
-    base = name[2:] if name.startswith("w ") else ("1" if name == "w" else name)
-    base = base.split(":")[-1]
-    return TERM_COLORS.get(base, "#333333")
+    """Fixed colour of a term ("ee:w x~ y" and "tau[x~ y]" accepted)."""
+    name = str(name).split(":")[-1]
+    if name.startswith("tau["):
+        name = name[4:-1]
+    return TERM_COLORS.get(name, "#333333")
 
 
+def rule_family(name: str) -> str:
+    """Rule family (a RULE_COLORS key) of a rule or group name used in this package's datasets."""
+    n = str(name).lower()
+    if "no plasticity" in n:
+        return "no plasticity"
+    if "hand" in n:
+        return "hand-made"
+    if n.startswith("all") or "e->i" in n or "e→i" in n:
+        return "learned, all synapses"
+    if ("turnover" in n and "no turnover" not in n and "no-turnover" not in n) or n.startswith("e->e"):
+        return "learned, turnover"
+    return "learned"
+
+
+def rule_color(name: str) -> str:
+    return RULE_COLORS[rule_family(name)]
+
+
+def arrow_label(s: str) -> str:
+    """Dataset spellings "E->E" as the figures write them, "E→E"."""
+    return str(s).replace("->", "→")
+
+
+def fmt_p(p: float) -> str:
+    """p-value with one significant digit ("p = 3e-08", "p = 0.04")."""
+    if not np.isfinite(p):
+        return "p = n/a"
+    if p < 1e-12:
+        return "p < 1e-12"
+    return f"p = {p:.0e}" if p < 1e-3 else f"p = {p:.2g}"
+
+
+# -- setup, sheets, saving ----------------------------------------------------------------------
 def setup():
-    """Load HoloViews with the matplotlib backend (headless Agg) and the house style."""
+    """HoloViews with the matplotlib backend (headless Agg) and the house style; returns hv."""
     import matplotlib
     matplotlib.use("Agg")
     import holoviews as hv
     hv.extension("matplotlib", logo=False)
     hv.output(backend="matplotlib", fig="png", dpi=110)
+    matplotlib.rcParams.update(RC)
+    hv.opts.defaults(hv.opts.Curve(linewidth=LINE), hv.opts.Scatter(s=MARKER),
+                     hv.opts.Area(linewidth=0), hv.opts.Segments(linewidth=LINE),
+                     hv.opts.HLine(linewidth=0.6), hv.opts.VLine(linewidth=0.6), backend="matplotlib")
     return hv
 
 
-def save(obj, stem, formats=("png", "svg")) -> list:
-    """Write a HoloViews object to stem.png / stem.svg (directories created)."""
-    import holoviews as hv
-    if os.environ.get("PLASTICITY_REPRO_SAVE_FIGURES", "1") == "0":   # `make test` (nbval) draws only
-        return []
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for fmt in formats:
-        path = stem.with_suffix("." + fmt)
-        hv.save(obj, str(path), fmt=fmt, backend="matplotlib")
-        out.append(path)
-    return out
+def saving_enabled() -> bool:
+    """False under `make test` (nbval draws the figures but writes no files)."""
+    return os.environ.get("PLASTICITY_REPRO_SAVE_FIGURES", "1") != "0"
 
 
-def _opts(el, **kw):
-    base = dict(fontsize=FONT, fig_inches=(3.6, 2.6), aspect="auto")
-    base.update(kw)
-    return el.opts(**base)
+class Sheet:
+    """One figure sheet: rows of panels on a SHEET_WIDTH-wide matplotlib figure (constrained layout).
+
+    rows: one entry per row, (height in inches, mosaic) where mosaic is a list of panel keys, or a
+    list of such lists (a row with sub-rows), "." an empty cell; an optional third item gives the
+    column width ratios. A key that is a single letter is lettered; "e.2", "e.3" are further axes
+    of panel e (not lettered). `ax(key)` gives the matplotlib axes, `render(key, element)` draws a
+    HoloViews element into it.
+    """
+
+    def __init__(self, rows, width: float = SHEET_WIDTH, hspace: float = 0.02, wspace: float = 0.02):
+        import matplotlib
+        from matplotlib.figure import Figure
+        matplotlib.rcParams.update(RC)
+        heights = [float(r[0]) for r in rows]
+        # a figure outside pyplot's manager (nothing to close, nothing shown twice in a notebook)
+        self.figure = Figure(figsize=(width, sum(heights)), layout="constrained")
+        self.figure.get_layout_engine().set(h_pad=0.04, w_pad=0.04, hspace=hspace, wspace=wspace)
+        subs = self.figure.subfigures(len(rows), 1, height_ratios=heights, squeeze=False)[:, 0]
+        self.axes = {}
+        self.order = []
+        for sub, row in zip(subs, rows):
+            mosaic = row[1] if isinstance(row[1][0], (list, tuple)) else [row[1]]
+            kw = {"width_ratios": row[2]} if len(row) > 2 and row[2] is not None else {}
+            got = sub.subplot_mosaic(mosaic, empty_sentinel=".", gridspec_kw=kw)
+            for r in mosaic:
+                for k in r:
+                    if k != "." and k not in self.order:
+                        self.order.append(k)
+            self.axes.update(got)
+
+    def ax(self, key):
+        return self.axes[key]
+
+    def render(self, key, element, **opts):
+        """Draw a HoloViews element into panel `key` with the house fonts; returns the hv plot."""
+        import holoviews as hv
+        labels = {k: opts.pop(k) for k in ("xlabel", "ylabel") if k in opts}
+        el = element.opts(fontsize=HV_FONTSIZE, show_legend=False, **opts)
+        ax = self.axes[key]
+        plot = hv.renderer("matplotlib").get_plot(el, fig=ax.get_figure(root=True), axis=ax)
+        if "xlabel" in labels:
+            ax.set_xlabel(labels["xlabel"])
+        if "ylabel" in labels:
+            ax.set_ylabel(labels["ylabel"])
+        return plot
+
+    def colorbar(self, keys, mappable, label: str, extend: str = "neither", **kw):
+        """A labelled colour bar (quantity and unit) beside the panel(s) `keys`."""
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        axes = [self.axes[k] for k in keys]
+        cb = axes[0].figure.colorbar(mappable, ax=axes, label=label, extend=extend,
+                                     shrink=kw.pop("shrink", 0.9), aspect=kw.pop("aspect", 18),
+                                     pad=kw.pop("pad", 0.02), **kw)
+        cb.ax.tick_params(labelsize=FONT["ticks"], width=0.5, length=2)
+        cb.outline.set_linewidth(0.5)
+        cb.set_label(label, fontsize=FONT["labels"])
+        return cb
+
+    def letter(self):
+        """Bold panel letters at the top left of each lettered panel, left of its y tick labels."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        fig = self.figure
+        if not isinstance(fig.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(fig)
+        fig.canvas.draw()   # positions after the constrained layout
+        renderer = fig.canvas.get_renderer()
+        inv = fig.transFigure.inverted()
+        for key in self.order:
+            if len(key) != 1 or not key.isalpha():
+                continue
+            ax = self.axes[key]
+            tight = ax.get_tightbbox(renderer)
+            x0 = inv.transform((tight.x0, 0))[0]
+            top = inv.transform((0, max(tight.y1, ax.get_window_extent(renderer).y1)))[1]
+            axpos = ax.get_position()
+            w_in = axpos.width * fig.get_figwidth()
+            ax.set_title(key, loc="left", fontsize=FONT["letter"], fontweight="bold",
+                         x=(x0 - axpos.x0) / axpos.width if w_in > 0 else 0.0, ha="left",
+                         pad=getattr(ax, "_house_title_pad", RC["axes.titlepad"]))
+            del top
+
+    def finish(self):
+        if not getattr(self, "_lettered", False):
+            self.letter()
+            self._lettered = True
+        return self
+
+    def save(self, stem, formats=("png", "svg")) -> list:
+        """Write stem.png / stem.svg, byte-identical on every run; nothing under `make test`."""
+        self.finish()
+        if not saving_enabled():
+            return []
+        stem = Path(stem)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        out = []
+        for fmt in formats:
+            path = stem.with_suffix("." + fmt)
+            path.write_bytes(self.to_bytes(fmt))
+            out.append(path)
+        return out
+
+    def to_bytes(self, fmt: str = "svg", dpi: float = DPI) -> bytes:
+        import matplotlib
+        self.finish()
+        meta = {"svg": {"Date": None, "Creator": None}, "png": {"Software": None},
+                "pdf": {"CreationDate": None, "Creator": None, "Producer": None}}[fmt]
+        buf = io.BytesIO()
+        with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+            self.figure.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
+        return buf.getvalue()
+
+    def _repr_png_(self):
+        """Notebook display at screen resolution (the saved PNG is at DPI)."""
+        return self.to_bytes("png", dpi=110)
 
 
-# -- Fig 2 ----------------------------------------------------------------------------------------
-def coefficient_traces(search: xr.Dataset, run: int = 0, top: int = 8, kind: str = "coef"):
-    """Best-so-far coefficients (or time constants, ms) of one run versus evaluations."""
-    import holoviews as hv
+def save(sheet: Sheet, stem, formats=("png", "svg")) -> list:
+    """Write a sheet to stem.png / stem.svg (see Sheet.save)."""
+    return sheet.save(stem, formats)
+
+
+# -- small drawing helpers ------------------------------------------------------------------------
+def _title(ax, text: str, note: str | None = None):
+    """Panel title, with an optional smaller second line (a statistic, N, a clipping note)."""
+    n = note.count("\n") + 1 if note else 0
+    pad = RC["axes.titlepad"] + (n * FONT["note"] * 1.25 + 2 if n else 0)
+    ax.set_title(text, fontsize=FONT["title"], loc="center", pad=pad)
+    ax._house_title_pad = pad      # Sheet.letter sets the left title with the same pad (it is shared)
+    if note:
+        ax.annotate(note, xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, 3), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=FONT["note"], color="#333333", linespacing=1.1)
+
+
+def _notes(ax, lines, loc="top"):
+    """Small annotation lines stacked above the axes (never on the data)."""
+    if not lines:
+        return
+    ax.annotate("\n".join(lines), xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, 2),
+                textcoords="offset points", ha="center", va="bottom", fontsize=FONT["note"], color="#333333")
+
+
+def _direct_labels(ax, items, x_end, min_gap_frac=0.075, logy=False):
+    """Labels at the right end of curves, nudged apart vertically. items: (y, text, colour)."""
+    if not items:
+        return
+    lo, hi = ax.get_ylim()
+    f = (lambda v: np.log10(v)) if logy else (lambda v: v)
+    g = (lambda v: 10 ** v) if logy else (lambda v: v)
+    span = f(hi) - f(lo)
+    ys = sorted(((f(y), t, c) for y, t, c in items), key=lambda r: r[0])
+    placed = []
+    for y, t, c in ys:
+        if placed and y - placed[-1][0] < min_gap_frac * span:
+            y = placed[-1][0] + min_gap_frac * span
+        placed.append((y, t, c))
+    over = placed[-1][0] - (f(hi) - 0.02 * span)
+    if over > 0:
+        placed = [(y - over, t, c) for y, t, c in placed]
+    for y, t, c in placed:
+        ax.annotate(t, xy=(1.0, g(y)), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                    textcoords="offset points", va="center", ha="left", fontsize=FONT["legend"], color=c,
+                    annotation_clip=False)
+
+
+def _legend_outside(ax, handles, labels, loc="upper left", anchor=(1.01, 1.0), ncol=1, title=None):
+    """A legend beside the axes (outside the data area)."""
+    leg = ax.legend(handles, labels, loc=loc, bbox_to_anchor=anchor, ncol=ncol, frameon=False,
+                    fontsize=FONT["legend"], handlelength=1.4, handletextpad=0.4, borderaxespad=0.0,
+                    columnspacing=0.8, labelspacing=0.3, title=title, title_fontsize=FONT["legend"])
+    return leg
+
+
+def _line_handle(color, ls="-", marker=None, lw=LINE):
+    from matplotlib.lines import Line2D
+    return Line2D([], [], color=color, linestyle=ls, marker=marker, linewidth=lw, markersize=3)
+
+
+def _clip(values, lo=None, hi=None):
+    """Values clipped into [lo, hi] and the masks of those below lo / above hi."""
+    v = np.asarray(values, float)
+    below = np.zeros(v.shape, bool) if lo is None else v < lo
+    above = np.zeros(v.shape, bool) if hi is None else v > hi
+    return np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf), below, above
+
+
+def _offsets(n: int, width: float = 0.5) -> np.ndarray:
+    """Deterministic horizontal spread of n points within +-width/2 (no random jitter)."""
+    if n <= 1:
+        return np.zeros(n)
+    return np.linspace(-width / 2, width / 2, n)
+
+
+def _quartiles(v):
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    return np.percentile(v, [25, 50, 75]) if v.size else np.full(3, np.nan)
+
+
+def mann_whitney(a, b) -> dict:
+    """Two-sided Mann-Whitney U; effect size the rank-biserial correlation r = 2U/(n_a n_b) - 1
+    (r > 0: a tends to be larger). NaNs dropped."""
+    from scipy import stats
+    a = np.asarray(a, float)[np.isfinite(a)]
+    b = np.asarray(b, float)[np.isfinite(b)]
+    if min(a.size, b.size) == 0 or np.ptp(np.r_[a, b]) == 0:
+        return dict(u=np.nan, p=np.nan, r=np.nan, n_a=a.size, n_b=b.size)
+    u, p = stats.mannwhitneyu(a, b, alternative="two-sided")
+    return dict(u=float(u), p=float(p), r=float(2 * u / (a.size * b.size) - 1), n_a=a.size, n_b=b.size)
+
+
+def wilcoxon_paired(a, b) -> dict:
+    """Two-sided Wilcoxon signed-rank test of paired samples a, b; effect size the matched-pairs
+    rank-biserial correlation (r > 0: a tends to be larger). Pairs with a NaN dropped."""
+    from scipy import stats
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    d = d[d != 0]
+    if d.size == 0:
+        return dict(p=np.nan, r=np.nan, n=int(ok.sum()))
+    ranks = stats.rankdata(np.abs(d))
+    r = float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+    p = float(stats.wilcoxon(a[ok], b[ok]).pvalue) if d.size > 0 else np.nan
+    return dict(p=p, r=r, n=int(ok.sum()))
+
+
+def _set_term_xticks(ax, terms, rotation=90):
+    ax.set_xticks(np.arange(len(terms)))
+    ax.set_xticklabels([term_label(t) for t in terms], rotation=rotation, fontsize=FONT["ticks"])
+    for lab, t in zip(ax.get_xticklabels(), terms):
+        lab.set_color(term_color(t))
+    ax.set_xlim(-0.6, len(terms) - 0.4)
+
+
+# -- Fig 2 --------------------------------------------------------------------------------------
+def _param_index(search: xr.Dataset, kind: str, synapse: str = "ee"):
     names = [str(p) for p in search.param.values]
-    is_tau = np.array(["tau[" in n for n in names])
-    hist = search.best_params_history.isel(run=run).values
-    evals = search.evaluations.isel(run=run).values
-    sel = np.where(is_tau if kind == "tau" else ~is_tau)[0]
-    final = np.abs(hist[-1, sel])
-    sel = sel[np.argsort(-final)[:top]]
-    curves = []
-    for i in sel:
-        label = names[i].split(":", 1)[-1]
-        y = hist[:, i] * (1e3 if kind == "tau" else 1.0)
-        color = term_color(label.replace("tau[", "").rstrip("]"))
-        curves.append(hv.Curve((evals, y), "evaluations", "tau (ms)" if kind == "tau" else "coefficient",
-                               label=label).opts(color=color, linestyle="--" if label.startswith("w") else "-"))
-    return _opts(hv.Overlay(curves), title=("time constants" if kind == "tau" else "coefficients"),
-                 legend_position="right", fig_inches=(4.2, 2.6))
+    sel = [i for i, n in enumerate(names) if n.startswith(synapse + ":") and (("tau[" in n) == (kind == "tau"))]
+    return sel, [names[i].split(":", 1)[1] for i in sel]
 
 
-def loss_curves(search: xr.Dataset, run: int = 0):
-    """Best train loss and the test loss of the incumbent versus evaluations (log y)."""
-    import holoviews as hv
-    evals = search.evaluations.isel(run=run).values
-    n_train = max(1, int(_param(search, "n_train", 1)))
-    n_test = max(1, int(_param(search, "n_test", 1)))
-    train = search.best_train_loss_history.isel(run=run).values / n_train
-    test = search.best_test_loss_history.isel(run=run).values / n_test
-    ok = np.isfinite(test)
-    c1 = hv.Curve((evals, train), "evaluations", "loss per network", label="train").opts(color="k")
-    c2 = hv.Curve((evals[ok], test[ok]), "evaluations", "loss per network", label="test").opts(color="#d62728")
-    return _opts(c1 * c2, logy=True, title="loss", legend_position="top_right")
-
-
-def _param(search, name, default):
+def _search_param(search, name, default):
     import json
     try:
         return json.loads(search.attrs["params_json"])["search"][name]
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         return default
 
 
-def r2_comparison(ev: xr.Dataset):
-    """Decoder R^2 on fresh networks per rule (box + points)."""
+def coefficient_traces(sheet: Sheet, key: str, search: xr.Dataset, run: int, kind: str = "coef", label_top: int = 5):
+    """Best-so-far coefficients (or time constants, ms) of one run versus evaluations, every term
+    in its colour (w-terms dashed); the label_top largest at the end labelled directly."""
     import holoviews as hv
-    rows = [(str(r), float(v)) for r in ev.rule.values for v in ev.decoder_r2.sel(rule=r).values if np.isfinite(v)]
-    box = hv.BoxWhisker(rows, "rule", "R^2")
-    low = min(v for _, v in rows)
-    # a rare failed network (R^2 << 0) would flatten the boxes: clip the axis at -1 and say so
-    title = "decoding R^2 (fresh networks)" + (f"\n(axis clipped; min {low:.1f})" if low < -1 else "")
-    return _opts(box, title=title, ylim=(max(min(0.0, low), -1.0), 1.02))
+    sel, names = _param_index(search, kind)
+    hist = search.best_params_history.isel(run=run).values[:, sel] * (1e3 if kind == "tau" else 1.0)
+    evals = search.evaluations.isel(run=run).values
+    ylabel = "time constant τ (ms)" if kind == "tau" else "coefficient $c_k$"
+    curves = [hv.Curve((evals, hist[:, j]), "evaluations", ylabel).opts(
+        color=term_color(n), linewidth=0.8, linestyle="--" if n.startswith("w") or n.startswith("tau[w") else "-")
+        for j, n in enumerate(names)]
+    if kind != "tau":
+        curves.append(hv.HLine(0).opts(color="#bbbbbb", linewidth=0.5))
+    sheet.render(key, hv.Overlay(curves), aspect="auto", xlabel="evaluations", ylabel=ylabel)
+    ax = sheet.ax(key)
+    top = np.argsort(-np.abs(hist[-1] - (0 if kind != "tau" else 5.0)))[:label_top]
+    _direct_labels(ax, [(hist[-1, j], term_label(names[j]), term_color(names[j])) for j in top], evals[-1])
+    _title(ax, f"{'time constants' if kind == 'tau' else 'coefficients'}, best run ({run})")
 
 
-def rasters(ev: xr.Dataset, rule, example: int = 0):
-    """Rates at the recorded activations, cells sorted by mean firing time of the last one."""
+def loss_curves(sheet: Sheet, key: str, search: xr.Dataset, run: int):
+    """Best train loss and the incumbent's test loss per network versus evaluations (log y)."""
     import holoviews as hv
+    evals = search.evaluations.isel(run=run).values
+    n_train = max(1, int(_search_param(search, "n_train", 1)))
+    n_test = max(1, int(_search_param(search, "n_test", 1)))
+    train = search.best_train_loss_history.isel(run=run).values / n_train
+    test = search.best_test_loss_history.isel(run=run).values / n_test
+    ok = np.isfinite(test) & (test > 0)
+    el = hv.Curve((evals, train), "evaluations", "loss per network").opts(color="k")
+    el = el * hv.Curve((evals[ok], test[ok]), "evaluations", "loss per network").opts(color="#d62728")
+    sheet.render(key, el, logy=True, aspect="auto")
+    ax = sheet.ax(key)
+    _direct_labels(ax, [(train[-1], f"train ({n_train} nets)", "k"),
+                        (test[ok][-1] if ok.any() else train[-1], f"test ({n_test} nets)", "#d62728")],
+                   evals[-1], logy=True, min_gap_frac=0.12)
+    _title(ax, f"loss, best run ({run})")
+
+
+def r2_comparison(sheet: Sheet, key: str, ev: xr.Dataset, clip: float = -0.5):
+    """Decoder R^2 per network (points) and quartiles (box) for each learned rule and no plasticity,
+    on the same fresh networks. Values below `clip` are drawn on the clip line as open triangles
+    and counted. Mann-Whitney U of all learned-rule networks against no plasticity."""
+    import holoviews as hv
+    rules = [str(r) for r in ev.rule.values]
+    els, n_clip, lows = [], 0, []
+    for i, r in enumerate(rules):
+        v = ev.decoder_r2.sel(rule=r).values.astype(float)
+        v = v[np.isfinite(v)]
+        q1, med, q3 = _quartiles(v)
+        c = rule_color(r)
+        vc, below, _ = _clip(v, lo=clip)
+        n_clip += int(below.sum())
+        lows += list(v[below])
+        xs = i + _offsets(len(v), 0.45)
+        els.append(hv.Rectangles([(i - 0.3, q1, i + 0.3, q3)]).opts(facecolor=c, alpha=0.18, edgecolor=c, linewidth=0.6))
+        els.append(hv.Segments([(i - 0.3, med, i + 0.3, med)]).opts(color=c, linewidth=1.4))
+        els.append(hv.Scatter((xs[~below], vc[~below]), "rule", "decoder $R^2$").opts(color=c, s=5, alpha=0.8))
+        if below.any():
+            els.append(hv.Scatter((xs[below], vc[below]), "rule", "decoder $R^2$").opts(
+                color=c, s=14, marker="v", facecolors="none", edgecolors=c, linewidth=0.6))
+    sheet.render(key, hv.Overlay(els), aspect="auto", ylim=(clip - 0.05, 1.02), xlabel="", ylabel="decoder $R^2$")
+    ax = sheet.ax(key)
+    ax.set_xticks(range(len(rules)))
+    ax.set_xticklabels([r.replace("no plasticity", "no\nplasticity") for r in rules], fontsize=FONT["ticks"])
+    ax.set_xlim(-0.6, len(rules) - 0.4)
+    ax.set_xlabel("")
+    learned = [r for r in rules if rule_family(r) != "no plasticity"]
+    notes = []
+    if "no plasticity" in rules and learned:
+        a = np.concatenate([ev.decoder_r2.sel(rule=r).values for r in learned])
+        b = ev.decoder_r2.sel(rule="no plasticity").values
+        s = mann_whitney(a, b)
+        notes.append(f"learned vs none, Mann–Whitney:\n{fmt_p(s['p'])}, r = {s['r']:.2f}, N = {s['n_a']} vs {s['n_b']}")
+    if n_clip:
+        notes.append(f"▽ {n_clip} below {clip:g} (min {min(lows):.1f})")
+    _title(ax, "decoding on fresh networks", "\n".join(notes))
+
+
+def _sorted_by_last(ev, rule, example=0, n_e=25):
     from .experiments.evaluate import firing_order, mean_firing_time
     r = ev.example_rates.sel(rule=rule).isel(example=example)
-    n_e = int(ev.attrs.get("n_e", 25)) if "n_e" in ev.attrs else 25
     dt_ms = float(r.time.values[1] - r.time.values[0])
     order = firing_order(mean_firing_time(r.isel(rate_activation=-1).values, dt_ms * 1e-3)[:n_e])
-    panels = []
-    for a in r.rate_activation.values:
-        img = r.sel(rate_activation=a).values[:, :n_e][:, order].T
-        t = r.time.values
-        top = float(np.percentile(img, 99.5)) or float(img.max()) or 1.0   # each panel on its own scale
-        panels.append(_opts(hv.Image(img[::-1], bounds=(t[0], 0, t[-1] + dt_ms, n_e), kdims=["time (ms)", "E cell (sorted)"]),
-                            cmap="Greys", clim=(0, top), title=f"activation {a}", fig_inches=(2.6, 2.2)))
-    return hv.Layout(panels).cols(len(panels))
+    return r, dt_ms, order
 
 
-def weight_matrices(ev: xr.Dataset, rule, example: int = 0):
-    """E->E weights at the first and last recorded activation, sorted by firing order."""
+def rasters(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_e: int = 25):
+    """E rates at the recorded activations, cells sorted by the mean firing time of the last one,
+    on one colour scale (clipped at the 99.5th percentile; the bar's arrow marks the clipped)."""
     import holoviews as hv
-    from .experiments.evaluate import firing_order, mean_firing_time
-    r = ev.example_rates.sel(rule=rule).isel(example=example)
-    dt_ms = float(r.time.values[1] - r.time.values[0])
-    n_e = 25
-    order = firing_order(mean_firing_time(r.isel(rate_activation=-1).values, dt_ms * 1e-3)[:n_e])
+    r, dt_ms, order = _sorted_by_last(ev, rule, example, n_e)
+    t = r.time.values
+    imgs = [r.sel(rate_activation=a).values[:, :n_e][:, order].T for a in r.rate_activation.values]
+    top = float(np.percentile(np.concatenate([i.ravel() for i in imgs]), 99.5)) or 1.0
+    plot = None
+    for j, (k, a, img) in enumerate(zip(keys, r.rate_activation.values, imgs)):
+        el = hv.Image(img[::-1], bounds=(t[0], 0, t[-1] + dt_ms, n_e), kdims=["time (ms)", "E cell (sorted)"])
+        plot = sheet.render(k, el, cmap="Greys", clim=(0, top), aspect="auto")
+        ax = sheet.ax(k)
+        ax.set_title(f"activation {int(a)}", fontsize=FONT["title"])
+        if j:
+            ax.set_ylabel("")
+            ax.set_yticklabels([])
+    sheet.colorbar(keys, plot.handles["artist"], f"rate r ({RATE_UNIT})", extend="max")
+
+
+def weight_matrices(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_e: int = 25):
+    """E->E weights W[post, pre] at the first and last recorded activation, both axes in the
+    firing order of the last recorded activation; one colour scale clipped at the 99th
+    percentile of the last matrix (the bar's arrow)."""
+    import holoviews as hv
+    _, _, order = _sorted_by_last(ev, rule, example, n_e)
     w = ev.example_weights.sel(rule=rule).isel(example=example)
-    vmax = float(np.nanmax(w.values[:, :n_e, :n_e]))
-    panels = []
-    for a in w.weight_activation.values:
-        m = w.sel(weight_activation=a).values[:n_e, :n_e][np.ix_(order, order)]
-        panels.append(_opts(hv.Image(m[::-1], bounds=(0, 0, n_e, n_e), kdims=["pre (sorted)", "post (sorted)"]),
-                            cmap="viridis", clim=(0, vmax), colorbar=True, title=f"W E->E, activation {a}",
-                            fig_inches=(2.8, 2.4)))
-    return hv.Layout(panels).cols(len(panels))
+    mats = [w.sel(weight_activation=a).values[:n_e, :n_e][np.ix_(order, order)] for a in w.weight_activation.values]
+    vmax = float(np.percentile(mats[-1], 99)) or 1.0
+    plot = None
+    for j, (k, a, m) in enumerate(zip(keys, w.weight_activation.values, mats)):
+        el = hv.Image(m[::-1], bounds=(0, 0, n_e, n_e), kdims=["pre E (sorted)", "post E (sorted)"])
+        plot = sheet.render(k, el, cmap="viridis", clim=(0, vmax), aspect="equal")
+        ax = sheet.ax(k)
+        ax.set_title(f"activation {int(a)}", fontsize=FONT["title"])
+        if j:
+            ax.set_ylabel("")
+            ax.set_yticklabels([])
+    sheet.colorbar(keys, plot.handles["artist"], f"E→E weight w ({WEIGHT_UNIT})",
+                   extend="max" if max(float(m.max()) for m in mats) > vmax else "neither")
 
 
-def kernel_plot(ev: xr.Dataset):
-    """Mean E->E weight versus lag of mean firing times, per rule (final) and initial."""
+def kernel_plot(sheet: Sheet, key: str, ev: xr.Dataset):
+    """Mean E->E weight versus the lag t_post - t_pre of mean firing times (pooled over the
+    evaluation networks) at the last activation, per rule, and before plasticity."""
     import holoviews as hv
-    curves = []
-    for i, r in enumerate(ev.rule.values):
-        k = ev.kernel.sel(rule=r)
-        curves.append(hv.Curve((ev.lag.values, k.values), "lag t_post - t_pre (ms)", "mean weight", label=str(r)))
-    r0 = ev.rule.values[0]
-    curves.append(hv.Curve((ev.lag.values, ev.kernel_initial.sel(rule=r0).values), "lag t_post - t_pre (ms)",
-                           "mean weight", label="initial").opts(color="#999999", linestyle=":"))
-    return _opts(hv.Overlay(curves), title="weight vs firing lag", legend_position="top_left")
+    lag = ev.lag.values
+    rules = [str(r) for r in ev.rule.values]
+    els, handles, labels = [], [], []
+    learned = [r for r in rules if rule_family(r) not in ("no plasticity",)]
+    styles = ["-", "--", ":", "-."]
+    for i, r in enumerate(rules):
+        c = rule_color(r)
+        ls = styles[learned.index(r) % len(styles)] if r in learned else "-"
+        els.append(hv.Curve((lag, ev.kernel.sel(rule=r).values), "lag $t_{post} - t_{pre}$ (ms)",
+                            f"mean E→E weight ({WEIGHT_UNIT})").opts(color=c, linestyle=ls))
+        handles.append(_line_handle(c, ls))
+        labels.append(r)
+    els.append(hv.Curve((lag, ev.kernel_initial.isel(rule=0).values), "lag $t_{post} - t_{pre}$ (ms)",
+                        f"mean E→E weight ({WEIGHT_UNIT})").opts(color=RULE_COLORS["initial"], linestyle=":", linewidth=1.4))
+    handles.append(_line_handle(RULE_COLORS["initial"], ":", lw=1.4))
+    labels.append("initial")
+    els.append(hv.VLine(0).opts(color="#dddddd", linewidth=0.5))
+    sheet.render(key, hv.Overlay(els), aspect="auto", xlabel="lag $t_{post} - t_{pre}$ (ms)",
+                 ylabel=f"mean E→E weight ({WEIGHT_UNIT})")
+    ax = sheet.ax(key)
+    _legend_outside(ax, handles, labels)
+    _title(ax, "weight vs firing lag")
 
 
-# -- Fig 3 / 4 ----------------------------------------------------------------------------------
-def coefficient_distributions(coefs: xr.DataArray, terms=None):
-    """Coefficients across learned rules per term (points + box), E->E terms."""
+def coefficient_heatmaps(sheet: Sheet, keys, search: xr.Dataset, synapse: str = "ee", pct: float = 98):
+    """Best-so-far coefficients of every term (rows) versus evaluations (columns) for every run
+    (one panel each), on one diverging scale clipped at the pct-th percentile of |c|."""
     import holoviews as hv
-    terms = list(coefs.term.values) if terms is None else terms
-    rows = [(t, float(v)) for t in terms for v in coefs.sel(term=t).values]
-    box = hv.BoxWhisker(rows, "term", "coefficient")
-    return _opts(box, xrotation=70, title="coefficients across rules", fig_inches=(6, 2.6))
+    sel, names = _param_index(search, "coef", synapse)
+    runs = list(range(search.sizes["run"]))[:len(keys)]
+    allv = np.abs(search.best_params_history.values[:, :, sel])
+    vmax = float(np.percentile(allv[np.isfinite(allv)], pct)) or 1.0
+    plot = None
+    for j, (k, run) in enumerate(zip(keys, runs)):
+        h = search.best_params_history.isel(run=run).values[:, sel]           # (generation, term)
+        ev_ = search.evaluations.isel(run=run).values.astype(float)
+        edges = np.r_[0.0, ev_]
+        yedges = np.arange(len(names) + 1) - 0.5
+        el = hv.QuadMesh((edges, yedges, h.T[::-1]), ["evaluations", "term"], "c")
+        plot = sheet.render(k, el, cmap="RdBu_r", clim=(-vmax, vmax), aspect="auto")
+        ax = sheet.ax(k)
+        ax.set_yticks(np.arange(len(names)))
+        ax.set_yticklabels([term_label(n) for n in names[::-1]] if j == 0 else [], fontsize=FONT["ticks"] - 0.5)
+        if j == 0:
+            for lab, n in zip(ax.get_yticklabels(), names[::-1]):
+                lab.set_color(term_color(n))
+        ax.set_ylabel("")
+        ax.set_title(f"run {run}", fontsize=FONT["title"])
+        ax.tick_params(axis="y", length=0)
+    sheet.colorbar(keys, plot.handles["artist"], "coefficient $c_k$", extend="both" if allv.max() > vmax else "neither",
+                   aspect=12)
 
 
-def dropout_plot(dd: xr.Dataset, top: int = 8):
-    """Per-rule loss shift when each term is dropped, top terms by median shift."""
+# -- Fig 3 / 4: distributions, dropout, refit ---------------------------------------------------
+def _strip(ax_key, sheet, cats, values_per_cat, ylabel, colors, logy=False, symlog=None, ylim=None,
+           point_colors=None, box=True, med_marker=False):
+    """Points per category (rules), a median bar and (optionally) the interquartile box."""
+    import holoviews as hv
+    els = []
+    for i, (vals, c) in enumerate(zip(values_per_cat, colors)):
+        vals = np.asarray(vals, float)
+        ok = np.isfinite(vals)
+        xs = i + _offsets(len(vals), 0.5)
+        q1, med, q3 = _quartiles(vals)
+        if box and ok.sum() >= 4:
+            els.append(hv.Rectangles([(i - 0.32, q1, i + 0.32, q3)]).opts(facecolor=c, alpha=0.15, edgecolor="none"))
+        if ok.any():
+            els.append(hv.Segments([(i - 0.36, med, i + 0.36, med)]).opts(color=c, linewidth=1.3))
+        els.append(hv.Scatter((xs[ok], vals[ok]), "x", ylabel).opts(color=c, s=7, alpha=0.85, edgecolors="none"))
+    opts = dict(aspect="auto", logy=logy, xlabel="", ylabel=ylabel)
+    if ylim is not None:
+        opts["ylim"] = ylim
+    sheet.render(ax_key, hv.Overlay(els), **opts)
+    ax = sheet.ax(ax_key)
+    if symlog is not None:
+        ax.set_yscale("symlog", linthresh=symlog, linscale=0.6)
+    ax.set_xlabel("")
+    return ax
+
+
+def coefficient_distributions(sheet: Sheet, key: str, coefs: xr.DataArray, terms=None, title=None):
+    """Coefficient of each term across the learned rules (one point per rule, bar: median), terms
+    in their colours; symmetric-log y (linear within +-1e-3) so small and large both show."""
+    terms = [str(t) for t in coefs.term.values] if terms is None else list(terms)
+    vals = [coefs.sel(term=t).values for t in terms]
+    ax = _strip(key, sheet, terms, vals, "coefficient $c_k$", [term_color(t) for t in terms], symlog=1e-3)
+    ax.axhline(0, color="#bbbbbb", linewidth=0.5, zorder=0)
+    _set_term_xticks(ax, terms)
+    _title(ax, title or f"coefficients across rules (N = {coefs.sizes.get('rule', coefs.sizes.get('run', 0))})")
+
+
+def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=(0.5, 40.0)):
+    """Time constant (ms) of each trace-bearing term across the learned rules (log y; the search's
+    bounds dotted)."""
+    slots = [str(s) for s in taus.tau_slot.values]
+    vals = [taus.sel(tau_slot=s).values * 1e3 for s in slots]
+    ax = _strip(key, sheet, slots, vals, "time constant τ (ms)", [term_color(s) for s in slots], logy=True,
+                ylim=(bounds_ms[0] / 1.3, bounds_ms[1] * 1.3))
+    for b in bounds_ms:
+        ax.axhline(b, color="#999999", linewidth=0.5, linestyle=":", zorder=0)
+    ax.set_xticks(np.arange(len(slots)))
+    ax.set_xticklabels([term_label(f"tau[{s}]") for s in slots], rotation=90, fontsize=FONT["ticks"])
+    for lab, s in zip(ax.get_xticklabels(), slots):
+        lab.set_color(term_color(s))
+    ax.set_xlim(-0.6, len(slots) - 0.4)
+    _title(ax, "time constants")
+
+
+def _mark_blowup_row(ax, y):
+    """A dotted line and a label at the height where blown-up networks are drawn (off scale)."""
+    ax.axhline(y, color="#999999", linewidth=0.5, linestyle=":", zorder=0)
+    ax.annotate("blew up\n(off scale)", xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                textcoords="offset points", ha="left", va="center", fontsize=FONT["note"], color="#555555",
+                annotation_clip=False)
+
+
+def _penalty_floor(dd) -> float:
+    """Losses at or above this are a blow-up penalty (1e8 per network), not a loss."""
+    return 1e7
+
+
+def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = None):
+    """Per-network loss of every rule with each term set to 0 (and the full rule), rules pooled;
+    log y. Networks that blew up (penalty >= 1e7) are drawn at the top edge as crosses and counted."""
+    import holoviews as hv
+    variants = [str(v) for v in dd.variant.values]
+    loss = dd.loss.values                                   # (rule, variant, network)
+    ok_all = loss[loss < _penalty_floor(dd)]
+    cap = cap or float(ok_all.max()) * 2.0
+    lo = float(ok_all.min()) / 1.5
+    els, n_blow = [], 0
+    full_med = float(np.median(loss[:, variants.index("full")]))
+    els.append(hv.HLine(full_med).opts(color="#555555", linewidth=0.6, linestyle="--"))
+    for i, v in enumerate(variants):
+        vals = loss[:, i].ravel().astype(float)
+        c = "#333333" if v == "full" else term_color(v)
+        blow = vals >= _penalty_floor(dd)
+        n_blow += int(blow.sum())
+        q1, med, q3 = _quartiles(vals)        # penalties included: they are what the rule does
+        xs = i + _offsets(len(vals), 0.55)
+        els.append(hv.Segments([(i - 0.38, min(med, cap), i + 0.38, min(med, cap))]).opts(color=c, linewidth=1.3))
+        els.append(hv.Scatter((xs[~blow], vals[~blow]), "x", "loss per network").opts(color=c, s=4, alpha=0.7))
+        if blow.any():
+            els.append(hv.Scatter((xs[blow], np.full(blow.sum(), cap)), "x", "loss per network").opts(
+                color=c, s=10, marker="X", edgecolors="none"))
+    sheet.render(key, hv.Overlay(els), logy=True, ylim=(lo, cap * 1.6), aspect="auto", ylabel="loss per network")
+    ax = sheet.ax(key)
+    ax.set_xticks(np.arange(len(variants)))
+    ax.set_xticklabels(["full"] + [term_label(v) for v in variants[1:]], rotation=90, fontsize=FONT["ticks"])
+    for lab, v in zip(ax.get_xticklabels(), variants):
+        lab.set_color("#333333" if v == "full" else term_color(v))
+    ax.set_xlim(-0.6, len(variants) - 0.4)
+    ax.set_xlabel("term set to 0")
+    if n_blow:
+        _mark_blowup_row(ax, cap)
+    n_rules, n_net = dd.sizes["rule"], dd.sizes["network"]
+    note = f"N = {n_rules} rules × {n_net} networks; bar: median; dashed: median of the full rules"
+    if n_blow:
+        note += f"; crosses: {n_blow} blew up (penalty 1e8, drawn at the top)"
+    _title(ax, "loss with one term dropped", note)
+
+
+def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = None, title=None):
+    """Per rule (points), the shift max(median(dropped) - median(full), 0) of each term, and its
+    median over rules (bar); terms ranked by that median. Symmetric-log y (linear below 1);
+    shifts from a blow-up penalty (>= 1e7) drawn at the top edge as crosses and counted."""
     import holoviews as hv
     from .experiments.evaluate import term_ranking
-    terms = term_ranking(dd)[:top]
-    # a dropped term that makes networks blow up scores the 1e8 penalty: log axis (shift + 1)
-    rows = [(t, float(v) + 1.0) for t in terms for v in dd["shift"].sel(term=t).values]
-    box = hv.BoxWhisker(rows, "term", "loss shift + 1")
-    return _opts(box, xrotation=60, logy=True, title="dropout: max(median(dropped) - median(full), 0)",
-                 fig_inches=(4.6, 2.6))
+    terms = term_ranking(dd)
+    terms = terms if top is None else terms[:top]
+    shift = dd["shift"]
+    finite = shift.values[shift.values < _penalty_floor(dd)]
+    cap = max(float(finite.max()) * 2.0 if finite.size else 10.0, 10.0)
+    els, n_blow = [], 0
+    for i, t in enumerate(terms):
+        v = shift.sel(term=t).values.astype(float)
+        c = term_color(t)
+        blow = v >= _penalty_floor(dd)
+        n_blow += int(blow.sum())
+        med = float(dd.median_shift.sel(term=t))
+        xs = i + _offsets(len(v), 0.5)
+        els.append(hv.Segments([(i - 0.38, min(med, cap), i + 0.38, min(med, cap))]).opts(color=c, linewidth=1.4))
+        els.append(hv.Scatter((xs[~blow], v[~blow]), "x", "loss shift").opts(color=c, s=8, alpha=0.85))
+        if blow.any():
+            els.append(hv.Scatter((xs[blow], np.full(blow.sum(), cap)), "x", "loss shift").opts(
+                color=c, s=14, marker="X", edgecolors="none"))
+    sheet.render(key, hv.Overlay(els), aspect="auto", ylim=(0, cap * 1.4), ylabel="loss shift")
+    ax = sheet.ax(key)
+    ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
+    ax.set_ylim(0, cap * 1.6)
+    _set_term_xticks(ax, terms)
+    ax.set_xlabel("term set to 0 (ranked)")
+    if n_blow:
+        _mark_blowup_row(ax, cap)
+    note = f"N = {dd.sizes['rule']} rules, {dd.sizes['network']} networks each; bar: median over rules"
+    if n_blow:
+        note += f"; crosses: {n_blow} blow-ups (at the top)"
+    _title(ax, title or "shift max(median(dropped) − median(full), 0)", note)
 
 
-def refit_plot(rf: xr.Dataset, reference=None):
-    """Median test loss of the top-k refits versus k (with the quartiles)."""
+def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None = None):
+    """Median test loss per network (band: quartiles) of the top-k refits versus k, log y; the
+    k-th term added is named under each k; dashed: the median loss of the full learned rules."""
     import holoviews as hv
-    k = rf.k.values
-    q1, med, q3 = np.percentile(rf.loss.values, [25, 50, 75], axis=1)
-    el = hv.Curve((k, med), "k (terms kept)", "test loss per network").opts(color="k", marker="o")
-    sp = hv.Spread((k, med, med - q1, q3 - med), kdims=["k (terms kept)"],
-                   vdims=["test loss per network", "yerrneg", "yerrpos"]).opts(alpha=0.2, color="k")
-    out = sp * el
+    from .experiments.refit import elbow
+    k = rf.k.values.astype(float)
+    q1, med, q3 = np.nanpercentile(rf.loss.values, [25, 50, 75], axis=1)
+    els = [hv.Area((k, q1, q3), "k", ["loss", "q3"]).opts(facecolor="#333333", alpha=0.15, linewidth=0),
+           hv.Curve((k, med), "k", "test loss per network").opts(color="k", marker="o", ms=3)]
     if reference is not None:
-        out = out * hv.HLine(reference).opts(color="#d62728", linestyle="--")
-    return _opts(out, title="progressive refit", logy=False)
+        els.append(hv.HLine(reference).opts(color=RULE_COLORS["learned"], linestyle="--", linewidth=0.8))
+    sheet.render(key, hv.Overlay(els), logy=True, aspect="auto")
+    ax = sheet.ax(key)
+    ranked = [str(t) for t in rf.ranked_term.values]
+    ax.set_xticks(k)
+    ax.set_xticklabels([f"{int(kk)}\n+{term_label(ranked[int(kk) - 1])}" if int(kk) - 1 < len(ranked) else f"{int(kk)}"
+                        for kk in k], fontsize=FONT["ticks"])
+    for lab, kk in zip(ax.get_xticklabels(), k):
+        if int(kk) - 1 < len(ranked):
+            lab.set_color(term_color(ranked[int(kk) - 1]))
+    ax.set_xlabel("terms kept (k) and the term added")
+    ax.set_ylabel("test loss per network")
+    e = elbow(rf.median_loss.values)
+    note = f"N = {rf.sizes['network']} networks per k; elbow at k = {e}"
+    if reference is not None:
+        note += "; dashed: full rules"
+    _title(ax, "progressive refit", note)
 
 
 # -- Fig 4 stress test --------------------------------------------------------------------------
-def stress_plot(sd: xr.Dataset, condition: str = "stressed", ylim=None):
-    """Per-network loss of each rule group (pooled over its rules) in one condition of the stress
-    test; blown-up networks are left out of the boxes (their number goes in the title)."""
-    import holoviews as hv
-    c = sd.sel(condition=condition)
-    rows = []
-    for g in [str(g) for g in sd.group.values]:
-        sel = c.rule_group.values == g
-        vals = c.loss.values[sel][c.blew_up.values[sel] == 0]
-        rows += [(g, float(v)) for v in vals]
-    box = hv.BoxWhisker(rows, "group", "loss per network")
-    title = {"stressed": "after turnover (no refit)", "unperturbed": "before turnover"}.get(condition, condition)
-    n_blew = int(c.blew_up.sum())
-    if n_blew:
-        title += f" ({n_blew} blown up)"
-    return _opts(box, title=title, xrotation=20, fig_inches=(3.4, 2.8), aspect=1.2, logy=True,
-                 **({"ylim": ylim} if ylim else {}))
+def _parse_acts(s) -> list:
+    if isinstance(s, str):
+        return [int(v) for v in s.split(",") if v.strip()]
+    return [int(v) for v in np.atleast_1d(s)]
 
 
-def stress_comparison(sd: xr.Dataset):
-    """Unperturbed and stressed losses side by side on a shared logarithmic y range (Fig 4d): one
-    network whose sequence breaks can cost 100x the median."""
+def stress_timeline(sheet: Sheet, key: str, sd: xr.Dataset):
+    """The stress-test protocol (1-based activations): organising, decoder fit, turnover window,
+    recovery, decoder test, read from the dataset's attributes."""
     import holoviews as hv
+    n = int(sd.attrs["n_activations"])
+    t0, t1 = int(sd.attrs["turnover_first_activation"]), int(sd.attrs["turnover_stop_activation"])
+    fit, test = _parse_acts(sd.attrs["fit_activations"]), _parse_acts(sd.attrs["test_activations"])
+    p = float(sd.attrs.get("p_turnover", np.nan))
+    # 0-based activation a occupies [a, a + 1) on the axis; labels are 1-based
+    spans = [(0, t0, "organise, no turnover", "#d9d9d9", 0),
+             (t0, t1, f"turnover (p = {p:g})", "#e34a33", 0),
+             (t1, n, "recovery", "#f0f0f0", 0),
+             (fit[0], fit[-1] + 1, "decoder fit", RULE_COLORS["learned"], 1),
+             (test[0], test[-1] + 1, "decoder test, no refit", "#31a354", 1)]
+    els = [hv.Rectangles([(a, 1.0 * row, b, 1.0 * row + 0.35)]).opts(facecolor=c, edgecolor="#555555", linewidth=0.4)
+           for a, b, lab, c, row in spans]
+    sheet.render(key, hv.Overlay(els), aspect="auto", xlim=(0, n), ylim=(-0.05, 1.9), yaxis=None,
+                 xlabel="activation (1-based)")
+    ax = sheet.ax(key)
+    for a, b, lab, c, row in spans:
+        ax.text((a + b) / 2, 1.0 * row + 0.42, f"{lab}: {a + 1}–{b}", ha="center", va="bottom",
+                fontsize=FONT["note"], color="#222222")
+    ax.spines["left"].set_visible(False)
+    _title(ax, "stress-test protocol (turnover on every network)",
+           f"unperturbed loss: decoder tested on {fit[0] + 1}–{fit[-1] + 1} (fit before it, as in training), no turnover")
+
+
+def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
+    """Per-network loss of each rule group (rules pooled), before turnover (unperturbed) and after
+    it (stressed), on one log axis; blown-up networks counted. Each panel states Kruskal-Wallis p
+    (Bonferroni over the 3 pairs) and Cohen's d of the pairs with the hand-made rule."""
+    import holoviews as hv
+    groups = [str(g) for g in sd.group.values]
+    conds = [str(c) for c in sd.condition.values]
     ok = sd.blew_up.values == 0
-    vals = sd.loss.values[ok]
-    ylim = (float(vals.min()) / 1.25, float(vals.max()) * 1.25) if vals.size else None
-    return hv.Layout([stress_plot(sd, c, ylim) for c in ("unperturbed", "stressed")]).cols(2)
+    vals_all = sd.loss.values[ok]
+    ylim = (float(vals_all.min()) / 1.4, float(vals_all.max()) * 1.4) if vals_all.size else None
+    titles = {"unperturbed": "before turnover", "stressed": "after turnover (no refit)"}
+    for j, (k, c) in enumerate(zip(keys, conds)):
+        cs = sd.sel(condition=c)
+        els, n_blow, lines = [], 0, []
+        for i, g in enumerate(groups):
+            sel = cs.rule_group.values == g
+            v = cs.loss.values[sel].ravel()
+            b = cs.blew_up.values[sel].ravel() != 0
+            n_blow += int(b.sum())
+            v = v[~b]
+            col = rule_color(g)
+            q1, med, q3 = _quartiles(v)
+            xs = i + _offsets(len(v), 0.5)
+            els.append(hv.Rectangles([(i - 0.32, q1, i + 0.32, q3)]).opts(facecolor=col, alpha=0.2, edgecolor=col, linewidth=0.6))
+            els.append(hv.Segments([(i - 0.32, med, i + 0.32, med)]).opts(color=col, linewidth=1.4))
+            els.append(hv.Scatter((xs, v), "group", "loss per network").opts(color=col, s=3, alpha=0.6))
+        opts = dict(logy=True, aspect="auto", ylabel="loss per network", xlabel="")
+        if ylim:
+            opts["ylim"] = ylim
+        sheet.render(k, hv.Overlay(els), **opts)
+        ax = sheet.ax(k)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([g.replace(", ", ",\n") for g in groups], fontsize=FONT["ticks"])
+        for lab, g in zip(ax.get_xticklabels(), groups):
+            lab.set_color(rule_color(g))
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.set_xlabel("")
+        if j:
+            ax.set_ylabel("")
+        for pair in sd.pair.values:
+            s = cs.sel(pair=pair)
+            short = (str(pair).replace("learned, no turnover", "no-turnover-trained")
+                     .replace("learned, turnover", "turnover-trained"))
+            lines.append(f"{short}: {fmt_p(float(s.p_bonferroni))}, d = {float(s.cohens_d):.2f}")
+        n = {g: int(((cs.rule_group.values == g)[:, None] & (cs.blew_up.values == 0)).sum()) for g in groups}
+        lines.append("N = " + " / ".join(str(n[g]) for g in groups) + " networks" + (f"; {n_blow} blew up" if n_blow else ""))
+        _title(ax, titles.get(c, c), "\n".join(lines))
 
 
 # -- Fig 5 ----------------------------------------------------------------------------------------
-def weight_blocks(ev: xr.Dataset, rule, example: int = 0):
-    """E->E, E->I and I->E weights at the first and last recorded activation; E cells sorted by
-    the mean firing time of the last recorded rates, I cells in index order. |w| on one colour
-    scale per block type (I->E weights are negative)."""
+def weight_blocks(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_e: int = 25):
+    """|W| of the E->E, E->I and I->E blocks at the first and last recorded activation (keys in
+    that order, two per block), E cells in the firing order of the last recorded rates, I cells in
+    index order; one colour scale per block (clipped at the 99th percentile of its last matrix)."""
     import holoviews as hv
     from .experiments.evaluate import firing_order, mean_firing_time
     r = ev.example_rates.sel(rule=rule).isel(example=example)
     dt_ms = float(r.time.values[1] - r.time.values[0])
     n_cells = ev.sizes["cell"]
-    n_e = 25 if n_cells == 33 else int(ev.attrs.get("n_e", 25))
     order = firing_order(mean_firing_time(r.isel(rate_activation=-1).values, dt_ms * 1e-3)[:n_e])
     w = np.abs(ev.example_weights.sel(rule=rule).isel(example=example).values)
     inh = np.arange(n_e, n_cells)
-    blocks = {"E->E": (order, order, "pre E (sorted)", "post E (sorted)"),
-              "E->I": (inh, order, "pre E (sorted)", "post I"),
-              "I->E": (order, inh, "pre I", "post E (sorted)")}
-    panels = []
-    for name, (post, pre, xl, yl) in blocks.items():
-        vmax = float(np.nanmax(w[:, post][:, :, pre])) or 1.0
-        for k, a in enumerate(ev.weight_activation.values):
-            m = w[k][np.ix_(post, pre)]
-            panels.append(_opts(hv.Image(m[::-1], bounds=(0, 0, len(pre), len(post)), kdims=[xl, yl]),
-                                cmap="viridis", clim=(0, vmax), colorbar=True, title=f"|W| {name}, act. {a}",
-                                fig_inches=(2.4, 2.0)))
-    return hv.Layout(panels).cols(2)
+    blocks = [("ee", order, order, "pre E (sorted)", "post E (sorted)"),
+              ("ei", inh, order, "pre E (sorted)", "post I"),
+              ("ie", order, inh, "pre I", "post E (sorted)")]
+    acts = ev.weight_activation.values
+    for b, (syn, post, pre, xl, yl) in enumerate(blocks):
+        pair = keys[2 * b: 2 * b + 2]
+        last = w[-1][np.ix_(post, pre)]
+        vmax = float(np.percentile(last, 99)) or 1.0
+        plot = None
+        for j, (k, a) in enumerate(zip(pair, acts)):
+            m = w[j if j < len(w) else -1][np.ix_(post, pre)]
+            el = hv.Image(m[::-1], bounds=(0, 0, len(pre), len(post)), kdims=[xl, yl])
+            plot = sheet.render(k, el, cmap="viridis", clim=(0, vmax), aspect="auto")
+            ax = sheet.ax(k)
+            ax.set_title(f"{SYNAPSE_LABELS[syn]}, act. {int(a)}", fontsize=FONT["title"], color=SYNAPSE_COLORS[syn])
+            for s in ax.spines.values():
+                s.set_edgecolor(SYNAPSE_COLORS[syn])
+            if j:
+                ax.set_ylabel("")
+                ax.set_yticklabels([])
+        sheet.colorbar(pair, plot.handles["artist"], f"|w| ({WEIGHT_UNIT})",
+                       extend="max" if float(w[:, post][:, :, pre].max()) > vmax else "neither", aspect=14)
 
 
-def sweep_plot(sw: xr.Dataset):
-    """Median per-network loss (band: quartiles) versus turnover probability, one curve per group."""
+def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
+    """Median per-network loss (band: quartiles) versus the turnover probability p_ST, one curve per
+    rule group (rules pooled); two-sided Mann-Whitney U per p_ST printed above."""
     import holoviews as hv
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"]
     p = sw.p_turnover.values * 1e4
-    out = []
-    for i, g in enumerate(sw.group.values):
+    els, handles, labels = [], [], []
+    for g in sw.group.values:
+        c = RULE_COLORS["learned, all synapses"] if rule_family(str(g)) == "learned, all synapses" else RULE_COLORS["learned, turnover"]
         med = sw.median_loss.sel(group=g).values
         lo, hi = sw.q25_loss.sel(group=g).values, sw.q75_loss.sel(group=g).values
-        c = colors[i % len(colors)]
-        out.append(hv.Spread((p, med, med - lo, hi - med), "p_ST (x 1e-4)", vdims=["loss per network", "neg", "pos"])
-                   .opts(color=c, alpha=0.2))
-        out.append(hv.Curve((p, med), "p_ST (x 1e-4)", "loss per network", label=str(g)).opts(color=c, marker="o"))
-    return _opts(hv.Overlay(out), title="loss vs turnover", legend_position="top_left")
+        els.append(hv.Area((p, lo, hi), "p", ["loss", "hi"]).opts(facecolor=c, alpha=0.18, linewidth=0))
+        els.append(hv.Curve((p, med), "$p_{ST}$ (×10$^{-4}$ per synapse and activation)", "loss per network").opts(
+            color=c, marker="o", ms=3))
+        handles.append(_line_handle(c, marker="o"))
+        labels.append(arrow_label(g))
+    sheet.render(key, hv.Overlay(els), aspect="auto", ylabel="loss per network",
+                 xlabel="$p_{ST}$ (×10$^{-4}$ per synapse and activation)")
+    ax = sheet.ax(key)
+    stars = ["***" if pv < 1e-3 else "**" if pv < 1e-2 else "*" if pv < 0.05 else "n.s." if np.isfinite(pv) else ""
+             for pv in sw.mannwhitney_p.values]
+    ax.set_xticks(p)
+    ax.set_xticklabels([f"{v:g}\n{st}" for v, st in zip(p, stars)])
+    _direct_labels(ax, [(float(sw.median_loss.sel(group=g).values[-1]), short, h.get_color())
+                        for g, short, h in zip(sw.group.values, ["E→E only" if rule_family(str(g)) != "learned, all synapses"
+                                                                 else "all synapses" for g in sw.group.values], handles)],
+                   p[-1], min_gap_frac=0.1)
+    n = sw.sizes["network"]
+    groups = [str(g) for g in sw.group.values]
+    n_r = [int((sw.rule_group.values == g).sum()) for g in groups]
+    _title(ax, "loss vs turnover",
+           f"under each $p_{{ST}}$: Mann–Whitney * < .05, ** < .01, *** < .001\nN = {n_r[0] * n} vs {n_r[-1] * n} networks")
 
 
 # -- Fig 6 ----------------------------------------------------------------------------------------
-PERTURBATION_COLORS = {"afferent x0.5": "#1f77b4", "afferent x1.5": "#d62728", "input x10": "#ff7f0e",
-                       "none": "#7f7f7f"}
-
-
-def perturbation_traces(pd: xr.Dataset, var: str, ylabel: str | None = None):
-    """Median over networks of one per-activation measure of the perturbed cell, per kind, with a
-    dashed line at the perturbed activation."""
+def perturbation_traces(sheet: Sheet, key: str, pd: xr.Dataset, var: str, ylabel: str, scale: float = 1.0,
+                        legend: bool = False, title: str | None = None):
+    """Median over networks (band: quartiles) of one per-activation measure of the perturbed cell,
+    per perturbation kind; dashed: the perturbed activation; dotted: the 'later' activation."""
     import holoviews as hv
-    act = pd.activation.values
-    curves = []
+    act = pd.activation.values + 1                   # 1-based
+    p_act = int(pd.attrs["perturbed_activation"]) + 1
+    later = p_act + int(pd.attrs["later"])
+    els, handles, labels = [], [], []
     for k in pd.kind.values:
-        y = np.nanmedian(pd[var].sel(kind=k).values, axis=0)
-        curves.append(hv.Curve((act, y), "activation", ylabel or var, label=str(k)).opts(
-            color=PERTURBATION_COLORS.get(str(k), "#333333")))
-    line = hv.VLine(float(pd.attrs["perturbed_activation"])).opts(color="k", linestyle="--", linewidth=0.8)
-    return _opts(hv.Overlay(curves) * line, title=ylabel or var, legend_position="top_left",
-                 fig_inches=(3.2, 2.4))
+        v = pd[var].sel(kind=k).values * scale
+        q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=0)
+        c = PERTURBATION_COLORS.get(str(k), "#333333")
+        els.append(hv.Area((act, q1, q3), "activation", ["v", "q3"]).opts(facecolor=c, alpha=0.15, linewidth=0))
+        els.append(hv.Curve((act, med), "activation", ylabel).opts(color=c))
+        handles.append(_line_handle(c))
+        labels.append(str(k).replace(" x", " ×"))
+    els.append(hv.VLine(p_act).opts(color="k", linestyle="--", linewidth=0.6))
+    els.append(hv.VLine(later).opts(color="k", linestyle=":", linewidth=0.6))
+    sheet.render(key, hv.Overlay(els), aspect="auto", xlabel="activation", ylabel=ylabel)
+    ax = sheet.ax(key)
+    if legend:
+        _legend_outside(ax, handles, labels)
+    _title(ax, title or ylabel, f"median, quartiles; N = {pd.sizes['network']} networks")
 
 
-def reduced_trajectories(rd: xr.Dataset, mode: str, amplitudes=(0, 4, 9), widths=(1, 5, 8)):
-    """Trajectories of the reduced model's response in (duration, peak) space over activations
-    for a few input conditions (indices into the amplitude and width grids); dots mark the start."""
+def amplitude_duration_phases(sheet: Sheet, keys, pd: xr.Dataset, phases=("before", "just_after", "later")):
+    """Peak rate against duration (ms) of the perturbed cell's response before the perturbation
+    (mean of the n_before activations), just after it and `later` activations after it, one
+    point per network, coloured by perturbation kind, on shared axes. The 'later' panel states,
+    per kind, a paired Wilcoxon test of the relative distance |peak / peak before - 1| later
+    against just after (r < 0: closer to the unperturbed response later)."""
     import holoviews as hv
-    out = []
-    for ai in amplitudes:
-        for wi in widths:
-            r = rd.sel(mode=mode).isel(init=0, amplitude=ai, width=wi)
-            d, p = r.duration.values * 1e3, r.peak.values
-            out.append(hv.Curve((d, p), "duration (ms)", "peak").opts(color="#1f77b4", alpha=0.6))
-            out.append(hv.Scatter((d[:1], p[:1]), "duration (ms)", "peak").opts(color="#7f7f7f", s=12))
-            out.append(hv.Scatter((d[-1:], p[-1:]), "duration (ms)", "peak").opts(color="#d62728", s=16))
-    return _opts(hv.Overlay(out), title=mode.replace("_", " "), show_legend=False, fig_inches=(2.6, 2.4))
+    peak = pd.peak_summary.values
+    dur = pd.duration_summary.values * 1e3
+    xlim = (0.0, float(np.nanmax(dur)) * 1.05 or 1.0)
+    ylim = (0.0, float(np.nanmax(peak)) * 1.08 or 1.0)
+    p_act = int(pd.attrs["perturbed_activation"]) + 1
+    for j, (key, phase) in enumerate(zip(keys, phases)):
+        els = []
+        ph = pd.sel(phase=phase)
+        # before the perturbation every kind is the same run: one set of points, in black
+        same = bool(np.allclose(ph.peak_summary.values, ph.peak_summary.values[:1], equal_nan=True))
+        for k in (pd.kind.values[:1] if same else pd.kind.values):
+            c = PHASE_COLORS["before"] if same else PERTURBATION_COLORS.get(str(k), "#333333")
+            a = ph.peak_summary.sel(kind=k).values
+            d = ph.duration_summary.sel(kind=k).values * 1e3
+            els.append(hv.Scatter((d, a), "duration (ms)", "peak").opts(color=c, s=8, alpha=0.8, edgecolors="none"))
+        sheet.render(key, hv.Overlay(els), aspect="auto", xlim=xlim, ylim=ylim, xlabel="duration (ms)",
+                     ylabel=f"peak rate ({RATE_UNIT})" if j == 0 else "")
+        ax = sheet.ax(key)
+        if j:
+            ax.set_yticklabels([])
+        if phase == "later":
+            lines = [f"{int(pd.attrs['later'])} activations after; Wilcoxon, N = {pd.sizes['network']}:"]
+            for k in pd.kind.values:
+                amp = pd.amplitude_summary.sel(kind=k)
+                s = wilcoxon_paired(np.abs(amp.sel(phase="later").values - 1),
+                                    np.abs(amp.sel(phase="just_after").values - 1))
+                lines.append(f"{str(k).replace(' x', ' ×')}: {fmt_p(s['p'])}, r = {s['r']:.2f}")
+            note = "\n".join(lines)
+        elif phase == "before":
+            note = f"mean of the {int(pd.attrs['n_before'])} activations before" + ("\n(the same for every kind)" if same else "")
+        else:
+            note = f"activation {p_act}"
+        _title(ax, PHASE_LABELS[phase], note)
+
+
+def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop: int = 3, xlim=None, ylim=None,
+                         first: bool = False):
+    """Reduced model: response duration (ms) and peak of every input condition (alpha pulse
+    amplitude x width, the `drop` smallest amplitudes and shortest widths left out as in the paper)
+    at the first activation (black) and after the last (blue), lines joining each condition."""
+    import holoviews as hv
+    r = rd.sel(mode=mode).isel(init=0, amplitude=slice(drop, None), width=slice(drop, None))
+    d0, p0 = r.duration.isel(activation=0).values.ravel() * 1e3, r.peak.isel(activation=0).values.ravel()
+    d1, p1 = r.duration.isel(activation=-1).values.ravel() * 1e3, r.peak.isel(activation=-1).values.ravel()
+    segs = hv.Segments([(a, b, c, d) for a, b, c, d in zip(d0, p0, d1, p1)]).opts(color="#cccccc", linewidth=0.4)
+    els = [segs,
+           hv.Scatter((d0, p0), "duration (ms)", f"peak rate ({RATE_UNIT})").opts(color=PHASE_COLORS["before"], s=5),
+           hv.Scatter((d1, p1), "duration (ms)", f"peak rate ({RATE_UNIT})").opts(color=PHASE_COLORS["later"], s=5)]
+    opts = dict(aspect="auto", xlabel="duration (ms)", ylabel=f"peak rate ({RATE_UNIT})")
+    if xlim:
+        opts["xlim"] = xlim
+    if ylim:
+        opts["ylim"] = ylim
+    sheet.render(key, hv.Overlay(els), **opts)
+    ax = sheet.ax(key)
+    if not first:
+        ax.set_ylabel("")
+    n_act = rd.sizes["activation"]
+    sd0, sd1 = np.std(p0) / np.mean(p0), np.std(p1) / np.mean(p1)
+    dd0, dd1 = np.std(d0) / np.mean(d0), np.std(d1) / np.mean(d1)
+    _title(ax, REDUCED_LABELS.get(mode, mode),
+           f"CV over N = {d0.size} inputs, first → last:\npeak {sd0:.2f} → {sd1:.2f}, duration {dd0:.2f} → {dd1:.2f}")
+    del n_act
+
+
+def legend_panel(sheet: Sheet, key: str, handles, labels, title=None):
+    """A cell of the sheet that holds only a legend (no axes drawn)."""
+    ax = sheet.ax(key)
+    ax.axis("off")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 1.0), frameon=False, fontsize=FONT["legend"],
+              handlelength=1.2, handletextpad=0.4, borderaxespad=0.0, labelspacing=0.4, title=title,
+              title_fontsize=FONT["legend"])
+
+
+def reduced_legend(sheet: Sheet, key: str):
+    legend_panel(sheet, key, [_line_handle(PHASE_COLORS["before"], ls="none", marker="o"),
+                              _line_handle(PHASE_COLORS["later"], ls="none", marker="o")],
+                 ["first\nactivation", "last\nactivation"])
+
+
+def perturbation_legend(sheet: Sheet, key: str, pd: xr.Dataset):
+    kinds = [str(k) for k in pd.kind.values]
+    legend_panel(sheet, key, [_line_handle(PERTURBATION_COLORS.get(k, "#333333"), marker="o") for k in kinds],
+                 [k.replace(" x", " ×") for k in kinds], title="perturbation")
