@@ -221,13 +221,12 @@ class Sheet:
             ax = self.axes[key]
             tight = ax.get_tightbbox(renderer)
             x0 = inv.transform((tight.x0, 0))[0]
-            top = inv.transform((0, max(tight.y1, ax.get_window_extent(renderer).y1)))[1]
             axpos = ax.get_position()
-            w_in = axpos.width * fig.get_figwidth()
+            # the letter is the left title (same height as the panel title), moved left over the
+            # y tick labels to the panel's outer edge
             ax.set_title(key, loc="left", fontsize=FONT["letter"], fontweight="bold",
-                         x=(x0 - axpos.x0) / axpos.width if w_in > 0 else 0.0, ha="left",
+                         x=(x0 - axpos.x0) / axpos.width if axpos.width > 0 else 0.0, ha="left",
                          pad=getattr(ax, "_house_title_pad", RC["axes.titlepad"]))
-            del top
 
     def finish(self):
         if not getattr(self, "_lettered", False):
@@ -281,15 +280,7 @@ def _title(ax, text: str, note: str | None = None):
                     ha="center", va="bottom", fontsize=FONT["note"], color="#333333", linespacing=1.1)
 
 
-def _notes(ax, lines, loc="top"):
-    """Small annotation lines stacked above the axes (never on the data)."""
-    if not lines:
-        return
-    ax.annotate("\n".join(lines), xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, 2),
-                textcoords="offset points", ha="center", va="bottom", fontsize=FONT["note"], color="#333333")
-
-
-def _direct_labels(ax, items, x_end, min_gap_frac=0.075, logy=False):
+def _direct_labels(ax, items, min_gap_frac=0.075, logy=False):
     """Labels at the right end of curves, nudged apart vertically. items: (y, text, colour)."""
     if not items:
         return
@@ -413,7 +404,7 @@ def coefficient_traces(sheet: Sheet, key: str, search: xr.Dataset, run: int, kin
     sheet.render(key, hv.Overlay(curves), aspect="auto", xlabel="evaluations", ylabel=ylabel)
     ax = sheet.ax(key)
     top = np.argsort(-np.abs(hist[-1] - (0 if kind != "tau" else 5.0)))[:label_top]
-    _direct_labels(ax, [(hist[-1, j], term_label(names[j]), term_color(names[j])) for j in top], evals[-1])
+    _direct_labels(ax, [(hist[-1, j], term_label(names[j]), term_color(names[j])) for j in top])
     _title(ax, f"{'time constants' if kind == 'tau' else 'coefficients'}, best run ({run})")
 
 
@@ -432,7 +423,7 @@ def loss_curves(sheet: Sheet, key: str, search: xr.Dataset, run: int):
     ax = sheet.ax(key)
     _direct_labels(ax, [(train[-1], f"train ({n_train} nets)", "k"),
                         (test[ok][-1] if ok.any() else train[-1], f"test ({n_test} nets)", "#d62728")],
-                   evals[-1], logy=True, min_gap_frac=0.12)
+                   logy=True, min_gap_frac=0.12)
     _title(ax, f"loss, best run ({run})")
 
 
@@ -584,8 +575,7 @@ def coefficient_heatmaps(sheet: Sheet, keys, search: xr.Dataset, synapse: str = 
 
 
 # -- Fig 3 / 4: distributions, dropout, refit ---------------------------------------------------
-def _strip(ax_key, sheet, cats, values_per_cat, ylabel, colors, logy=False, symlog=None, ylim=None,
-           point_colors=None, box=True, med_marker=False):
+def _strip(ax_key, sheet, values_per_cat, ylabel, colors, logy=False, symlog=None, ylim=None, box=True):
     """Points per category (rules), a median bar and (optionally) the interquartile box."""
     import holoviews as hv
     els = []
@@ -615,7 +605,7 @@ def coefficient_distributions(sheet: Sheet, key: str, coefs: xr.DataArray, terms
     in their colours; symmetric-log y (linear within +-1e-3) so small and large both show."""
     terms = [str(t) for t in coefs.term.values] if terms is None else list(terms)
     vals = [coefs.sel(term=t).values for t in terms]
-    ax = _strip(key, sheet, terms, vals, "coefficient $c_k$", [term_color(t) for t in terms], symlog=1e-3)
+    ax = _strip(key, sheet, vals, "coefficient $c_k$", [term_color(t) for t in terms], symlog=1e-3)
     ax.axhline(0, color="#bbbbbb", linewidth=0.5, zorder=0)
     _set_term_xticks(ax, terms)
     _title(ax, title or f"coefficients across rules (N = {coefs.sizes.get('rule', coefs.sizes.get('run', 0))})")
@@ -626,7 +616,7 @@ def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=(0.5
     bounds dotted)."""
     slots = [str(s) for s in taus.tau_slot.values]
     vals = [taus.sel(tau_slot=s).values * 1e3 for s in slots]
-    ax = _strip(key, sheet, slots, vals, "time constant τ (ms)", [term_color(s) for s in slots], logy=True,
+    ax = _strip(key, sheet, vals, "time constant τ (ms)", [term_color(s) for s in slots], logy=True,
                 ylim=(bounds_ms[0] / 1.3, bounds_ms[1] * 1.3))
     for b in bounds_ms:
         ax.axhline(b, color="#999999", linewidth=0.5, linestyle=":", zorder=0)
@@ -646,9 +636,7 @@ def _mark_blowup_row(ax, y):
                 annotation_clip=False)
 
 
-def _penalty_floor(dd) -> float:
-    """Losses at or above this are a blow-up penalty (1e8 per network), not a loss."""
-    return 1e7
+PENALTY_FLOOR = 1e7   # a loss at or above this is the blow-up penalty (1e8 per network), not a loss
 
 
 def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = None):
@@ -657,7 +645,7 @@ def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = N
     import holoviews as hv
     variants = [str(v) for v in dd.variant.values]
     loss = dd.loss.values                                   # (rule, variant, network)
-    ok_all = loss[loss < _penalty_floor(dd)]
+    ok_all = loss[loss < PENALTY_FLOOR]
     cap = cap or float(ok_all.max()) * 2.0
     lo = float(ok_all.min()) / 1.5
     els, n_blow = [], 0
@@ -666,7 +654,7 @@ def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = N
     for i, v in enumerate(variants):
         vals = loss[:, i].ravel().astype(float)
         c = "#333333" if v == "full" else term_color(v)
-        blow = vals >= _penalty_floor(dd)
+        blow = vals >= PENALTY_FLOOR
         n_blow += int(blow.sum())
         q1, med, q3 = _quartiles(vals)        # penalties included: they are what the rule does
         xs = i + _offsets(len(vals), 0.55)
@@ -701,13 +689,13 @@ def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = Non
     terms = term_ranking(dd)
     terms = terms if top is None else terms[:top]
     shift = dd["shift"]
-    finite = shift.values[shift.values < _penalty_floor(dd)]
+    finite = shift.values[shift.values < PENALTY_FLOOR]
     cap = max(float(finite.max()) * 2.0 if finite.size else 10.0, 10.0)
     els, n_blow = [], 0
     for i, t in enumerate(terms):
         v = shift.sel(term=t).values.astype(float)
         c = term_color(t)
-        blow = v >= _penalty_floor(dd)
+        blow = v >= PENALTY_FLOOR
         n_blow += int(blow.sum())
         med = float(dd.median_shift.sel(term=t))
         xs = i + _offsets(len(v), 0.5)
@@ -881,33 +869,29 @@ def weight_blocks(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_
 
 def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
     """Median per-network loss (band: quartiles) versus the turnover probability p_ST, one curve per
-    rule group (rules pooled); two-sided Mann-Whitney U per p_ST printed above."""
+    rule group (rules pooled, labelled at the right end); under each p_ST the two-sided
+    Mann-Whitney U result of the dataset (stars)."""
     import holoviews as hv
     p = sw.p_turnover.values * 1e4
-    els, handles, labels = [], [], []
+    xlabel = "$p_{ST}$ (×10$^{-4}$ per synapse and activation)"
+    els, ends = [], []
     for g in sw.group.values:
-        c = RULE_COLORS["learned, all synapses"] if rule_family(str(g)) == "learned, all synapses" else RULE_COLORS["learned, turnover"]
+        all_syn = rule_family(str(g)) == "learned, all synapses"
+        c = RULE_COLORS["learned, all synapses" if all_syn else "learned, turnover"]
         med = sw.median_loss.sel(group=g).values
         lo, hi = sw.q25_loss.sel(group=g).values, sw.q75_loss.sel(group=g).values
         els.append(hv.Area((p, lo, hi), "p", ["loss", "hi"]).opts(facecolor=c, alpha=0.18, linewidth=0))
-        els.append(hv.Curve((p, med), "$p_{ST}$ (×10$^{-4}$ per synapse and activation)", "loss per network").opts(
-            color=c, marker="o", ms=3))
-        handles.append(_line_handle(c, marker="o"))
-        labels.append(arrow_label(g))
-    sheet.render(key, hv.Overlay(els), aspect="auto", ylabel="loss per network",
-                 xlabel="$p_{ST}$ (×10$^{-4}$ per synapse and activation)")
+        els.append(hv.Curve((p, med), xlabel, "loss per network").opts(color=c, marker="o", ms=3))
+        ends.append((float(med[-1]), "all synapses" if all_syn else "E→E only", c))
+    sheet.render(key, hv.Overlay(els), aspect="auto", ylabel="loss per network", xlabel=xlabel)
     ax = sheet.ax(key)
     stars = ["***" if pv < 1e-3 else "**" if pv < 1e-2 else "*" if pv < 0.05 else "n.s." if np.isfinite(pv) else ""
              for pv in sw.mannwhitney_p.values]
     ax.set_xticks(p)
     ax.set_xticklabels([f"{v:g}\n{st}" for v, st in zip(p, stars)])
-    _direct_labels(ax, [(float(sw.median_loss.sel(group=g).values[-1]), short, h.get_color())
-                        for g, short, h in zip(sw.group.values, ["E→E only" if rule_family(str(g)) != "learned, all synapses"
-                                                                 else "all synapses" for g in sw.group.values], handles)],
-                   p[-1], min_gap_frac=0.1)
+    _direct_labels(ax, ends, min_gap_frac=0.1)
     n = sw.sizes["network"]
-    groups = [str(g) for g in sw.group.values]
-    n_r = [int((sw.rule_group.values == g).sum()) for g in groups]
+    n_r = [int((sw.rule_group.values == str(g)).sum()) for g in sw.group.values]
     _title(ax, "loss vs turnover",
            f"under each $p_{{ST}}$: Mann–Whitney * < .05, ** < .01, *** < .001\nN = {n_r[0] * n} vs {n_r[-1] * n} networks")
 
@@ -1003,12 +987,10 @@ def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop
     ax = sheet.ax(key)
     if not first:
         ax.set_ylabel("")
-    n_act = rd.sizes["activation"]
     sd0, sd1 = np.std(p0) / np.mean(p0), np.std(p1) / np.mean(p1)
     dd0, dd1 = np.std(d0) / np.mean(d0), np.std(d1) / np.mean(d1)
     _title(ax, REDUCED_LABELS.get(mode, mode),
            f"CV over N = {d0.size} inputs, first → last:\npeak {sd0:.2f} → {sd1:.2f}, duration {dd0:.2f} → {dd1:.2f}")
-    del n_act
 
 
 def legend_panel(sheet: Sheet, key: str, handles, labels, title=None):
