@@ -108,7 +108,7 @@ if big:
 #
 # **f — E→E weights at the first and last activation,** both axes in that firing order, one colour
 # scale (clipped at the 99th percentile of the last matrix). A sequence shows as strong weights just
-# below the diagonal (from earlier to later cells).
+# above the diagonal: from each cell onto the cells that fire after it (post later than pre).
 #
 # **g — weight against firing lag.** Mean E→E weight binned by the lag t_post − t_pre between the
 # cells' mean firing times, pooled over the evaluation networks, at the end of the run: the learned

@@ -23,7 +23,9 @@ def rebuild(ipynb: Path) -> nbformat.NotebookNode:
     """The notebook as its paired .py describes it (no outputs), or the .ipynb itself without one."""
     src = ipynb.with_suffix(".py")
     if src.exists():
-        return jupytext.read(src, fmt="py:percent")
+        nb = jupytext.read(src, fmt="py:percent")
+        nb.metadata.get("jupytext", {}).pop("text_representation", None)   # as `jupytext --sync` writes it
+        return nb
     return nbformat.read(ipynb, as_version=4)
 
 
