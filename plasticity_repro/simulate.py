@@ -23,7 +23,7 @@ from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effe
                     update_from_vectors, update_vectors)
 from .rules import _matvec as block_matvec
 from .rules import gate_sums as block_gate_sums
-from .parallel import chunk_plan, jit, map_networks, pad_networks
+from .parallel import batch_devices, chunk_plan, jit, map_networks, pad_networks
 from .turnover import apply_flips, draw_flips
 
 
@@ -265,8 +265,13 @@ def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     n_given = networks.w0.shape[0]
     from .engine import settings
     backend, n_threads = settings()
-    if backend == "fused":   # one call per activation runs every network on all cores
-        return _run_local(cfg, rule, networks, n_threads)
+    if backend == "fused":
+        # each host device runs its share of the networks (the per-activation draws, turnover and
+        # records are XLA work on that device's thread), its fused calls on threads / devices threads
+        per_dev = max(1, n_threads // len(batch_devices()))
+        if rule.coefs.ndim == 3:
+            return map_networks(lambda _, rn: _run_local(cfg, rn[0], rn[1], per_dev), None, (rule, networks), n_given)
+        return map_networks(lambda r, n: _run_local(cfg, r, n, per_dev), rule, networks, n_given)
     if rule.coefs.ndim == 3:   # one rule per network: it travels with its network
         return map_networks(lambda _, rn: _run_chunks(cfg, rn[0], rn[1]), None, (rule, networks), n_given)
     return map_networks(lambda r, n: _run_chunks(cfg, r, n), rule, networks, n_given)
@@ -312,7 +317,7 @@ def _run_local(cfg: ModelConfig, rule: Rule, networks: Network, fused_threads: i
     wants_rates = np.zeros(cfg.n_activations, bool)
     wants_rates[list(lc.fit_activations) + list(lc.test_activations) + list(cfg.record_rates)] = True
     wants_rates = jnp.asarray(wants_rates)
-    frozen_last = _last(networks.arrivals.astype(dtype)) if fused_threads else None
+    frozen = networks.arrivals.astype(dtype)
 
     def before(network, w, ex_ee, ex_ie, a):
         events, flips_ee, flips_ie = draws(cfg, network, a)
@@ -347,7 +352,7 @@ def _run_local(cfg: ModelConfig, rule: Rule, networks: Network, fused_threads: i
         return w_new, bad, (fit_b, test_b, rate_b, w_b)
 
     def activation_xla(w, events, buf, a):
-        arr = networks.arrivals.astype(dtype) + jax.vmap(
+        arr = frozen + jax.vmap(
             lambda e: inputs_mod.events_to_arrivals(e, net.n_steps, dtype))(events)
         rates, w_new, effects = _activation_batch(cfg, rule, {t: _last(x) for t, x in w.items()},
                                                   plastic_last, _last(arr))
@@ -362,7 +367,7 @@ def _run_local(cfg: ModelConfig, rule: Rule, networks: Network, fused_threads: i
 
         def run(write_rates, buf):
             rates, mean, w_new, effects = _fused_activation(
-                cfg, *args, w_last, plastic_last, frozen_last, events, fused_threads, write_rates)
+                cfg, *args, w_last, plastic_last, frozen, events, fused_threads, write_rates)
             if write_rates:
                 buf = jax.vmap(record_rates, (0, 0, 0, None))(networks, _first(rates), buf, a)
             return w_new, effects, mean, buf

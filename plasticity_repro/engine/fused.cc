@@ -8,7 +8,7 @@
 // weight in place. Chunks of networks are spread over threads.
 //
 // Arrays have the network axis last (the layout of plasticity_repro.model): frozen arrivals
-// (steps, N, B) and this activation's fresh arrival steps (B, N, K) (inputs.fresh_events), weight blocks (n_post, n_pre, B), coefficients (3, 20, B) with the term mask
+// (B, steps, N) and this activation's fresh arrival steps (B, N, K) (inputs.fresh_events), weight blocks (n_post, n_pre, B), coefficients (3, 20, B) with the term mask
 // applied, trace decays dt / tau (3, 12, B), hetero (3, B). The 20-term family's structure
 // (which factor each term multiplies, which trace slot it reads) is fixed here; the Python side
 // checks it against rules.TERMS before calling.
@@ -92,7 +92,7 @@ struct Block {
 
 template <typename T>
 struct Args {
-  const T* frozen;              // (steps, N, B): arrivals shared by every activation
+  const T* frozen;              // (B, steps, N): arrivals shared by every activation
   const int32_t* events;        // (B, N, K): steps of this activation's fresh arrivals, -1: none
   int64_t K_ev;
   const T* w_in[3];             // (np, nq, B) each: ee, ei, ie
@@ -251,20 +251,21 @@ void run_chunk(const Args<T>& a, int64_t b0) {
   }
   if (a.rates)
     for (int i = 0; i < n; ++i) store(a.rates + size_t(i) * B, b0, B, zero);  // row 0 at rest
-  // this activation's fresh arrivals of the chunk, dense over the Poisson window
-  std::vector<V> fresh(size_t(wn_steps) * n, zero);
+  // the chunk's arrivals of this activation, (steps, N) lane vectors: the frozen ones (each
+  // network's are contiguous in the input) plus this activation's fresh events
   constexpr int L = Simd<T>::L;
+  std::vector<V> arr(size_t(n_steps) * n);
+  for (int l = 0; l < L; ++l) {
+    const T* src = a.frozen + size_t(std::min<int64_t>(b0 + l, B - 1)) * n_steps * n;
+    for (size_t k = 0; k < size_t(n_steps) * n; ++k) arr[k][l] = src[k];
+  }
   for (int l = 0; l < L && b0 + l < B; ++l)
     for (int i = 0; i < n; ++i)
       for (int64_t k = 0; k < a.K_ev; ++k) {
         const int32_t st = a.events[((b0 + l) * n + i) * a.K_ev + k];
-        if (st >= ws && st < ws + wn_steps) fresh[size_t(st - ws) * n + i][l] += T(1);
+        if (st >= ws && st < ws + wn_steps) arr[size_t(st) * n + i][l] += T(1);
       }
-  auto arrivals = [&](int step, int i) {
-    V x = load(a.frozen + (size_t(step) * n + i) * B, b0, B);
-    if (step >= ws && step < ws + wn_steps) x += fresh[size_t(step - ws) * n + i];
-    return x;
-  };
+  auto arrivals = [&](int step, int i) { return arr[size_t(step) * n + i]; };
   double total[L] = {0};
 
   for (int it = 0; it + 1 < n_steps; ++it) {
@@ -444,13 +445,13 @@ ffi::Error Activation(ffi::Buffer<DT> frozen, ffi::Buffer<ffi::S32> events, ffi:
   using T = ffi::NativeType<DT>;
   if (params.size() != kNParams) return ffi::Error::InvalidArgument("fused engine: wrong params length");
   auto dims = frozen.dimensions();
-  if (dims.size() != 3) return ffi::Error::InvalidArgument("fused engine: arrivals must be (steps, N, B)");
+  if (dims.size() != 3) return ffi::Error::InvalidArgument("fused engine: arrivals must be (B, steps, N)");
   Args<T> a;
-  a.B = dims[2];
-  if (dims[1] != int64_t(params[kNe] + params[kNi]) || dims[0] != int64_t(params[kSteps]))
+  a.B = dims[0];
+  if (dims[2] != int64_t(params[kNe] + params[kNi]) || dims[1] != int64_t(params[kSteps]))
     return ffi::Error::InvalidArgument("fused engine: arrivals shape does not match the parameters");
   auto ed = events.dimensions();
-  if (ed.size() != 3 || ed[0] != a.B || ed[1] != dims[1])
+  if (ed.size() != 3 || ed[0] != a.B || ed[1] != dims[2])
     return ffi::Error::InvalidArgument("fused engine: events must be (B, N, K)");
   a.frozen = frozen.typed_data();
   a.events = events.typed_data();

@@ -147,7 +147,7 @@ def activation(cfg, coefs, decay, hetero, w: dict, plastic: dict, frozen, events
 
     coefs (3, 20, B) with the term mask applied, decay = dt / tau (3, 12, B), hetero (3, B);
     w and plastic: blocks {"ee", "ei", "ie"} of shape (n_post, n_pre, B); frozen arrivals
-    (steps, N, B) and the fresh ones as event steps (B, N, K) (inputs.fresh_events).
+    (B, steps, N) (network.Network.arrivals as they are) and the fresh ones as event steps (B, N, K) (inputs.fresh_events).
     Returns (rates (steps, N, B) if write_rates else None, mean rate over steps and cells (B,),
     w blocks, effects (3, 20, B)): the rates of model.activation_batch and their mean."""
     import jax
@@ -156,8 +156,8 @@ def activation(cfg, coefs, decay, hetero, w: dict, plastic: dict, frozen, events
     dtype = cfg.dtype
     name = f"plasticity_repro_{TARGETS[np.dtype(dtype).name]}"
     blocks = ("ee", "ei", "ie")
-    n_b = frozen.shape[-1]
-    out_types = [jax.ShapeDtypeStruct(frozen.shape if write_rates else (1, 1, 1), dtype),
+    n_b, n_steps, n = frozen.shape
+    out_types = [jax.ShapeDtypeStruct((n_steps, n, n_b) if write_rates else (1, 1, 1), dtype),
                  jax.ShapeDtypeStruct((n_b,), dtype)] + [
         jax.ShapeDtypeStruct(w[t].shape, dtype) for t in blocks] + [
         jax.ShapeDtypeStruct((3, 20, n_b), dtype)]
