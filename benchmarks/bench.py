@@ -34,9 +34,6 @@ from pathlib import Path
 # The authors' figure: their NumPy code ran ~7.9 network-activations/s per CPU core. Quoted
 # from the paper's setup, not measured here.
 AUTHORS_ACTS_PER_S_PER_CORE = 7.9
-# Floating-point ceiling of the model on an AVX2 core (issue #6's estimate: ~55 Mflop per
-# network-activation, ~3,600 network-activations/s on 2 cores), for the "fraction of peak" line.
-FLOP_LIMIT_ACTS_PER_S_PER_CORE = 1800.0
 
 _COMPILE_CHILD = """
 import sys, time
@@ -51,33 +48,44 @@ print(time.perf_counter() - t0)
 """
 
 
-def _rule(rng):
-    """An E->E rule with every one of the 20 coefficients nonzero (small, so runs stay finite)."""
+RULES = {"ee": ("ee",), "all": ("ee", "ei", "ie")}
+
+
+def _rule(rng, synapses=("ee",)):
+    """A rule with every one of the 20 coefficients of each plastic type nonzero (small, so runs
+    stay finite)."""
     import numpy as np
+    from plasticity_repro.config import SYNAPSE_TYPES
     from plasticity_repro.rules import Rule
     coefs = np.zeros((3, 20))
-    coefs[0] = rng.choice([-1.0, 1.0], 20) * rng.uniform(0.002, 0.01, 20)
+    for t in synapses:
+        coefs[SYNAPSE_TYPES.index(t)] = rng.choice([-1.0, 1.0], 20) * rng.uniform(0.002, 0.01, 20)
     taus = np.full((3, 12), 1e-3) + rng.uniform(0, 19e-3, (3, 12))
     return Rule.create(coefs, taus)
 
 
-def _config(n_act: int, n_e: int = 25, n_i: int = 8):
-    from plasticity_repro.config import LossConfig, ModelConfig, NetworkConfig
+def _config(n_act: int, n_e: int = 25, n_i: int = 8, synapses=("ee",)):
+    from plasticity_repro.config import LossConfig, ModelConfig, NetworkConfig, PlasticityConfig
     loss = LossConfig(fit_activations=(n_act - 2,), test_activations=(n_act - 1,))
-    return ModelConfig(network=NetworkConfig(n_e=n_e, n_i=n_i), loss=loss, n_activations=n_act, float64=False)
+    return ModelConfig(network=NetworkConfig(n_e=n_e, n_i=n_i), loss=loss, n_activations=n_act, float64=False,
+                       plasticity=PlasticityConfig(synapses=tuple(synapses)))
 
 
 def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05, n_e: int = 25, n_i: int = 8,
-              effects: bool = True) -> dict:
-    """Steady and first-call wall time of run_networks on `batch` networks x `n_act` activations."""
+              effects: bool = True, rule: str = "ee", backend: str = "auto") -> dict:
+    """Steady and first-call wall time of run_networks on `batch` networks x `n_act` activations,
+    with the E->E ("ee") or all-synapse ("all") rule, on one engine backend."""
     import jax
     import numpy as np
+    from plasticity_repro import engine
     from plasticity_repro.network import make_networks
     from plasticity_repro.simulate import run_networks
-    cfg = _config(n_act, n_e, n_i)
+    engine.configure(backend=backend)
+    backend, threads = engine.settings()
+    cfg = _config(n_act, n_e, n_i, RULES[rule])
     if not effects:   # the step without the per-term effect sums (for the time breakdown)
         cfg = cfg.replace(plasticity=cfg.plasticity.replace(track_effects=False))
-    rule = _rule(np.random.default_rng(0))
+    rule_name, rule = rule, _rule(np.random.default_rng(0), RULES[rule])
     nets = make_networks(cfg, np.arange(batch), p_turnover_ee=p_turnover)
     jax.block_until_ready(nets)
     t0 = time.perf_counter()
@@ -89,7 +97,8 @@ def bench_jax(batch: int, n_act: int, repeats: int, p_turnover: float = 0.05, n_
         jax.block_until_ready(run_networks(cfg, rule, nets))
         times.append(time.perf_counter() - t0)
     steady = min(times)
-    return dict(batch=batch, n_e=n_e, n_i=n_i, effects=effects, n_activations=n_act, first_s=first, steady_s=steady,
+    return dict(batch=batch, rule=rule_name, backend=backend, threads=threads,
+                n_e=n_e, n_i=n_i, effects=effects, n_activations=n_act, first_s=first, steady_s=steady,
                 steady_all_s=times, compile_s=max(first - steady, 0.0),
                 acts_per_s=batch * n_act / steady,
                 us_per_step=steady * 1e6 / (n_act * (cfg.network.n_steps - 1)),
@@ -119,18 +128,21 @@ def bench_numpy(repeats: int) -> dict:
     return dict(steady_s=min(times), acts_per_s=1.0 / min(times))
 
 
-def bench_generation(profile: str, runs: int) -> dict:
+def bench_generation(profile: str, runs: int, backend: str = "auto") -> dict:
     """Seconds of the second CMA-ES generation of a fresh E->E search (`runs` runs batched in one
     program, turnover on half the networks) and of the first (which includes compiling)."""
     import tempfile
+    from plasticity_repro import engine
     from plasticity_repro.search import profile_config, run_search
+    engine.configure(backend=backend)
+    backend = engine.settings()[0]
     cfg = profile_config(profile, p_turnover=0.00072, max_generations=2)
     with tempfile.TemporaryDirectory() as tmp:
         ds = run_search(cfg, seeds=list(range(runs)), progress=False, checkpoint=f"{tmp}/bench.ckpt")
     sec = ds.seconds_per_generation.values
     n_cand = cfg.base_popsize
     acts = runs * cfg.model.n_activations * (n_cand * cfg.n_train)
-    return dict(profile=profile, runs=runs, candidates=n_cand, n_train=cfg.n_train, n_test=cfg.n_test,
+    return dict(profile=profile, runs=runs, backend=backend, candidates=n_cand, n_train=cfg.n_train, n_test=cfg.n_test,
                 n_activations=cfg.model.n_activations, first_generation_s=float(sec[0]),
                 generation_s=float(sec[1]), train_acts_per_s=acts / float(sec[1]))
 
@@ -166,6 +178,26 @@ def bench_step_profile(batch: int, n_act: int = 2) -> dict:
     total, so shares are of the profiled kernel time. Returns µs per Euler step of a device's whole
     share (all its chunks, parallel.chunk_plan) by part, the kernels run per step of one chunk,
     and the top kernels."""
+    import collections
+    import glob
+    import tempfile
+    from functools import partial
+    import jax
+    import numpy as np
+    from jax.profiler import ProfileData
+    from plasticity_repro.network import make_networks
+    from plasticity_repro.parallel import chunk_plan, compiler_options, padded_size
+    from plasticity_repro import engine
+    from plasticity_repro.simulate import run_batch
+    before = engine.requested()
+    engine.configure(backend="xla")   # the named scopes label the XLA engine's kernels
+    try:
+        return _step_profile(batch, n_act)
+    finally:
+        engine.configure(backend=before)
+
+
+def _step_profile(batch: int, n_act: int) -> dict:
     import collections
     import glob
     import tempfile
@@ -268,6 +300,8 @@ def main(argv=None) -> dict:
                         help="search profiles timed per generation (default quick laptop; paper ~200 s on 2 cores)")
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 4],
                         help="batched search runs per generation timing (default 1 4)")
+    parser.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES),
+                        help="rules of the batch sweep: ee (E->E) and/or all (all synapse types); default both")
     parser.add_argument("--no-extras", action="store_true", help="only the batch sweep")
     parser.add_argument("--profile", type=int, default=None, metavar="BATCH",
                         help="profile the step at this batch (default: the sweep's largest batch up to 340; "
@@ -290,51 +324,75 @@ def main(argv=None) -> dict:
     ncpu = os.cpu_count()
     now = datetime.datetime.now().astimezone()
 
+    from plasticity_repro import engine
+    from plasticity_repro.engine import fused
+    backends = ["fused", "xla"] if (on_cpu() and fused.available()) else ["xla"]
     numpy_res = _logged("numpy", bench_numpy, repeats=2 if args.quick else 3)
-    rows = [_logged("batch", bench_jax, b, args.activations, repeats) for b in batches]
+    rows = [_logged("batch", bench_jax, b, args.activations, repeats, rule=rule, backend=be)
+            for rule in args.rules for b in batches for be in backends]
     extras = not (args.quick or args.no_extras)
-    no_eff = _logged("no effects", bench_jax, batches[-1], args.activations, repeats, effects=False) if extras else None
-    sizes = [_logged("size", bench_jax, 34, 2, 1, n_e=n_e, n_i=max(n_e // 3, 1)) for n_e in args.sizes] if extras else []
-    gens = [_logged("generation", bench_generation, p, r) for p in args.generations for r in args.runs] if extras else []
+    no_eff = _logged("no effects", bench_jax, batches[-1], args.activations, repeats, effects=False,
+                     backend=backends[0]) if extras else None
+    sizes = [_logged("size", bench_jax, 34, 2, 1, n_e=n_e, n_i=max(n_e // 3, 1), backend=be)
+             for n_e in args.sizes for be in backends] if extras else []
+    gens = [_logged("generation", bench_generation, p, r, be) for p in args.generations for r in args.runs
+            for be in backends] if extras else []
+    engine.configure(backend=backends[0])
     compiles = [_logged("compile", bench_search_compile, p) for p in ("quick", "paper")] if extras else []
     prof_batch = args.profile if args.profile is not None else (
         0 if args.quick else max([b for b in batches if b <= 340] or [batches[0]]))
     profile = None
     if prof_batch > 0:
         try:
+            engine.configure(backend="xla")   # the profile attributes XLA's kernels to the step's parts
             profile = bench_step_profile(prof_batch)
         except Exception as err:   # noqa: BLE001  the attribution reads XLA:CPU's kernel events
             if on_cpu():
                 raise
             profile = dict(error=f"{type(err).__name__}: {err}"[:300])
+    threads = engine.threads()
+    peak_flops = fused.fma_peak(threads) if "fused" in backends else None
 
     np_rate = numpy_res["acts_per_s"]
     authors = AUTHORS_ACTS_PER_S_PER_CORE * ncpu
     print(f"\nplasticity_repro benchmark  {now:%Y-%m-%d %H:%M %Z}")
     print(f"devices: {devices} (the batch is split over them)   CPU count: {ncpu}   "
-          f"{platform.processor() or platform.machine()}")
-    print(f"jax {jax.__version__}; network-activations of 1100 Euler steps, E->E rule with 20 "
-          f"nonzero terms, effects tracked, float32, {args.activations} activations per run")
-    print(f"NumPy reference (numpy_reference.activation, float64, 1 activation): "
+          f"{platform.processor() or platform.machine()}   fused engine threads: {threads}")
+    print(f"jax {jax.__version__}; network-activations of 1100 Euler steps, rule with 20 "
+          f"nonzero terms per plastic type, effects tracked, float32, {args.activations} activations per run")
+    print(f"NumPy reference (numpy_reference.activation, float64, 1 activation, E->E): "
           f"{numpy_res['steady_s']:.3f} s = {np_rate:.2f} net-act/s")
     print(f"authors' reference: ~{AUTHORS_ACTS_PER_S_PER_CORE} net-act/s per core (quoted, not "
-          f"measured here) x {ncpu} cores = {authors:.1f} net-act/s\n")
-    _table(f"{'batch':>6} {'steady s':>9} {'net-act/s':>10} {'us/step':>8} {'compile s':>10} {'x NumPy':>8} "
-           f"{'x authors':>10}",
-           [f"{r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} {r['us_per_step']:>8.1f} "
-            f"{r['compile_s']:>10.2f} {r['acts_per_s'] / np_rate:>8.1f} {r['acts_per_s'] / authors:>10.2f}"
-            for r in rows])
-    print("us/step: wall time of one Euler step of the whole batch (on a GPU, the latency floor: a "
-          "paper generation is 440,000 such steps)")
-
+          f"measured here) x {ncpu} cores = {authors:.1f} net-act/s")
+    if peak_flops:
+        print(f"floating-point peak, measured (float32 FMA chains on 64-byte vectors, {threads} threads): "
+              f"{peak_flops / 1e9:.0f} Gflop/s")
+    for rule in args.rules:
+        fl = fused.flops_per_step(25, 8, RULES[rule])
+        mflop = fl["total"] * 1099 / 1e6
+        ceiling = peak_flops / (mflop * 1e6) if peak_flops else None
+        print(f"\n{'E->E' if rule == 'ee' else 'all-synapse (E->E, E->I, I->E)'} rule: "
+              f"{fl['total']:,} flop per Euler step and network (synapses {fl['synapses']:,}, cells "
+              f"{fl['cells']}, per-block vectors and effect sums {fl['blocks']:,}; engine.fused.flops_per_step) "
+              f"= {mflop:.1f} Mflop per network-activation" +
+              (f"; ceiling at the measured peak {ceiling:,.0f} net-act/s" if ceiling else ""))
+        mine = [r for r in rows if r["rule"] == rule]
+        xla = {r["batch"]: r for r in mine if r["backend"] == "xla"}
+        _table(f"{'backend':>8} {'batch':>6} {'steady s':>9} {'net-act/s':>10} {'us/step':>8} {'compile s':>10} "
+               f"{'x NumPy':>8} {'x authors':>10} {'x xla':>6} {'% peak':>7}",
+               [f"{r['backend']:>8} {r['batch']:>6} {r['steady_s']:>9.3f} {r['acts_per_s']:>10.1f} "
+                f"{r['us_per_step']:>8.1f} {r['compile_s']:>10.2f} {r['acts_per_s'] / np_rate:>8.1f} "
+                f"{r['acts_per_s'] / authors:>10.2f} {r['acts_per_s'] / xla[r['batch']]['acts_per_s']:>6.2f} "
+                f"{(100 * r['acts_per_s'] / ceiling) if ceiling else float('nan'):>7.0f}"
+                for r in mine])
+        for r in mine:
+            r["flop_per_step"] = fl["total"]
+            r["fraction_of_peak"] = r["acts_per_s"] / ceiling if ceiling else None
+    print("us/step: wall time of one Euler step of the whole batch (on a GPU, the latency floor); x xla: "
+          "against the XLA engine at the same batch in this run")
     best = max(rows, key=lambda r: r["acts_per_s"])
-    ceiling = FLOP_LIMIT_ACTS_PER_S_PER_CORE * ncpu
-    if on_cpu():
-        print(f"\nbest: {best['acts_per_s']:.0f} net-act/s at batch {best['batch']} = "
-              f"{100 * best['acts_per_s'] / ceiling:.0f} % of the ~{ceiling:.0f} net-act/s floating-point "
-              f"ceiling of {ncpu} AVX2 cores (~55 Mflop per network-activation)")
-    else:
-        print(f"\nbest: {best['acts_per_s']:.0f} net-act/s at batch {best['batch']} on {device}")
+    print(f"\nbest: {best['acts_per_s']:.0f} net-act/s ({best['backend']}, {best['rule']} rule, batch "
+          f"{best['batch']}) on {device}")
     if no_eff:
         full = [r for r in rows if r["batch"] == no_eff["batch"]][0]
         share = 1 - no_eff["steady_s"] / full["steady_s"]
@@ -342,13 +400,13 @@ def main(argv=None) -> dict:
               f"(effects are {100 * share:.0f} % of the step)")
     if sizes:
         print("\nnetwork size (batch 34, 2 activations, one steady call)")
-        _table(f"{'n_e':>5} {'n_i':>4} {'net-act/s':>10} {'compile s':>10} {'x NumPy(25+8)':>14}",
-               [f"{r['n_e']:>5} {r['n_i']:>4} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
+        _table(f"{'backend':>8} {'n_e':>5} {'n_i':>4} {'net-act/s':>10} {'compile s':>10} {'x NumPy(25+8)':>14}",
+               [f"{r['backend']:>8} {r['n_e']:>5} {r['n_i']:>4} {r['acts_per_s']:>10.1f} {r['compile_s']:>10.2f} "
                 f"{r['acts_per_s'] / np_rate:>14.1f}" for r in sizes])
     if gens:
         print("\nsearch generation (E->E, turnover on half the networks; training networks only in net-act/s)")
-        _table(f"{'profile':>8} {'runs':>5} {'cands':>6} {'acts':>5} {'gen s':>8} {'1st gen s':>10} {'net-act/s':>10}",
-               [f"{g['profile']:>8} {g['runs']:>5} {g['candidates']:>6} {g['n_activations']:>5} "
+        _table(f"{'backend':>8} {'profile':>8} {'runs':>5} {'cands':>6} {'acts':>5} {'gen s':>8} {'1st gen s':>10} {'net-act/s':>10}",
+               [f"{g['backend']:>8} {g['profile']:>8} {g['runs']:>5} {g['candidates']:>6} {g['n_activations']:>5} "
                 f"{g['generation_s']:>8.2f} {g['first_generation_s']:>10.2f} {g['train_acts_per_s']:>10.1f}"
                 for g in gens])
     if compiles:
@@ -359,7 +417,7 @@ def main(argv=None) -> dict:
     if profile and "error" in profile:
         print(f"\nstep profile skipped on {device}: {profile['error']}")
     elif profile:
-        print(f"\nwhere the step's time goes (batch {profile['batch']}, {profile['devices']} device(s), "
+        print(f"\nwhere the XLA engine's step time goes (batch {profile['batch']}, {profile['devices']} device(s), "
               f"{profile['chunks_per_device']} chunk(s) per device, "
               f"{profile['kernels_per_step']:.0f} kernels per step and chunk; unprofiled "
               f"{profile['plain_us_per_step']:.0f} us per step)")
@@ -378,7 +436,7 @@ def main(argv=None) -> dict:
     result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
                   backend=jax.default_backend(),
                   size_runs=sizes, generation_runs=gens, search_compile=compiles, step_profile=profile,
-                  flop_ceiling_acts_per_s=FLOP_LIMIT_ACTS_PER_S_PER_CORE * ncpu, no_effects_run=no_eff, peak_rss_mb=peak,
+                  peak_flops=peak_flops, fused_threads=threads, no_effects_run=no_eff, peak_rss_mb=peak,
                   cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
                   cpu_chunk_networks=_cpu_chunk_networks(), xla_cpu_opt_level=_cpu_opt_level(),
                   numpy_reference=numpy_res, jax_runs=rows,

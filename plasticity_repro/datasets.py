@@ -55,6 +55,13 @@ def _cpu_chunk_networks() -> int:
     return chunk_networks() if on_cpu() else -1
 
 
+def _engine() -> tuple:
+    """(backend, threads) of the simulation engine (plasticity_repro.engine.settings; threads 0
+    for the XLA engine)."""
+    from .engine import settings
+    return settings()
+
+
 def _matmul_precision() -> str:
     """JAX's default precision of float32 matrix products ('highest' when the package set it up,
     see plasticity_repro._float32_matmuls; 'default' lets a GPU use TensorFloat-32)."""
@@ -81,6 +88,8 @@ def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> d
         "device": device_name(),
         "xla_cpu_opt_level": _cpu_opt_level(),
         "cpu_chunk_networks": _cpu_chunk_networks(),
+        "engine": _engine()[0],
+        "engine_threads": _engine()[1],
         "matmul_precision": _matmul_precision(),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "paper": "Bell, Duffy & Fairhall, NeurIPS 2024 (OpenReview nw4TWuEPGx)",

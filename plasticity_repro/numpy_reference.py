@@ -78,8 +78,13 @@ def _basis_all(x, y, tr_pre, tr_post, w):
 
 def activation(W, drive, plastic, coefs, taus, synapses=("ee",), n_e=25, dt=1e-4, tau_e=10e-3,
                tau_i=1e-4, v_th=0.1, lr=5e-4, rate_norm=0.02, trace_norm=0.01, gate=2e-6,
-               dale_eps=1e-6):
+               dale_eps=1e-6, hetero=None):
     """Run one activation (T = drive.shape[0] time points, T-1 updates) with plasticity.
+
+    hetero = (sum limit, rate, cap): the hand-made rule's bound on E->E after every step's update
+    (spec §8): each gated synapse is depressed by lr * rate * (excess of its post cell's summed
+    incoming E->E weight over the limit + excess of its pre cell's summed outgoing weight), then
+    capped at `cap`; None: no bound.
 
     Returns dict(r=(T, N) rates, W=(N, N) final weights, effects=(3, 20) summed |c_k F_k|).
     """
@@ -123,6 +128,13 @@ def activation(W, drive, plastic, coefs, taus, synapses=("ee",), n_e=25, dt=1e-4
             dW = cF.sum(axis=0)
             effects[ti] += np.abs(cF[:, g]).sum(axis=1)
             W[post, pre] = w + lr * np.where(g, dW, 0.0)
+            if hetero is not None and typ == "ee":
+                sum_max, rate, cap = hetero
+                w_new = W[post, pre]
+                excess = (np.maximum(w_new.sum(axis=1) - sum_max, 0.0)[:, None]
+                          + np.maximum(w_new.sum(axis=0) - sum_max, 0.0)[None, :])
+                w_new = w_new - lr * g * rate * excess
+                W[post, pre] = np.where(g, np.minimum(w_new, cap), w_new)
 
         # Dale's law against the sign at the start of the activation
         W = np.where(sign0 * W < 0, sign0 * dale_eps, W)

@@ -36,6 +36,15 @@ def _rule(seed=0, scale=0.5):
     return Rule.create(coefs, taus)
 
 
+@pytest.fixture(params=["fused", "xla"])
+def backend(request):
+    """Each parity test runs on both engines (plasticity_repro.engine)."""
+    from plasticity_repro import engine
+    engine.configure(backend=request.param)
+    yield request.param
+    engine._chosen.clear()
+
+
 def _reference_run(cfg, rule, network):
     """Run the NumPy reference on the same draws the JAX run makes."""
     drives, flips_ee, flips_ie = [], [], []
@@ -46,13 +55,30 @@ def _reference_run(cfg, rule, network):
         flips_ie.append(np.asarray(fi))
     return ref.run(np.asarray(network.w0, np.float64), np.asarray(network.plastic), drives,
                    np.asarray(rule.coefs, np.float64), np.asarray(rule.taus, np.float64),
-                   synapses=cfg.plasticity.synapses, flips_ee=flips_ee, flips_ie=flips_ie)
+                   synapses=cfg.plasticity.synapses, flips_ee=flips_ee, flips_ie=flips_ie,
+                   hetero=tuple(np.asarray(rule.hetero, np.float64)) if cfg.plasticity.heterosynaptic else None)
 
 
-@pytest.mark.parametrize("synapses", [("ee",), ("ee", "ei", "ie")])
-def test_float64_parity_with_turnover(synapses):
-    cfg = _cfg(synapses)
-    rule = _rule(scale=0.5 if synapses == ("ee",) else 0.01)
+def _handmade():
+    """The hand-made comparison rule's form (spec §8): additive and multiplicative STDP with the
+    summed-weight bound and the cap, at values that make the bound bind."""
+    from plasticity_repro.rules import TERM_NAMES
+    c = np.zeros(20)
+    for name, v in {"x y~": -0.001, "x~ y": 0.001, "w x y~": -0.05, "w x~ y": 0.05}.items():
+        c[TERM_NAMES.index(name)] = v
+    taus = np.full(12, 10e-3)
+    return Rule.create(c, taus, hetero=(5.0, 0.01, 0.45))
+
+
+@pytest.mark.parametrize("synapses", [("ee",), ("ee", "ei", "ie"), "handmade"])
+def test_float64_parity_with_turnover(synapses, backend):
+    if synapses == "handmade":
+        cfg = _cfg(("ee",))
+        cfg = dataclasses.replace(cfg, plasticity=dataclasses.replace(cfg.plasticity, heterosynaptic=True))
+        rule, synapses = _handmade(), ("ee",)
+    else:
+        cfg = _cfg(synapses)
+        rule = _rule(scale=0.5 if synapses == ("ee",) else 0.01)
     network = make_network(cfg, 3, p_turnover_ee=0.05, p_turnover_ie=0.05 if "ie" in synapses else 0.0)
     res = jit(run, static_argnums=0)(cfg, rule, network)
     out = _reference_run(cfg, rule, network)
@@ -66,7 +92,7 @@ def test_float64_parity_with_turnover(synapses):
     np.testing.assert_allclose(np.asarray(res.effects), out["effects"], rtol=1e-9, atol=1e-9)
 
 
-def test_float32_close_to_float64_reference():
+def test_float32_close_to_float64_reference(backend):
     cfg64 = _cfg(("ee", "ei", "ie"))
     cfg32 = dataclasses.replace(cfg64, float64=False)
     rule = _rule(1, scale=0.01)

@@ -483,3 +483,19 @@ ffi::Error Activation(ffi::Buffer<DT> frozen, ffi::Buffer<ffi::S32> events, ffi:
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PrActivationF32, Activation<ffi::F32>, PR_BIND(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PrActivationF64, Activation<ffi::F64>, PR_BIND(ffi::F64));
+
+// A floating-point peak probe for `make bench`: `iters` rounds of 12 independent chains of
+// float32 fused multiply-adds on 64-byte vectors (12 x 16 x 2 flops per round); returns a value
+// that depends on every chain so the loop is not optimised away.
+extern "C" double pr_fma_peak(int64_t iters) {
+  using V = Simd<float>::V;
+  V acc[12];
+  for (int k = 0; k < 12; ++k) acc[k] = splat<V>(1.0f + 1e-3f * k);
+  const V m = splat<V>(0.999999f), c = splat<V>(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int k = 0; k < 12; ++k) acc[k] = acc[k] * m + c;
+  double s = 0;
+  for (int k = 0; k < 12; ++k)
+    for (int l = 0; l < Simd<float>::L; ++l) s += acc[k][l];
+  return s;
+}

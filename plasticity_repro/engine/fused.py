@@ -117,6 +117,56 @@ def ensure_registered() -> None:
     _registered = True
 
 
+def fma_peak(threads: int = 1, seconds: float = 0.5) -> float:
+    """Measured float32 FMA throughput of this machine's cores (flop/s, `threads` at once) with the
+    engine's compiler flags: 12 independent chains of 64-byte-vector FMAs per thread."""
+    import threading
+    import time
+    lib = ctypes.cdll.LoadLibrary(str(build()))
+    lib.pr_fma_peak.restype = ctypes.c_double
+    lib.pr_fma_peak.argtypes = [ctypes.c_int64]
+    flops_per_iter = 12 * 16 * 2
+    iters = 1_000_000
+    while True:   # size the loop to about `seconds`
+        t0 = time.perf_counter()
+        lib.pr_fma_peak(iters)
+        dt = time.perf_counter() - t0
+        if dt > seconds / 4:
+            break
+        iters *= 4
+    iters = int(iters * seconds / dt)
+    ts = []
+    def work():
+        lib.pr_fma_peak(iters)
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    t0 = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return threads * iters * flops_per_iter / (time.perf_counter() - t0)
+
+
+def flops_per_step(n_e: int, n_i: int, synapses) -> dict:
+    """Floating-point operations of one Euler step of one network in fused.cc (an FMA counts 2;
+    compares, selects and absolute values 0), by part:
+      plastic synapse: drive w r (2), h = g |w| (1), G x, G x~, H x, H x~ (4 x 2), row and column
+        sums of H (2), the two halves' sums (2 x 6), w (half 1) + half 0 (2), lr g (1), the update
+        (2), Dale's sign product (1): 31;
+      other synapse: the drive's w r (2);
+      cell: input recursion (7), the state update (3), the per-step mean (1);
+      per plastic block: 12 traces per (post + pre) cell (4: two multiplies, an add, the division
+        by the trace norm), the rates' normalisation (1 per cell), the post vectors (2 x 8 per post
+        cell), the pre vectors (2 x 5 + 4 x 2 + 2 x 3 per pre cell, roughly), the effect sums (2 per
+        term and cell) and their 20 accumulations (3)."""
+    blocks = {"ee": (n_e, n_e), "ei": (n_i, n_e), "ie": (n_e, n_i)}
+    syn = sum((31 if t in synapses else 2) * p * q for t, (p, q) in blocks.items())
+    cells = 11 * (n_e + n_i)
+    per_block = sum(6 * 4 * (p + q) + (p + q) + 16 * p + 24 * q + 2 * 20 * max(p, q) + 60
+                    for t, (p, q) in blocks.items() if t in synapses)
+    return dict(synapses=syn, cells=cells, blocks=per_block, total=syn + cells + per_block)
+
+
 def check_terms() -> None:
     """fused.cc hard-codes the 20-term family; fail loudly if rules.TERMS ever changes."""
     from ..rules import POST_TRACE_SLOTS, PRE_TRACE_SLOTS, TERMS
