@@ -1,10 +1,17 @@
 """The paper's figures as configurations: which searches and evaluations each figure needs at
 each profile, and a cache that reads a dataset from `data/` when one was made with exactly these
 parameters (file named by a hash of them) and computes and writes it otherwise.
+
+Read-only mode (PLASTICITY_REPRO_READ_ONLY=1, set by the Makefile's figure targets, or
+`read_only_mode()`): the cache never computes; a missing dataset is a one-line MissingDataset
+(a ValueError) naming the `make data` command that makes it (see plasticity_repro.pipeline).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -23,6 +30,12 @@ FIGURE_PROFILES = {
     "laptop": dict(runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
                    refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, ei_warm_start=True,
                    ei_warm_generations=15),
+    # the reproduction campaign on 2 cores (issue 17): its three searches (E->E, E->E with turnover,
+    # all synapses with turnover, 8 runs each, the all-synapse one from zero) are made by
+    # `plasticity-repro search --profile repro` into data/campaign/ (see pipeline.py)
+    "repro": dict(runs=8, eval_networks=100, dropout_networks=40, refit_ks=(1, 2, 3, 4, 5, 6, 7),
+                  refit_generations=60, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=2,
+                  ei_warm_start=False),
     "paper": dict(runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
                   refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4,
                   ei_warm_start=False, ei_warm_generations=5000),
@@ -48,13 +61,62 @@ def data_path(data_dir, stem: str, profile: str, params: dict) -> Path:
     return Path(data_dir) / f"{stem}_{profile}_{datasets.params_hash(params)}.nc"
 
 
-def cached(path: Path, kind: str, compute, params_hash: str | None = None) -> xr.Dataset:
-    """Read `path` if it exists (and its kind and params hash match), else compute and write it."""
+READ_ONLY_ENV = "PLASTICITY_REPRO_READ_ONLY"
+
+
+def read_only() -> bool:
+    """True when PLASTICITY_REPRO_READ_ONLY is set to anything but '', 0, false, no, off."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@contextlib.contextmanager
+def read_only_mode(on: bool = True):
+    """Within the block `cached` reads only (on=True) or may compute (on=False), whatever the
+    environment says; the environment variable is restored afterwards."""
+    old = os.environ.get(READ_ONLY_ENV)
+    os.environ[READ_ONLY_ENV] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(READ_ONLY_ENV, None)
+        else:
+            os.environ[READ_ONLY_ENV] = old
+
+
+class MissingDataset(ValueError):
+    """A dataset the read-only cache was asked for does not exist; says how to make it."""
+
+    def __init__(self, path: Path, name: str | None = None, profile: str | None = None):
+        self.path = Path(path)
+        guess_name, guess_profile = dataset_name(self.path)
+        self.name = name or guess_name
+        self.profile = profile or guess_profile or "PROFILE"
+        super().__init__(f"dataset {self.name} ({self.path}) is missing; make it with: "
+                         f"make data PROFILE={self.profile}")
+
+
+def dataset_name(path) -> tuple:
+    """(name, profile) of a figure cache file data/<name>_<profile>_<hash>.nc; (stem, None) if the
+    file is not named so."""
+    stem = Path(path).stem
+    m = re.match(r"^(.+)_(%s)_[0-9a-f]{10}$" % "|".join(map(re.escape, FIGURE_PROFILES)), stem)
+    return (m.group(1), m.group(2)) if m else (stem, None)
+
+
+def cached(path: Path, kind: str, compute, params_hash: str | None = None, *, name: str | None = None,
+           profile: str | None = None) -> xr.Dataset:
+    """Read `path` if it exists (and its kind and params hash match), else compute and write it.
+    In read-only mode (`read_only()`) a missing file raises MissingDataset and nothing is computed;
+    `name` and `profile` (default: read from the file name) go into its message."""
+    path = Path(path)
     if path.exists():
         ds = datasets.read_dataset(path, kind=kind)
         if params_hash is not None and ds.attrs.get("request_hash") != params_hash:
             raise ValueError(f"dataset file {str(path)!r} was made for other parameters")
         return ds
+    if read_only():
+        raise MissingDataset(path, name, profile)
     ds = compute()
     if params_hash is not None:
         ds.attrs["request_hash"] = params_hash
