@@ -1,4 +1,4 @@
-# plasticity_repro — `make figures` (main job) and `make test`; both set up the environment.
+# plasticity_repro — `make figures` (main job), `make data` and `make test`; all set up the environment.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,7 +25,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
 FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 
-.PHONY: env test test-fast figures bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
+.PHONY: env test test-fast data figures bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 
 env: $(VENV)/.installed $(if $(GPU),$(VENV)/.installed-$(GPU))
 
@@ -45,6 +45,17 @@ $(VENV)/.installed-cuda12 $(VENV)/.installed-cuda13: $(VENV)/.installed-%: $(VEN
 test: env
 	PLASTICITY_REPRO_SAVE_FIGURES=0 $(PY) -m pytest -q tests $(if $(FIGURE_NOTEBOOKS),--nbval $(FIGURE_NOTEBOOKS) --nbval-current-env,)
 
+# `make data PROFILE=laptop|quick|repro|paper`: every dataset the figures read at PROFILE (default
+# laptop), made in dependency order where missing (searches resume from their checkpoints);
+# DATA_ARGS="--plan" prints the plan and its hours, "--dry-run" what exists and what would be made,
+# "--only NAME ..." limits it to those datasets and what they need (plasticity_repro/pipeline.py)
+DATA_ARGS ?=
+data: env
+	$(VENV)/bin/plasticity-repro data --profile $(or $(PROFILE),laptop) $(DATA_ARGS)
+
+# the figure notebooks only read data/ (PLASTICITY_REPRO_READ_ONLY): a missing dataset stops the
+# notebook with the `make data` command that makes it; READ_ONLY=0 lets them compute it instead
+READ_ONLY ?= 1
 figures: env
 ifeq ($(FIGURE_NOTEBOOKS),)
 	@echo "No figure notebooks exist yet (see the open issues); nothing to regenerate."
@@ -55,7 +66,7 @@ endif
 # `make fig2_self_organization` etc.: one notebook through papermill at $(PROFILE)
 $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS)): %: env
 	mkdir -p figures/notebooks
-	$(VENV)/bin/papermill --log-output --execution-timeout $(NB_TIMEOUT) -k python3 \
+	PLASTICITY_REPRO_READ_ONLY=$(READ_ONLY) $(VENV)/bin/papermill --log-output --execution-timeout $(NB_TIMEOUT) -k python3 \
 	  -p profile $(or $(PROFILE),$(PROFILE_$@),laptop) notebooks/$@.ipynb figures/notebooks/$@.ipynb
 
 # short aliases: make fig2, make fig3, ...

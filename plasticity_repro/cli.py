@@ -3,6 +3,7 @@
     plasticity-repro search --profile laptop --synapses ee --turnover 0.00072 --runs 4 --out PATH.nc
     plasticity-repro sweep --search PATH.nc --networks 100 --shard-size 10 --workers 2 --out PATH.nc
     plasticity-repro profiles
+    plasticity-repro data --profile laptop [--only NAME ...] [--dry-run] [--plan]
 
 Bad options end with a one-line `error: ...` naming the option and what is allowed (exit 2); output
 locations (--out, the checkpoint, the shard folder) are checked before any computation starts.
@@ -35,6 +36,10 @@ examples:
       continue the interrupted quick search above from its checkpoint (same options)
   plasticity-repro sweep --search runs/all.nc --networks 100 --shard-size 10 --workers 2 --out runs/sweep.nc
       the best rule of every run on 100 fresh networks; rerunning skips finished shards
+  plasticity-repro data --profile laptop --plan
+      every dataset the figures need at a profile, what each needs and its planned cost in hours
+  plasticity-repro data --profile laptop
+      make the missing ones in order (searches resume from their checkpoints); `make data` runs it
 
 'plasticity-repro COMMAND --help' describes each command's options."""
 
@@ -151,6 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Print the search profiles (one row each: activations, learning-rate scale, "
                                "train and test networks, generations, restarts, decoder fit and test "
                                "activations) and the figure settings of each profile.")
+
+    from .experiments.paper import FIGURE_PROFILES
+    d = sub.add_parser("data", help="make every dataset the figure notebooks read at a profile, in order",
+                       description="The declared pipeline (plasticity_repro.pipeline): every dataset the five "
+                                   "figure notebooks read at a profile, what makes it and what it needs. Makes "
+                                   "what is missing in dependency order (a search resumes from its checkpoint), "
+                                   "a progress line per dataset with the plan's ETA. `make data PROFILE=P` runs "
+                                   "it; `make figures` only reads.")
+    d.add_argument("--profile", choices=list(FIGURE_PROFILES), default="laptop",
+                   help="the figures' profile (repro: the reproduction campaign's searches in DATA_DIR/campaign). "
+                        "Default: laptop")
+    d.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                   help="only these datasets and what they need (names as --plan lists them)")
+    d.add_argument("--dry-run", action="store_true", help="say what exists and what would be made; make nothing")
+    d.add_argument("--plan", action="store_true",
+                   help="print the plan: each dataset, what it needs, its planned network-activations and "
+                        "hours at --speed, and the total; reads no data")
+    d.add_argument("--speed", type=_float_in("--speed", 1e-3, 1e12), default=3000.0, metavar="NET_ACT_PER_S",
+                   help="network-activations per second the plan's hours assume. Default: 3000 (the fused "
+                        "engine on 2 cores)")
+    d.add_argument("--data-dir", default="data", help="folder of the datasets. Default: data")
+    d.add_argument("--force", action="store_true",
+                   help="resume a campaign checkpoint even if it was written in the last 15 minutes")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars inside searches")
     return p
 
 
@@ -229,6 +258,34 @@ def _check_sweep_outputs(parser, args):
                     "shard folder", directory=True)
 
 
+def _data(args, parser) -> int:
+    """The `data` command: plan, dry-run or make the profile's datasets (plasticity_repro.pipeline)."""
+    from . import pipeline
+    try:
+        items = pipeline.select(pipeline.declare(args.profile, args.data_dir), args.only)
+    except ValueError as e:
+        _fail(parser, "--only", str(e).removeprefix("--only: "))
+    if args.plan:
+        header, rows, total = pipeline.plan_rows(items, args.speed)
+        print(f"plan for profile {args.profile}: {len(items)} datasets, in dependency order\n")
+        print(_table(header, rows + [total], align="lllrrl"))
+        print("\n  network-activations: one network simulated through one activation; a search counts runs x"
+              "\n  generations x (population x train networks + test networks) x activations, an evaluation"
+              "\n  rules x variants x networks x activations")
+        return 0
+    folders = [Path(args.data_dir)] + ([Path(args.data_dir) / "campaign"] if args.profile == "repro" else [])
+    if not args.dry_run:
+        for folder in folders:
+            _check_location(parser, "--data-dir", folder, "data folder", directory=True)
+    ctx = pipeline.Context(args.profile, Path(args.data_dir), progress=not args.no_progress, force=args.force)
+    try:   # every output is checked before the first computation (and again before its own)
+        pipeline.make(items, ctx, speed=args.speed, dry_run=args.dry_run, out=lambda line: print(line, flush=True),
+                      check_path=lambda name, path: _check_location(parser, "--data-dir", path, f"dataset {name}"))
+    except ValueError as e:
+        parser.exit(2, f"plasticity-repro: error: {e}\n")
+    return 0
+
+
 def _loss_text(value, n_networks: int) -> str:
     """A loss for people: 'blew up' for the blow-up penalty (>= BLOWUP_PER_NETWORK per network)."""
     import math
@@ -277,13 +334,16 @@ def _sweep_rule_text(loss, blew_up) -> str:
 
 
 # -- profiles -------------------------------------------------------------------------------------
-def _table(header, rows) -> str:
-    """Columns aligned: the first left-aligned, the rest right-aligned, a rule under the header."""
+def _table(header, rows, align=None) -> str:
+    """Columns aligned: the first left-aligned, the rest right-aligned (or as `align` says, one
+    'l' or 'r' per column), a rule under the header."""
     cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
     widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
+    align = align or "l" + "r" * (len(header) - 1)
 
     def line(r):
-        return "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip()
+        return "  ".join(c.ljust(w) if align[j] == "l" else c.rjust(w)
+                         for j, (c, w) in enumerate(zip(r, widths))).rstrip()
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
 
 
@@ -341,6 +401,8 @@ def main(argv=None) -> int:
         return _profiles()
     if args.command == "sweep":
         return _sweep(args, parser)
+    if args.command == "data":
+        return _data(args, parser)
     _check_search_outputs(parser, args)
     if args.float64:
         import jax
