@@ -15,9 +15,9 @@ request hash) for the notebooks.
 
 Costs are planned in network-activations (one network simulated through one activation): a search
 counts runs x generations x (population x train networks + test networks) x activations (the
-incumbent's test re-score counted every generation: an upper bound; IPOP restarts, where a
-profile allows them, double the population and are not counted); an evaluation counts rules x
-variants x networks x activations.
+incumbent's test re-score counted every generation; IPOP restarts, where a profile allows them,
+double the population and are not counted); an evaluation counts rules x variants x networks x
+activations. The plan's hours are these over a speed (SPEED: the fused engine on 2 cores).
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _search_cost(cfg, runs: int) -> tuple:
     g, pop, n_act = cfg.max_generations, cfg.base_popsize, cfg.model.n_activations
     text = f"{_n(runs, 'run')} x {g} gen x ({pop} x {cfg.n_train} + {cfg.n_test}) nets x {n_act} act"
     if cfg.max_restarts:
-        text += f" (+ up to {cfg.max_restarts} IPOP restarts, not counted)"
+        text += f" (a lower bound: up to {cfg.max_restarts} IPOP restarts double the population)"
     return runs * g * (pop * cfg.n_train + cfg.n_test) * n_act, text
 
 
