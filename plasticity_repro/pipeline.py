@@ -342,7 +342,9 @@ def _adopt(src: Path, cfg, seeds: list) -> xr.Dataset:
 
 # -- the declaration ------------------------------------------------------------------------------
 def declare(profile: str, data_dir="data", seed: int = 0) -> list:
-    """Every dataset the five figure notebooks read at `profile`, in dependency order."""
+    """Every dataset the five figure notebooks read at `profile`, in dependency order. `data_dir`
+    and `seed` (the notebooks' seed) only name the campaign's files and the runs in the
+    parameters; the producers take both from their Context."""
     from .experiments.perturb import KINDS, perturbation_protocol
     from .experiments.stress import handmade_search_config, stress_protocol
     from .experiments.sweep import P_VALUES, sweep_protocol
@@ -364,18 +366,19 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
         out.append(Dataset(name, produce, tuple(needs), tuple(figures), function, dict(params or {}), int(cost[0]),
                            cost[1]))
 
-    search_params = lambda cfg: dict(synapses=",".join(cfg.space.synapses), p_turnover=cfg.p_turnover,  # noqa: E731
-                                     runs=runs, seeds=f"{seed}..{seed + runs - 1}")
+    def search_params(cfg):
+        return dict(synapses=",".join(cfg.space.synapses), p_turnover=cfg.p_turnover, runs=runs,
+                    seeds=f"{seed}..{seed + runs - 1}")
     if profile == "repro":
         c = Context(profile, Path(data_dir), seed)
         for name, stem, synapses, p in CAMPAIGN:
             cfg = paper.search_config(profile, synapses, p)
-            add("campaign_" + stem.removesuffix("_repro"), _campaign_search("campaign_" + stem.removesuffix("_repro"),
-                                                                             stem, synapses, p),
+            camp = "campaign_" + stem.removesuffix("_repro")
+            add(camp, _campaign_search(camp, stem, synapses, p),
                 function="plasticity-repro search (campaign, resumed from its checkpoint)",
                 params=dict(search_params(cfg), command=campaign_command(c, stem, synapses, p)),
                 cost=_search_cost(cfg, runs))
-            add(name, _adopted_search(stem, synapses, p), needs=["campaign_" + stem.removesuffix("_repro")],
+            add(name, _adopted_search(stem, synapses, p), needs=[camp],
                 figures=figs[name], function="the campaign's file under the figure cache's name (paper.searches)",
                 params=search_params(cfg), cost=(0, f"copied from {campaign_path(c, stem)}"))
     else:
@@ -544,7 +547,8 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
             out(f"{tag}  exists: {_shown(st.path)}")
             continue
         if dry_run:
-            where = _shown(st.path) if st.path is not None else f"(its file name is known once {', '.join(st.waiting)} exist)"
+            where = (_shown(st.path) if st.path is not None
+                     else f"(its file name is known once {', '.join(st.waiting)} exist)")
             out(f"{tag}  would be made: {where}; planned {d.cost:,} net-act ({_duration(d.cost / speed)})")
             made.append(d.name)
             continue
