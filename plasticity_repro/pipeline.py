@@ -548,7 +548,7 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
             continue
         if dry_run:
             where = (_shown(st.path) if st.path is not None
-                     else f"(its file name is known once {', '.join(st.waiting)} exist)")
+                     else f"(its file name is known once {', '.join(st.waiting)} exist{'s' * (len(st.waiting) == 1)})")
             out(f"{tag}  would be made: {where}; planned {d.cost:,} net-act ({_duration(d.cost / speed)})")
             made.append(d.name)
             continue

@@ -266,7 +266,7 @@ def test_dry_run_lists_and_computes_nothing(tmp_path, capsys, no_compute):
     fig2 = next(line for line in lines if " fig2_eval " in line)
     assert "would be made" in fig2 and re.search(r"fig2_eval_quick_[0-9a-f]{10}\.nc", fig2)
     refit = next(line for line in lines if " fig3_refit " in line)
-    assert "once fig3_dropout exist" in refit
+    assert "once fig3_dropout exists" in refit
     assert _tree(tmp_path) == before
 
 
