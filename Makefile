@@ -20,8 +20,16 @@ endif
 JAX_PIN := $(shell grep -E '^jax==' requirements.lock | cut -d= -f3)
 export JAX_PLATFORMS := $(if $(GPU),cuda,cpu)
 export PYTHONHASHSEED := 0
-# per-user persistent XLA compilation cache (git-ignored)
+# persistent XLA compilation cache (git-ignored), every program cached
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+# the simulation engine (plasticity_repro.engine): ENGINE=auto|fused|xla, THREADS=n (fused engine)
+ifneq ($(ENGINE),)
+export PLASTICITY_REPRO_ENGINE := $(ENGINE)
+endif
+ifneq ($(THREADS),)
+export PLASTICITY_REPRO_THREADS := $(THREADS)
+endif
 
 FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 

@@ -38,6 +38,7 @@ AUTHORS_ACTS_PER_S_PER_CORE = 7.9
 _COMPILE_CHILD = """
 import sys, time
 import plasticity_repro, jax, jax.numpy as jnp
+plasticity_repro.configure(host_devices="auto", compilation_cache=True)
 from plasticity_repro.search import profile_config, score_batch, train_networks
 cfg = profile_config(sys.argv[1])
 nets = train_networks(cfg, 1)
@@ -314,7 +315,8 @@ def main(argv=None) -> dict:
     batches = args.batches or ([1, 10] if args.quick else [1, 10, 170, 340, 1000])
     repeats = args.repeats or (2 if args.quick else 3)
 
-    import plasticity_repro  # noqa: F401  (before jax: one XLA host device per core)
+    import plasticity_repro
+    plasticity_repro.configure(host_devices=os.environ.get("PLASTICITY_REPRO_HOST_DEVICES", "auto"))
     import jax
     from plasticity_repro.parallel import on_cpu
     # measure real compile time, not a hit in a persistent compilation cache

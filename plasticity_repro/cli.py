@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plasticity-repro", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"plasticity-repro {__version__}")
+    from .engine import BACKENDS
+    p.add_argument("--engine", choices=list(BACKENDS), default=None,
+                   help="simulation engine: fused (C++ kernel, CPU), xla (any JAX backend) or auto (fused on "
+                        "the CPU when it builds, else xla). Default: PLASTICITY_REPRO_ENGINE or auto")
+    p.add_argument("--threads", type=_int_in("--threads", 1, 1024), default=None,
+                   help="threads of the fused engine, in [1, 1024]. Default: PLASTICITY_REPRO_THREADS or all cores")
+    p.add_argument("--host-devices", default=None, metavar="{auto,N}",
+                   help="XLA host devices a batch is split over: auto (one per core) or an integer >= 0. "
+                        "Default: PLASTICITY_REPRO_HOST_DEVICES or auto")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     s = sub.add_parser("search", help="meta-learn plasticity rules with CMA-ES; writes a netCDF dataset",
@@ -393,10 +402,38 @@ def _profiles() -> int:
     return 0
 
 
+def _host_devices_first(argv) -> None:
+    """--host-devices (or PLASTICITY_REPRO_HOST_DEVICES, default auto) set before anything starts
+    JAX's backends (building the parser imports modules that do)."""
+    want = os.environ.get("PLASTICITY_REPRO_HOST_DEVICES") or "auto"
+    for i, a in enumerate(argv):
+        if a == "--host-devices" and i + 1 < len(argv):
+            want = argv[i + 1]
+        elif a.startswith("--host-devices="):
+            want = a.split("=", 1)[1]
+    if "profiles" in argv or "-h" in argv or "--help" in argv or "--version" in argv:
+        return
+    from .engine import configure
+    try:
+        configure(host_devices=want)
+    except ValueError as e:
+        print(f"plasticity-repro: error: {str(e).replace('PLASTICITY_REPRO_HOST_DEVICES', '--host-devices')}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _host_devices_first(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if args.command != "profiles":   # the engine's knobs, checked before any compute
+        from .engine import configure
+        try:
+            configure(backend=args.engine, threads=args.threads, compilation_cache=True)
+        except ValueError as e:
+            parser.error(str(e).replace("engine backend", "--engine"))
     if args.command == "profiles":
         return _profiles()
     if args.command == "sweep":

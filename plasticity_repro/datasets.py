@@ -63,10 +63,9 @@ def _engine() -> tuple:
 
 
 def _matmul_precision() -> str:
-    """JAX's default precision of float32 matrix products ('highest' when the package set it up,
-    see plasticity_repro._float32_matmuls; 'default' lets a GPU use TensorFloat-32)."""
-    import jax
-    return str(jax.config.jax_default_matmul_precision or "default")
+    """Precision of float32 matrix products in the package's programs (parallel.precise)."""
+    from .parallel import matmul_precision
+    return matmul_precision()
 
 
 def params_hash(params: dict, n: int = 10) -> str:

@@ -175,14 +175,40 @@ def compiler_options() -> dict | None:
     return {"xla_backend_optimization_level": cpu_opt_level()}
 
 
+MATMUL_PRECISION = "highest"
+
+
+def precise(fun):
+    """`fun` traced with float32 matrix products at full precision (MATMUL_PRECISION) on every
+    backend: by default a GPU computes them in TensorFloat-32 (10-bit mantissa), in the decoder's
+    least squares and in CMA-ES's sampling and covariance updates; XLA:CPU is unaffected. A set
+    JAX_DEFAULT_MATMUL_PRECISION wins. Local to the package's programs: nothing global changes."""
+    def traced(*args, **kwargs):
+        import jax
+        if os.environ.get("JAX_DEFAULT_MATMUL_PRECISION"):
+            return fun(*args, **kwargs)
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            return fun(*args, **kwargs)
+    # a name for JAX's messages; no __wrapped__, so jit binds arguments by this (*args) signature
+    traced.__name__ = getattr(fun, "__name__", "traced")
+    traced.__qualname__ = getattr(fun, "__qualname__", traced.__name__)
+    return traced
+
+
+def matmul_precision() -> str:
+    """The precision of float32 matrix products in the package's programs (datasets record it)."""
+    return os.environ.get("JAX_DEFAULT_MATMUL_PRECISION") or MATMUL_PRECISION
+
+
 class jit:
     """jax.jit that, on the CPU backend, compiles with the package's LLVM level (cpu_opt_level);
-    other backends get XLA's defaults; one compiled program per engine setting (engine.settings). The backend is looked up at the first call (JAX is not
+    other backends get XLA's defaults; one compiled program per engine setting (engine.settings);
+    traced with full-precision float32 matrix products (`precise`). The backend is looked up at the first call (JAX is not
     initialised at import). Supports calling, .lower and .trace, like a jitted function."""
 
     def __init__(self, fun, **jit_kwargs):
         self._fun, self._kwargs, self._jitted = fun, jit_kwargs, {}
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())   # not fun's __dict__: jax.vmap's has a _fun
 
     def _get(self):
         chunk_networks()   # a bad PLASTICITY_REPRO_CHUNK fails here, in one line, before any tracing
@@ -192,7 +218,7 @@ class jit:
             import jax
             # a new function object per setting: JAX caches traces by function, and the engine
             # setting is read while tracing
-            fun = functools.wraps(self._fun)(lambda *a, **k: self._fun(*a, **k))
+            fun = precise(self._fun)
             self._jitted[key] = jax.jit(fun, compiler_options=compiler_options(), **self._kwargs)
         return self._jitted[key]
 

@@ -113,8 +113,9 @@ class Rule:
         hetero = np.asarray(HETERO_OFF if hetero is None else hetero, np.float64)
         if validate and (hetero.shape != (3,) or np.any(hetero < 0) or not np.all(np.isfinite(hetero))):
             raise ValueError(f"hetero must be 3 non-negative numbers (sum limit, rate, cap), got {hetero.tolist()}")
-        return cls(jnp.asarray(coefs, jnp.float32), jnp.asarray(taus, jnp.float32),
-                   jnp.asarray(term_mask, jnp.float32), jnp.asarray(hetero, jnp.float32))
+        # float64 where JAX has it enabled (a float64 run then uses the rule's exact values), float32
+        # otherwise; a float32 run casts to float32 at use, so its numbers are the same either way
+        return cls(jnp.asarray(coefs), jnp.asarray(taus), jnp.asarray(term_mask), jnp.asarray(hetero))
 
     @classmethod
     def from_terms(cls, terms: dict, synapse: str = "ee", taus=None) -> "Rule":

@@ -450,8 +450,8 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
 
     train_nets = train_networks(cfg, R, p_runs, seeds)
     test_nets = test_networks(cfg, R, p_runs, seeds) if cfg.n_test else None
-    ask = jax.jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
-    tell = jax.jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
+    ask = jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
+    tell = jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
     bar = _progress(progress, cfg.max_generations, gen)
     done_this_call = 0
     while gen < cfg.max_generations:
@@ -511,8 +511,8 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
             popsize = cfg.base_popsize * 2 ** restart
             es, params = _strategy(cfg, popsize)
             states = _reseed(es, params, cfg, seeds, restart)
-            ask = jax.jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
-            tell = jax.jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
+            ask = jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
+            tell = jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
             stopped[:] = False
             best["last_improve"][:] = gen
         if ckpt is not None:

@@ -3,7 +3,8 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import plasticity_repro  # noqa: E402,F401  (first: one XLA host device per core, see parallel.py)
+import plasticity_repro  # noqa: E402
+plasticity_repro.configure(host_devices="auto", compilation_cache=True)   # as the CLI does
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -336,16 +336,21 @@ def test_float32_losses_match_float64(tiny_search):
 
 _CACHE_CHILD = textwrap.dedent("""
     import plasticity_repro, jax, jax.numpy as jnp
+    import_precision = jax.config.jax_default_matmul_precision
+    plasticity_repro.configure(compilation_cache=True)
     jax.jit(lambda x: x * 2 + 1)(jnp.arange(3.0)).block_until_ready()   # compiles in milliseconds
-    print(jax.config.jax_default_matmul_precision, jax.config.jax_persistent_cache_min_compile_time_secs)
+    from plasticity_repro.parallel import jit
+    hlo = jit(lambda a: a @ a).lower(jnp.ones((3, 3))).as_text()
+    print(import_precision, "HIGHEST" in hlo, jax.config.jax_persistent_cache_min_compile_time_secs)
 """)
 
 
 @pytest.mark.parametrize("min_time", [None, "5"])
 def test_small_programs_go_to_the_persistent_cache(min_time, tmp_path):
-    """The package caches every compiled program (JAX's default skips those under 1 s), unless
-    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise; and asks for full-precision float32
-    matrix products."""
+    """configure(compilation_cache=True) caches every compiled program (JAX's default skips those
+    under 1 s), unless JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise; importing the
+    package changes no JAX setting; the package's programs ask for full-precision float32 matrix
+    products (a GPU would otherwise use TF32)."""
     cache = tmp_path / "jax_cache"
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache))
     env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
@@ -355,10 +360,10 @@ def test_small_programs_go_to_the_persistent_cache(min_time, tmp_path):
     out = subprocess.run([sys.executable, "-c", _CACHE_CHILD], env=env, cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=120)
     entries = [p for p in cache.glob("*") if not p.name.startswith(".")] if cache.exists() else []
-    # float32 products at full precision on every backend (a GPU would otherwise use TF32)
-    assert out.stdout.split()[0] == "highest", out.stdout
+    words = out.stdout.split()
+    assert words[0] == "None" and words[1] == "True", out.stdout   # import: JAX's default; programs: highest
     if min_time is None:
-        assert float(out.stdout.split()[-1]) == 0.0 and entries, (out.stdout, entries)
+        assert float(words[-1]) == 0.0 and entries, (out.stdout, entries)
     else:
-        assert float(out.stdout.split()[-1]) == 5.0 and not entries, (out.stdout, entries)
+        assert float(words[-1]) == 5.0 and not entries, (out.stdout, entries)
     assert out.stderr == "", out.stderr

@@ -10,6 +10,12 @@ Set them with `configure(backend=..., threads=...)`, or PLASTICITY_REPRO_ENGINE 
 PLASTICITY_REPRO_THREADS before the first run (the CLI's --engine/--threads and the Makefile's
 ENGINE=/THREADS= set these). Programs compiled under one setting are never reused under another
 (parallel.jit keys its compiled programs on `settings()`), and every dataset records them.
+
+`configure` also sets, before JAX starts its backends, the XLA host devices a batch is spread
+over (`host_devices`: an integer or "auto", one per core; PLASTICITY_REPRO_HOST_DEVICES) and
+JAX's persistent compilation cache (`compilation_cache`: a folder, True for the per-user
+default, False for none). Importing the package sets nothing: the CLI, `make` and the tests call
+`configure()`; a plain `import plasticity_repro` keeps JAX's own defaults (one CPU device).
 """
 from __future__ import annotations
 
@@ -47,10 +53,16 @@ def _check_threads(n) -> int:
     return n
 
 
-def configure(backend: str | None = None, threads: int | None = None) -> dict:
+def configure(backend: str | None = None, threads: int | None = None, host_devices=None,
+              compilation_cache=None) -> tuple:
     """Choose the backend ("auto", "fused", "xla") and the fused engine's thread count (default:
-    the cores this process may use). Checks the choice at once: a backend that cannot run here is a
-    one-line ValueError naming the choices that can. Returns `settings()`."""
+    the cores this process may use), and, before JAX starts, the host devices (None: take
+    PLASTICITY_REPRO_HOST_DEVICES if set) and the compilation cache (None: leave JAX's setting).
+    Checks every choice at once: a backend that cannot run here is a one-line ValueError naming
+    the choices that can. Returns `settings()`."""
+    _host_devices(host_devices)
+    if compilation_cache is not None:
+        _compilation_cache(compilation_cache)
     if backend is not None:
         _check_backend(backend)
         if backend == "fused":
@@ -59,6 +71,46 @@ def configure(backend: str | None = None, threads: int | None = None) -> dict:
     if threads is not None:
         _chosen["threads"] = _check_threads(threads)
     return settings()
+
+
+def _host_devices(n) -> None:
+    """XLA_FLAGS for `n` host devices ("auto": one per core), set before JAX starts its backends."""
+    from ..parallel import ENV_DEVICES, host_device_flag
+    env = dict(os.environ)
+    if n is not None:
+        env[ENV_DEVICES] = str(n)
+    elif ENV_DEVICES not in env:
+        return
+    flags = host_device_flag(env)   # checks the value (one-line ValueError)
+    if flags is None:
+        return
+    import sys
+    if "jax" in sys.modules:
+        from jax._src import xla_bridge
+        if xla_bridge.backends_are_initialized():
+            import jax
+            if len(jax.devices("cpu")) != int(flags.rsplit("=", 1)[1]):
+                raise ValueError("host_devices must be set before JAX starts its backends "
+                                 "(call plasticity_repro.configure first)")
+            return
+    os.environ["XLA_FLAGS"] = flags
+
+
+def _compilation_cache(where) -> None:
+    """JAX's persistent compilation cache in `where` (True: $XDG_CACHE_HOME or ~/.cache, then
+    plasticity_repro/jax; False: off), every program cached (JAX's default skips those under 1 s:
+    the many small ones cost a fresh process seconds); JAX_COMPILATION_CACHE_DIR and
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS, if set, win."""
+    import jax
+    if where is False:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return
+    if where is True:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        where = os.path.join(base, "plasticity_repro", "jax")
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR", str(where)))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")))
 
 
 def requested() -> str:
