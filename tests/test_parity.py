@@ -70,8 +70,9 @@ def _handmade():
     return Rule.create(c, taus, hetero=(5.0, 0.01, 0.45))
 
 
-@pytest.mark.parametrize("synapses", [("ee",), ("ee", "ei", "ie"), "handmade"])
-def test_float64_parity_with_turnover(synapses, backend):
+def _case(synapses, seed):
+    """(float64 config, rule, plastic types, network with turnover) of a parity case: an E->E rule,
+    an all-synapse rule, or the hand-made heterosynaptic rule."""
     if synapses == "handmade":
         cfg = _cfg(("ee",))
         cfg = dataclasses.replace(cfg, plasticity=dataclasses.replace(cfg.plasticity, heterosynaptic=True))
@@ -79,7 +80,13 @@ def test_float64_parity_with_turnover(synapses, backend):
     else:
         cfg = _cfg(synapses)
         rule = _rule(scale=0.5 if synapses == ("ee",) else 0.01)
-    network = make_network(cfg, 3, p_turnover_ee=0.05, p_turnover_ie=0.05 if "ie" in synapses else 0.0)
+    network = make_network(cfg, seed, p_turnover_ee=0.05, p_turnover_ie=0.05 if "ie" in synapses else 0.0)
+    return cfg, rule, synapses, network
+
+
+@pytest.mark.parametrize("synapses", [("ee",), ("ee", "ei", "ie"), "handmade"])
+def test_float64_parity_with_turnover(synapses, backend):
+    cfg, rule, synapses, network = _case(synapses, 3)
     res = jit(run, static_argnums=0)(cfg, rule, network)
     out = _reference_run(cfg, rule, network)
     # the turnover really happened, and the rule really moved weights
@@ -97,14 +104,7 @@ def test_engines_match_the_readable_model(synapses, backend):
     """Each engine against plasticity_repro.model (the spec written plainly) at float64: rates,
     weights and effects within 1e-9 over 5 activations with turnover."""
     from plasticity_repro import model
-    if synapses == "handmade":
-        cfg = _cfg(("ee",))
-        cfg = dataclasses.replace(cfg, plasticity=dataclasses.replace(cfg.plasticity, heterosynaptic=True))
-        rule, synapses = _handmade(), ("ee",)
-    else:
-        cfg = _cfg(synapses)
-        rule = _rule(scale=0.5 if synapses == ("ee",) else 0.01)
-    network = make_network(cfg, 7, p_turnover_ee=0.05, p_turnover_ie=0.05 if "ie" in synapses else 0.0)
+    cfg, rule, synapses, network = _case(synapses, 7)
     res = jit(run, static_argnums=0)(cfg, rule, network)
     rates, weights, effects = jax.jit(model.run, static_argnums=0)(cfg, rule, network)
     assert rates.dtype == jnp.float64 and rule.coefs.dtype == jnp.float64
