@@ -11,7 +11,7 @@ from flax import struct
 
 from .config import ModelConfig
 from .decoder import decoder_r2
-from .parallel import jit
+from .engine import jit
 from .rules import Rule
 from .simulate import RunResult
 
@@ -53,7 +53,7 @@ def candidate_loss(cfg: ModelConfig, rule: Rule, per_network: NetworkLoss):
 def evaluate_rules(cfg: ModelConfig, rules: Rule, networks):
     """Losses of a batch of rules on one batch of networks: (candidate_loss (R,), NetworkLoss (R, N)).
     All R x N runs go through the simulation as one flattened batch."""
-    from .simulate import run_grid
+    from .engine import run_grid
     res = run_grid(cfg, rules, networks)
     nl = jax.vmap(jax.vmap(lambda r: network_loss(cfg, r)))(res)
     return jax.vmap(lambda rule, n: candidate_loss(cfg, rule, n))(rules, nl), nl

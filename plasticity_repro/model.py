@@ -21,8 +21,7 @@ from . import inputs
 from .config import SYNAPSE_TYPES, ModelConfig
 from .network import Network
 from .rules import N_TERMS, TERMS, Rule
-from .simulate import draws
-from .turnover import apply_flips
+from .turnover import apply_flips, draw_flips
 
 
 def blocks(n_e: int, n: int) -> dict:
@@ -118,6 +117,33 @@ def heterosynaptic(w, gate, lr, hetero):
               + jnp.maximum(jnp.sum(w, axis=0) - sum_max, 0.0)[None, :])
     w = jnp.where(gate, w - lr * rate * excess, w)
     return jnp.where(gate, jnp.minimum(w, cap), w)
+
+
+def draws(cfg: ModelConfig, network: Network, a):
+    """Everything random about activation `a` of a network: its fresh arrivals as event steps
+    (N, K) and the turnover flips of the E->E and I->E blocks applied just before it."""
+    net, tc = cfg.network, cfg.turnover
+    k_in, k_ee, k_ie = jax.random.split(jax.random.fold_in(network.key, a), 3)
+    on = (a >= tc.first_activation) & (a < tc.stop_activation)
+    flips_ee = draw_flips(k_ee, (net.n_e, net.n_e), network.p_turnover_ee, tc.diagonal) & on
+    flips_ie = draw_flips(k_ie, (net.n_e, net.n_i), network.p_turnover_ie, True) & on
+    return fresh_events(cfg, k_in, a), flips_ee, flips_ie
+
+
+def activation_draws(cfg: ModelConfig, network: Network, a):
+    """`draws` with the arrivals made dense: (all arrivals (n_steps, N), flips_ee, flips_ie)."""
+    events, flips_ee, flips_ie = draws(cfg, network, a)
+    arr = network.arrivals + inputs.events_to_arrivals(events, cfg.network.n_steps, cfg.dtype)
+    return arr, flips_ee, flips_ie
+
+
+def fresh_events(cfg: ModelConfig, key, a):
+    """The fresh Poisson arrivals of activation `a` as event steps (inputs.fresh_events), with
+    Fig 6's input boost of one cell from the perturbed activation on."""
+    pt = cfg.perturbation
+    if pt.activation >= 0 and pt.input_gain != 1.0:
+        return inputs.fresh_events(cfg.network, cfg.inputs, key, pt.cell, pt.input_gain, a >= pt.activation)
+    return inputs.fresh_events(cfg.network, cfg.inputs, key)
 
 
 def run(cfg: ModelConfig, rule: Rule, network: Network):

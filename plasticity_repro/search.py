@@ -42,9 +42,9 @@ from . import datasets
 from .config import SYNAPSE_TYPES, LossConfig, ModelConfig, PlasticityConfig, _num, static, to_dict
 from .loss import candidate_loss, network_loss
 from .network import make_networks
-from .parallel import jit
+from .engine import jit
 from .rules import HETERO_NAMES, HETERO_OFF, N_TAUS, N_TERMS, TERM_NAMES, TERMS, Rule, tau_index
-from .simulate import run_batch
+from .engine import run_batch
 
 
 @struct.dataclass

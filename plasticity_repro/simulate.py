@@ -19,12 +19,13 @@ from flax import struct
 from . import inputs as inputs_mod
 from .config import SYNAPSE_TYPES, ModelConfig
 from .network import Network
-from .rules import (N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule, block_effects, block_factors,
-                    update_from_vectors, update_vectors)
-from .rules import _matvec as block_matvec
-from .rules import gate_sums as block_gate_sums
+from .engine.xla_rule import block_effects, block_factors, update_from_vectors, update_vectors
+from .engine.xla_rule import _matvec as block_matvec
+from .engine.xla_rule import gate_sums as block_gate_sums
+from .rules import N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule
 from .parallel import batch_devices, chunk_plan, jit, map_networks, pad_networks
-from .turnover import apply_flips, draw_flips
+from .model import activation_draws, draws, fresh_events  # noqa: F401  (the run's random draws)
+from .turnover import apply_flips
 
 
 def _blocks(n_e: int, n: int) -> dict:
@@ -94,7 +95,7 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
     c_b = {t: coefs[SYNAPSE_TYPES.index(t)] for t in types}
 
     def matvec(m, v):
-        """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), unrolled over n_pre (rules._matvec)."""
+        """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), unrolled over n_pre (xla_rule._matvec)."""
         return block_matvec(m, v[None])[0]
 
     def factors(t, s, r, post_tr, pre_tr):
@@ -110,7 +111,7 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
     def vectors(s, r, post_tr, pre_tr):
         """The per-cell vectors of each block's update at the step that starts from this state.
         Computed one step ahead and carried: a loop-carried array is materialised, so the W-sized
-        update kernel reads them instead of recomputing them per synapse (rules.update_vectors)."""
+        update kernel reads them instead of recomputing them per synapse (xla_rule.update_vectors)."""
         return {t: update_vectors(c_b[t], *factors(t, s, r, post_tr, pre_tr)[2:]) for t in types}
 
     # The named scopes label the step's parts in XLA's op metadata, for `make bench`'s step profile.
@@ -197,33 +198,6 @@ def _slot_table(n_act: int, acts: tuple) -> np.ndarray:
     table = np.full(n_act, len(acts), np.int32)
     table[list(acts)] = np.arange(len(acts))
     return table
-
-
-def draws(cfg: ModelConfig, network: Network, a):
-    """Everything random about activation `a` of a network: its fresh arrivals as event steps
-    (N, K) and the turnover flips of the E->E and I->E blocks applied just before it."""
-    net, tc = cfg.network, cfg.turnover
-    k_in, k_ee, k_ie = jax.random.split(jax.random.fold_in(network.key, a), 3)
-    on = (a >= tc.first_activation) & (a < tc.stop_activation)
-    flips_ee = draw_flips(k_ee, (net.n_e, net.n_e), network.p_turnover_ee, tc.diagonal) & on
-    flips_ie = draw_flips(k_ie, (net.n_e, net.n_i), network.p_turnover_ie, True) & on
-    return fresh_events(cfg, k_in, a), flips_ee, flips_ie
-
-
-def activation_draws(cfg: ModelConfig, network: Network, a):
-    """`draws` with the arrivals made dense: (all arrivals (n_steps, N), flips_ee, flips_ie)."""
-    events, flips_ee, flips_ie = draws(cfg, network, a)
-    arr = network.arrivals + inputs_mod.events_to_arrivals(events, cfg.network.n_steps, cfg.dtype)
-    return arr, flips_ee, flips_ie
-
-
-def fresh_events(cfg: ModelConfig, key, a):
-    """The fresh Poisson arrivals of activation `a` as event steps (inputs.fresh_events), with
-    Fig 6's input boost of one cell from the perturbed activation on."""
-    pt = cfg.perturbation
-    if pt.activation >= 0 and pt.input_gain != 1.0:
-        return inputs_mod.fresh_events(cfg.network, cfg.inputs, key, pt.cell, pt.input_gain, a >= pt.activation)
-    return inputs_mod.fresh_events(cfg.network, cfg.inputs, key)
 
 
 def _last(x):

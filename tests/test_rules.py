@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from plasticity_repro import rules
+from plasticity_repro.engine import xla_rule
 from plasticity_repro.config import LossConfig, ModelConfig, NetworkConfig, PlasticityConfig, InputConfig
 from plasticity_repro.network import make_network
 from plasticity_repro.rules import Rule
@@ -57,8 +58,8 @@ def _random_block(seed, n_post=7, n_pre=5):
 
 
 def _factors(x, y, tx, ty):
-    """rules.block_factors fed with the traces of the post and pre slots."""
-    return rules.block_factors(jnp.asarray(y), jnp.asarray(x), jnp.asarray(ty[list(SPEC_POST_SLOTS)]),
+    """xla_rule.block_factors fed with the traces of the post and pre slots."""
+    return xla_rule.block_factors(jnp.asarray(y), jnp.asarray(x), jnp.asarray(ty[list(SPEC_POST_SLOTS)]),
                                jnp.asarray(tx[list(SPEC_PRE_SLOTS)]), RATE_NORM, TRACE_NORM)
 
 
@@ -140,7 +141,7 @@ def test_single_term_update_matches_formula(k):
     c = jnp.asarray(rule.coefs[0], jnp.float64)
     assert np.count_nonzero(np.asarray(c)) == 1 and float(c[k]) == 1.0
     P, Q = _factors(x, y, tx, ty)
-    got = np.asarray(rules.block_update(c, P, Q, jnp.asarray(w)))
+    got = np.asarray(xla_rule.block_update(c, P, Q, jnp.asarray(w)))
     np.testing.assert_allclose(got, spec_term(k, x, y, ty, tx, w), rtol=1e-12, atol=1e-12)
 
 
@@ -148,8 +149,8 @@ def test_block_update_equals_sum_of_term_by_term():
     x, y, tx, ty, w = _random_block(100)
     c = jnp.asarray(np.random.default_rng(1).normal(0, 1, 20))
     P, Q = _factors(x, y, tx, ty)
-    upd = np.asarray(rules.block_update(c, P, Q, jnp.asarray(w)))
-    terms = np.asarray(rules.term_by_term(c, P, Q, jnp.asarray(w)))
+    upd = np.asarray(xla_rule.block_update(c, P, Q, jnp.asarray(w)))
+    terms = np.asarray(xla_rule.term_by_term(c, P, Q, jnp.asarray(w)))
     assert terms.shape == (20,) + w.shape
     np.testing.assert_allclose(upd, terms.sum(axis=0), rtol=1e-12, atol=1e-12)
 
@@ -158,7 +159,7 @@ def test_term_by_term_matches_formula_times_coefficient():
     x, y, tx, ty, w = _random_block(101)
     c = np.random.default_rng(2).normal(0, 1, 20)
     P, Q = _factors(x, y, tx, ty)
-    terms = np.asarray(rules.term_by_term(jnp.asarray(c), P, Q, jnp.asarray(w)))
+    terms = np.asarray(xla_rule.term_by_term(jnp.asarray(c), P, Q, jnp.asarray(w)))
     for k in range(20):
         np.testing.assert_allclose(terms[k], c[k] * spec_term(k, x, y, ty, tx, w), rtol=1e-12, atol=1e-12)
 
@@ -169,7 +170,7 @@ def test_block_effects_equal_gated_sum_of_abs_terms():
     c = rng.normal(0, 1, 20)  # both signs: effects must take |c_k F_k|
     gate = (rng.random(w.shape) < 0.6).astype(np.float64)
     P, Q = _factors(x, y, tx, ty)
-    eff = np.asarray(rules.block_effects(jnp.asarray(c), P, Q, jnp.asarray(gate), jnp.asarray(w)))
+    eff = np.asarray(xla_rule.block_effects(jnp.asarray(c), P, Q, jnp.asarray(gate), jnp.asarray(w)))
     expected = [np.sum(np.abs(c[k] * spec_term(k, x, y, ty, tx, w))[gate > 0]) for k in range(20)]
     np.testing.assert_allclose(eff, expected, rtol=1e-12, atol=1e-12)
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 
+from ..parallel import jit  # noqa: E402,F401  (the package's jit: one program per engine setting)
+
 BACKENDS = ("auto", "fused", "xla")
 ENV_BACKEND = "PLASTICITY_REPRO_ENGINE"
 ENV_THREADS = "PLASTICITY_REPRO_THREADS"
@@ -163,3 +165,23 @@ def settings() -> tuple:
     """(backend, threads) as they apply now: the key of compiled programs and what datasets record."""
     b = backend()
     return (b, threads() if b == "fused" else 0)
+
+
+def run_batch(cfg, rule, networks):
+    """All activations of a batch of networks (leading axis) under one rule or one rule per network,
+    on the chosen backend (plasticity_repro.simulate.run_batch): the one entry point of the
+    experiments and the search."""
+    from ..simulate import run_batch as _run_batch
+    return _run_batch(cfg, rule, networks)
+
+
+def run_networks(cfg, rule, networks):
+    """run_batch of one rule on a batch of networks, compiled (plasticity_repro.simulate.run_networks)."""
+    from ..simulate import run_networks as _run_networks
+    return _run_networks(cfg, rule, networks)
+
+
+def run_grid(cfg, rules, networks):
+    """Every rule (leading axis R) on every network (leading axis N) as one batch; axes (rule, network)."""
+    from ..simulate import run_grid as _run_grid
+    return _run_grid(cfg, rules, networks)

@@ -136,7 +136,7 @@ inline void store(T* base, int64_t b0, int64_t B, const typename Simd<T>::V& v) 
 // old weight for the drive (sum_j w_ij r_j) and the effects' bilinear forms (G x, G x~, and
 // H = G |w| summed and times x, x~), and writes the new weight
 //   w + lr g (col0_i + row0_j + y_i a0_j + y~_i b0_j  +  w (col1_i + row1_j + y_i a1_j + y~'_i b1_j))
-// with Dale's clamp to the activation-start sign (rules.block_update is the same sum).
+// with Dale's clamp to the activation-start sign (engine/xla_rule.block_update is the same sum).
 template <typename T>
 struct SynapsePass {
   using V = typename Simd<T>::V;

@@ -17,9 +17,9 @@ from .. import datasets
 from ..config import SYNAPSE_TYPES, ModelConfig
 from ..loss import evaluate_rules, network_loss
 from ..network import make_networks
-from ..parallel import jit
+from ..engine import jit
 from ..rules import TERM_NAMES, Rule
-from ..simulate import run_batch
+from ..engine import run_batch
 
 LAG_EDGES_MS = np.arange(-40.0, 40.0 + 1e-9, 4.0)
 

@@ -31,7 +31,7 @@ from .. import datasets
 from ..config import ModelConfig, PerturbationConfig
 from ..network import make_networks
 from ..rules import Rule
-from ..simulate import run_networks
+from ..engine import run_networks
 from .evaluate import mean_firing_time
 
 KINDS = ("afferent x0.5", "afferent x1.5", "input x10")
