@@ -367,7 +367,7 @@ def main(argv=None) -> dict:
     print(f"authors' reference: ~{AUTHORS_ACTS_PER_S_PER_CORE} net-act/s per core (quoted, not "
           f"measured here) x {ncpu} cores = {authors:.1f} net-act/s")
     if peak_flops:
-        print(f"floating-point peak, measured (float32 FMA chains on 64-byte vectors, {threads} threads): "
+        print(f"floating-point peak, measured (float32 FMA chains on {fused.vector_bytes()}-byte vectors, {threads} threads): "
               f"{peak_flops / 1e9:.0f} Gflop/s")
     for rule in args.rules:
         fl = fused.flops_per_step(25, 8, RULES[rule])

@@ -42,6 +42,25 @@ def device_name() -> str:
     return f"{d.platform}:{getattr(d, 'device_kind', d.platform)} x{len(jax.devices())}"
 
 
+def cpu_name() -> str:
+    """The host CPU: model name, core count and its widest vector extension (float32 results of
+    the XLA programs can differ in the last bits between, say, an AVX2 and an AVX-512 CPU)."""
+    import platform
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    isa = next((name for name, flag in (("AVX-512", " avx512f"), ("AVX2", " avx2"), ("AVX", " avx "))
+                if flag in flags + " "), "")
+    return f"{model}, {os.cpu_count()} cores" + (f", {isa}" if isa else "")
+
+
 def _cpu_opt_level() -> int:
     """LLVM level the package compiles with on CPU (-1 on other backends), see parallel.cpu_opt_level."""
     from .parallel import compiler_options
@@ -85,6 +104,7 @@ def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> d
         "versions_json": json.dumps(versions(), sort_keys=True),
         "float_width": 64 if float64 else 32,
         "device": device_name(),
+        "host_cpu": cpu_name(),
         "xla_cpu_opt_level": _cpu_opt_level(),
         "cpu_chunk_networks": _cpu_chunk_networks(),
         "engine": _engine()[0],

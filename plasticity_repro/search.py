@@ -435,7 +435,9 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
         es, params = _strategy(cfg, popsize)
         states = jax.tree.map(jnp.asarray, st["states"])
         hist, best, stopped, elapsed = st["history"], st["best"], st["stopped"], st["elapsed"]
+        segments = list(st.get("segments") or [dict(first_generation=0, host_cpu="not recorded")])
     else:
+        segments = []
         restart, gen, elapsed = 0, 0, 0.0
         popsize = cfg.base_popsize
         es, params = _strategy(cfg, popsize)
@@ -448,6 +450,7 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
                     last_improve=np.zeros(R, int))
         stopped = np.zeros(R, bool)
 
+    segments.append(_segment(gen))
     train_nets = train_networks(cfg, R, p_runs, seeds)
     test_nets = test_networks(cfg, R, p_runs, seeds) if cfg.n_test else None
     ask = jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
@@ -518,7 +521,8 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
         if ckpt is not None:
             _save_checkpoint(ckpt, dict(format="plasticity_repro.search/1", config_json=cfg_json,
                                         restart=restart, generation=gen, states=_np_tree(states),
-                                        history=hist, best=best, stopped=stopped, elapsed=elapsed))
+                                        history=hist, best=best, stopped=stopped, elapsed=elapsed,
+                                        segments=segments))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(evals=int(best["evals"].sum()), train=f"{np.min(best['train_loss']):.1f}",
@@ -527,7 +531,17 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
             break
     if bar is not None:
         bar.close()
-    return search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed)
+    return search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed, segments)
+
+
+def _segment(first_generation: int) -> dict:
+    """Where one call of run_search computed generations first_generation.. (a search resumed on
+    other machines is made of several segments; their float32 results may differ in the last bits)."""
+    from .engine import settings
+    backend, threads = settings()
+    return dict(first_generation=int(first_generation), host_cpu=datasets.cpu_name(), engine=backend,
+                engine_threads=int(threads), git_commit=datasets.git_commit(),
+                started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 def _reseed(es, params, cfg, seeds, restart):
@@ -554,9 +568,10 @@ def _progress(progress, total, initial):
     return tqdm(total=total, initial=initial, desc="CMA-ES generations", unit="gen")
 
 
-def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed) -> xr.Dataset:
+def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed, segments=()) -> xr.Dataset:
     """The search as an xr.Dataset: history per (generation, run[, member]), best rules per run
-    with term names as coordinates, the final CMA-ES covariance, provenance."""
+    with term names as coordinates, the final CMA-ES covariance, provenance (with the segments:
+    which machine, engine and commit computed which generations)."""
     names = cfg.space.names
     G = len(hist["loss"])
     R = len(seeds)
@@ -605,5 +620,6 @@ def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed) -> xr.Da
         float64=cfg.model.float64, kind="search"))
     ds.attrs.update(tau_convention=cfg.space.tau_convention, synapses=",".join(cfg.space.synapses),
                     bounds="mirror transform into [-c_max, c_max] and [tau_min, tau_max]",
-                    ipop="synchronous", elapsed_seconds=float(elapsed))
+                    ipop="synchronous", elapsed_seconds=float(elapsed),
+                    segments_json=json.dumps(list(segments), sort_keys=True))
     return ds

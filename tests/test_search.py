@@ -1,5 +1,6 @@
 """CMA-ES search: bounds, blow-up penalty, resume equality, planted rule, CLI errors."""
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +66,10 @@ def test_resume_gives_the_uninterrupted_result(tmp_path):
     resumed = run_search(cfg, seeds=(3, 4), checkpoint=ck, resume=True, progress=False)
     for v in ("loss", "best_params", "best_test_loss", "mean_params", "covariance", "sigma"):
         np.testing.assert_array_equal(full[v].values, resumed[v].values, err_msg=v)
+    # the dataset says which call (machine, engine, commit) computed which generations
+    segs = [json.loads(d.attrs["segments_json"]) for d in (full, resumed)]
+    assert [s["first_generation"] for s in segs[0]] == [0] and [s["first_generation"] for s in segs[1]] == [0, 2]
+    assert all(s["host_cpu"] and s["engine"] in ("fused", "xla") for s in segs[1])
 
 
 def test_resume_refuses_a_checkpoint_of_other_parameters(tmp_path):

@@ -1,8 +1,8 @@
 // The fused CPU engine: one activation of B networks (all Euler steps) in one XLA custom call.
 //
 // Computes exactly what plasticity_repro.model.activation computes (see that module for the
-// model as the spec states it), arranged for the CPU: networks ride on the lanes of one 64-byte
-// SIMD vector (16 float32 or 8 float64 networks), every per-step quantity of a chunk of networks
+// model as the spec states it), arranged for the CPU: networks ride on the lanes of one SIMD
+// vector (with AVX-512 16 float32 or 8 float64 networks, with AVX2 8 or 4), every per-step quantity of a chunk of networks
 // stays in L1/L2 for the whole activation, and each synapse is visited once per step, in one pass
 // that reads the old weight for the recurrent drive and the per-term effects and writes the new
 // weight in place. Chunks of networks are spread over threads.
@@ -38,10 +38,24 @@ enum Param {
   kAmpE, kAmpI, kWindowStart, kWindowStop, kWriteRates, kNParams
 };
 
+// The lane vector is the widest the CPU executes natively: 64 bytes with AVX-512, 32 with AVX,
+// else 16. A wider generic vector than the hardware's is lowered through memory (about 20x slower
+// on an AVX2 core). Each lane is one network and no operation mixes lanes, so the width changes
+// the speed only, never a result (tests/test_engine.py builds two widths and compares bits).
+#ifndef PR_VECTOR_BYTES
+#if defined(__AVX512F__)
+#define PR_VECTOR_BYTES 64
+#elif defined(__AVX__)
+#define PR_VECTOR_BYTES 32
+#else
+#define PR_VECTOR_BYTES 16
+#endif
+#endif
+
 template <typename T>
 struct Simd {
-  static constexpr int L = 64 / sizeof(T);
-  typedef T V __attribute__((vector_size(64)));
+  static constexpr int L = PR_VECTOR_BYTES / sizeof(T);
+  typedef T V __attribute__((vector_size(PR_VECTOR_BYTES)));
 };
 
 template <typename V, typename T>
@@ -484,8 +498,11 @@ ffi::Error Activation(ffi::Buffer<DT> frozen, ffi::Buffer<ffi::S32> events, ffi:
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PrActivationF32, Activation<ffi::F32>, PR_BIND(ffi::F32));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PrActivationF64, Activation<ffi::F64>, PR_BIND(ffi::F64));
 
+// The lane vector's width in bytes (PR_VECTOR_BYTES).
+extern "C" int64_t pr_vector_bytes() { return PR_VECTOR_BYTES; }
+
 // A floating-point peak probe for `make bench`: `iters` rounds of 12 independent chains of
-// float32 fused multiply-adds on 64-byte vectors (12 x 16 x 2 flops per round); returns a value
+// float32 fused multiply-adds on lane vectors (12 x lanes x 2 flops per round); returns a value
 // that depends on every chain so the loop is not optimised away.
 extern "C" double pr_fma_peak(int64_t iters) {
   using V = Simd<float>::V;

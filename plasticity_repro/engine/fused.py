@@ -65,9 +65,21 @@ def build_dir() -> Path:
     return Path(base) / "plasticity_repro" / "engine"
 
 
+def cxx_flags() -> tuple:
+    """CXX_FLAGS, plus -DPR_VECTOR_BYTES=N when PLASTICITY_REPRO_VECTOR_BYTES=N (16, 32 or 64)
+    overrides the lane vector's width (fused.cc picks the CPU's native width; a wider one runs but
+    slowly). The results do not depend on it: one lane is one network."""
+    width = os.environ.get("PLASTICITY_REPRO_VECTOR_BYTES", "")
+    if not width:
+        return CXX_FLAGS
+    if width not in ("16", "32", "64"):
+        raise BuildError(f"PLASTICITY_REPRO_VECTOR_BYTES must be 16, 32 or 64, got {width!r}")
+    return CXX_FLAGS + (f"-DPR_VECTOR_BYTES={width}",)
+
+
 def library_path() -> Path:
     import jax
-    key = "\n".join([SOURCE.read_text(), " ".join(CXX_FLAGS), _cxx(), jax.__version__, _cpu_id(),
+    key = "\n".join([SOURCE.read_text(), " ".join(cxx_flags()), _cxx(), jax.__version__, _cpu_id(),
                      platform.machine()])
     return build_dir() / f"fused_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
 
@@ -84,7 +96,7 @@ def build(verbose: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".fused_", suffix=".so", dir=out.parent)
     os.close(fd)
-    cmd = [_cxx(), *CXX_FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", tmp]
+    cmd = [_cxx(), *cxx_flags(), "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", tmp]
     if verbose:
         print(" ".join(cmd), file=sys.stderr)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -117,15 +129,23 @@ def ensure_registered() -> None:
     _registered = True
 
 
+def vector_bytes() -> int:
+    """The width in bytes of the engine's lane vector on this machine (16 float32 networks per
+    vector at 64 bytes, 8 at 32)."""
+    lib = ctypes.cdll.LoadLibrary(str(build()))
+    lib.pr_vector_bytes.restype = ctypes.c_int64
+    return int(lib.pr_vector_bytes())
+
+
 def fma_peak(threads: int = 1, seconds: float = 0.5) -> float:
     """Measured float32 FMA throughput of this machine's cores (flop/s, `threads` at once) with the
-    engine's compiler flags: 12 independent chains of 64-byte-vector FMAs per thread."""
+    engine's compiler flags: 12 independent chains of lane-vector FMAs per thread."""
     import threading
     import time
     lib = ctypes.cdll.LoadLibrary(str(build()))
     lib.pr_fma_peak.restype = ctypes.c_double
     lib.pr_fma_peak.argtypes = [ctypes.c_int64]
-    flops_per_iter = 12 * 16 * 2
+    flops_per_iter = 12 * (vector_bytes() // 4) * 2
     iters = 1_000_000
     while True:   # size the loop to about `seconds`
         t0 = time.perf_counter()
