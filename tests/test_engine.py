@@ -94,3 +94,36 @@ def test_datasets_record_the_engine():
         engine.configure(backend="fused", threads=3)
         attrs = datasets.provenance({}, "quick", [0], False, "test")
         assert (attrs["engine"], attrs["engine_threads"]) == ("fused", 3)
+
+
+_WIDTH_RUN = """
+import hashlib
+import numpy as np, jax.numpy as jnp
+from plasticity_repro import engine
+from plasticity_repro.engine import fused
+from plasticity_repro.search import profile_config, score_batch, train_networks
+engine.configure(backend="fused")
+cfg = profile_config("quick", synapses=("ee", "ei", "ie"), p_turnover=0.00072)
+x = jnp.asarray(np.random.default_rng(4).normal(0, 0.004, (1, cfg.base_popsize, cfg.space.n_params)), jnp.float32)
+l, r = [np.asarray(a) for a in score_batch(cfg, x, train_networks(cfg, 1))]
+print(fused.vector_bytes(), int((l < 1e7).sum()), l.size, hashlib.sha256(l.tobytes() + r.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.skipif(not fused.available(), reason="the fused engine does not build here")
+def test_lane_width_changes_no_result(tmp_path):
+    """One lane is one network and no operation mixes lanes, so the engine built with a narrower
+    lane vector than this CPU's native one gives the same bits (a search resumed on a machine with
+    other vector units computes what the first machine would have)."""
+    out = {}
+    for width in ("", "16"):
+        env = dict(os.environ, PLASTICITY_REPRO_ENGINE_DIR=str(tmp_path / f"w{width}"),
+                   PLASTICITY_REPRO_VECTOR_BYTES=width)
+        run = subprocess.run([sys.executable, "-c", _WIDTH_RUN], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        out[width] = run.stdout.split()
+    native, narrow = out[""], out["16"]
+    assert narrow[0] == "16" and int(native[0]) >= 16
+    assert int(native[1]) >= 3, "too few candidates stayed finite to compare"   # finite candidates
+    assert native[1:] == narrow[1:]
