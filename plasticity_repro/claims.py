@@ -1,0 +1,293 @@
+"""The paper's claims as tests on the shipped datasets: each function takes the datasets of one
+profile (by their pipeline name) and returns a `Claim` with the paper's number, ours, the
+criterion it applied and a verdict.
+
+A verdict is computed, never asserted: a claim that does not hold is "not reproduced" (or
+"reversed" when the data say the opposite with the same test), "not testable" when the datasets
+cannot carry the criterion (a protocol shorter than the claim's), and keeps its numbers either way.
+The README's results table is `markdown_table(evaluate(profile))` (tests/test_claims.py checks
+that it is exactly that), and the figure notebooks print the claims of their figure.
+
+Criteria (issue 17; the paper's numbers from the shared spec §7):
+- Fig 2: the learned rules' median decoder R² on fresh networks > 0.9 and above no plasticity
+  (one-sided Mann-Whitney p < 0.01, networks of all learned rules pooled against no plasticity).
+- Eq. 4: x̃y > 0 in >= 7/8 of the E→E rules, xỹ < 0 and w ỹy < 0 in >= 6/8, with >= 8 rules.
+- Fig 3: the progressive refit's median loss at k = 3 within 20 % of the full rules' median
+  (same networks) while k = 2 lies >= 30 % above k = 3.
+- Fig 4d: after turnover, learned-with-turnover rules below the hand-made rule: Kruskal-Wallis
+  with 4-fold Bonferroni p < 0.01 and Cohen's d < 0.
+- Fig 5c: at every p_ST >= 0.0012 the all-synapse rules' median loss below the E→E-only rules',
+  two-sided Mann-Whitney p < 0.01.
+- Fig 5: the E→I rules depend on x̃x: x̃x among the top 3 of the E→I dropout ranking and its
+  E→I coefficient positive in most rules.
+- Fig 6: normalised peak amplitude within 20 % of baseline 25 activations after each perturbation.
+- Fig 6 (reduced model): the two homeostatic rules converge (leading eigenvalue modulus < 1) in
+  >= 90 % of the input conditions, the swapped moments in <= 10 %.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import xarray as xr
+from scipy import stats as sps
+
+from .experiments.stats import cohens_d, kruskal_bonferroni
+
+SHIPPED_PROFILE = "laptop"   # the profile whose datasets data/ ships (the Makefile's figure profile)
+README_BEGIN, README_END = "<!-- claims table: begin -->", "<!-- claims table: end -->"
+REPRODUCED, NOT_REPRODUCED, REVERSED, NOT_TESTABLE = "reproduced", "not reproduced", "reversed", "not testable"
+MIN_RULES = 8            # independent rules a claim about "the learned rules" needs (issue 17)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One paper claim checked on our data."""
+    key: str                 # short id, e.g. "fig4d"
+    figure: str              # "Fig 4d"
+    statement: str           # the paper's claim, in words
+    paper: str               # the paper's numbers
+    criterion: str           # the test applied to ours
+    ours: str                # our numbers
+    verdict: str             # REPRODUCED | NOT_REPRODUCED | REVERSED | NOT_TESTABLE
+    statistic: dict = dataclasses.field(default_factory=dict)   # the raw numbers behind `ours`
+
+    def __str__(self) -> str:
+        return f"{self.figure}: {self.statement} -- {self.verdict} ({self.ours}; paper: {self.paper})"
+
+
+def _g(x: float) -> str:
+    """A number for the table: 2 significant digits, p-values in e-notation."""
+    x = float(x)
+    if not np.isfinite(x):
+        return "nan"
+    if x != 0 and (abs(x) < 1e-2 or abs(x) >= 1e5):
+        return f"{x:.1e}"
+    return f"{x:.2g}" if abs(x) < 10 else f"{x:.0f}"
+
+
+def _learned(ev: xr.Dataset) -> list:
+    return [str(r) for r in ev.rule.values if str(r) != "no plasticity"]
+
+
+# -- the claims -------------------------------------------------------------------------------------
+def fig2_r2(d: Mapping[str, xr.Dataset]) -> Claim:
+    ev = d["fig2_eval"]
+    learned = _learned(ev)
+    r2 = ev.decoder_r2
+    per_rule = [float(np.nanmedian(r2.sel(rule=r).values)) for r in learned]
+    pooled = r2.sel(rule=learned).values.ravel()
+    none = r2.sel(rule="no plasticity").values.ravel()
+    pooled, none = pooled[np.isfinite(pooled)], none[np.isfinite(none)]
+    p = float(sps.mannwhitneyu(pooled, none, alternative="greater").pvalue)
+    med = float(np.median(per_rule))
+    holds = med > 0.9 and p < 0.01
+    return Claim("fig2", "Fig 2", "learned rules organise a sequence a decoder reads time from",
+                 "R² > 0.9 vs 0.55-0.62 without plasticity",
+                 "median R² of the learned rules > 0.9, above no plasticity (one-sided Mann-Whitney p < 0.01)",
+                 f"median R² {med:.2f} over {len(learned)} rules (per rule {', '.join(f'{v:.2f}' for v in per_rule)}) "
+                 f"vs {np.median(none):.2f} without plasticity; p = {_g(p)}; {none.size} networks",
+                 REPRODUCED if holds else NOT_REPRODUCED,
+                 dict(median_r2=med, per_rule=per_rule, none_median_r2=float(np.median(none)), p=p,
+                      n_rules=len(learned), n_networks=int(none.size)))
+
+
+def eq4_signs(d: Mapping[str, xr.Dataset]) -> Claim:
+    s = d["search_ee"]
+    c = s.coefs.sel(synapse="ee")
+    n = int(c.sizes["run"])
+    frac = {t: float((np.sign(c.sel(term=t).values) == sign).mean())
+            for t, sign in (("x~ y", 1), ("x y~", -1), ("w y~ y", -1))}
+    counts = {t: int(round(f * n)) for t, f in frac.items()}
+    holds = frac["x~ y"] >= 7 / 8 and frac["x y~"] >= 6 / 8 and frac["w y~ y"] >= 6 / 8
+    opposite = frac["x~ y"] <= 1 / 8 and frac["x y~"] <= 2 / 8 and frac["w y~ y"] <= 2 / 8
+    verdict = (NOT_TESTABLE if n < MIN_RULES else REPRODUCED if holds else REVERSED if opposite else NOT_REPRODUCED)
+    ours = (f"x̃y > 0 in {counts['x~ y']}/{n}, xỹ < 0 in {counts['x y~']}/{n}, w ỹy < 0 in {counts['w y~ y']}/{n} rules"
+            + (f" (the test needs >= {MIN_RULES} rules)" if n < MIN_RULES else ""))
+    return Claim("eq4", "Eq. 4", "the learned E→E rules share x̃y (+), xỹ (−), w ỹy (−)",
+                 "all 8 rules", f"x̃y > 0 in >= 7/8, xỹ < 0 and w ỹy < 0 in >= 6/8 of >= {MIN_RULES} rules",
+                 ours, verdict, dict(fractions=frac, n_rules=n))
+
+
+def fig3_refit(d: Mapping[str, xr.Dataset]) -> Claim:
+    rf, ev = d["fig3_refit"], d["fig2_eval"]
+    full = float(np.nanmedian(ev.loss.sel(rule=_learned(ev)).values))
+    med = {int(k): float(v) for k, v in zip(rf.k.values, rf.median_loss.values)}
+    if 2 not in med or 3 not in med:
+        return Claim("fig3", "Fig 3d", "a refit with the top 3 terms does as well as the full rule",
+                     "elbow at k = 3", "k = 3 within 20 % of the full rules, k = 2 >= 30 % above k = 3",
+                     f"refit has k = {sorted(med)}", NOT_TESTABLE, dict(median_loss=med, full=full))
+    near = med[3] <= 1.2 * full
+    elbow = med[2] >= 1.3 * med[3]
+    return Claim("fig3", "Fig 3d", "a refit with the top 3 terms does as well as the full rule",
+                 "elbow at k = 3", "median loss at k = 3 within 20 % of the full rules', k = 2 >= 30 % above k = 3",
+                 f"median loss per network k = 1..{max(med)}: {', '.join(_g(med[k]) for k in sorted(med))}; "
+                 f"full rules {_g(full)}", REPRODUCED if near and elbow else NOT_REPRODUCED,
+                 dict(median_loss=med, full=full, k3_over_full=med[3] / full, k2_over_k3=med[2] / med[3]))
+
+
+def fig4d_stress(d: Mapping[str, xr.Dataset]) -> Claim:
+    sd = d["fig4_stress"]
+    cond = sd.sel(condition="stressed")
+    groups = np.asarray(sd.rule_group.values).astype(str)
+    a = cond.loss.values[groups == "learned, turnover"].ravel()
+    b = cond.loss.values[groups == "hand-made"].ravel()
+    h, p, p4 = kruskal_bonferroni(a, b, 4)
+    dval = cohens_d(a, b)
+    ma, mb = float(np.nanmedian(a)), float(np.nanmedian(b))
+    verdict = (REPRODUCED if p4 < 0.01 and dval < 0 else REVERSED if p4 < 0.01 and dval > 0 else NOT_REPRODUCED)
+    n_rules = int((groups == "learned, turnover").sum())
+    return Claim("fig4d", "Fig 4d", "under turnover, rules learned with turnover beat the hand-made rule",
+                 "Kruskal-Wallis p = 2.5e-8, d = −0.45, 100 networks",
+                 "after turnover: Kruskal-Wallis, 4-fold Bonferroni p < 0.01, Cohen's d < 0",
+                 f"median loss {_g(ma)} ({n_rules} rules) vs {_g(mb)} (hand-made); p = {_g(p4)}, d = {dval:.2f}; "
+                 f"{int(cond.sizes['network'])} networks",
+                 verdict, dict(median_learned=ma, median_handmade=mb, kruskal_h=h, p=p, p_bonferroni=p4,
+                               cohens_d=dval, n_rules=n_rules, n_networks=int(cond.sizes["network"])))
+
+
+def fig5c_sweep(d: Mapping[str, xr.Dataset]) -> Claim:
+    sw = d["fig5_sweep"]
+    g_ee, g_all = [str(g) for g in sw.group.values]
+    levels = [float(p) for p in sw.p_turnover.values if p >= 0.0012 - 1e-12]
+    med_ee = [float(sw.median_loss.sel(p_turnover=p, group=g_ee)) for p in levels]
+    med_all = [float(sw.median_loss.sel(p_turnover=p, group=g_all)) for p in levels]
+    pv = [float(sw.mannwhitney_p.sel(p_turnover=p)) for p in levels]
+    better = [a < e and q < 0.01 for a, e, q in zip(med_all, med_ee, pv)]
+    worse = [a > e and q < 0.01 for a, e, q in zip(med_all, med_ee, pv)]
+    higher = [a > e for a, e in zip(med_all, med_ee)]
+    verdict = (REPRODUCED if levels and all(better) else
+               REVERSED if levels and all(higher) and any(worse) else NOT_REPRODUCED)
+    levels_text = "; ".join(f"{p * 1e4:g}e-4: {_g(a)} vs {_g(e)} (p = {_g(q)})"
+                            for p, a, e, q in zip(levels, med_all, med_ee, pv))
+    return Claim("fig5c", "Fig 5c", "with turnover, rules on E→E, E→I, I→E beat E→E-only rules",
+                 "all-synapse better, most at high p_ST (N = 8 vs 5 rules, 100 networks)",
+                 "at every p_ST >= 0.0012: all-synapse median below E→E-only, Mann-Whitney p < 0.01",
+                 f"median loss all-synapse vs E→E-only at p_ST {levels_text}", verdict,
+                 dict(p_turnover=levels, median_all=med_all, median_ee=med_ee, p=pv))
+
+
+def fig5_ei_xx(d: Mapping[str, xr.Dataset]) -> Claim:
+    from .experiments.evaluate import term_ranking
+    dd = d["fig5_dropout_ei"]
+    ranking = term_ranking(dd)
+    xx = dd.coefs.sel(term="x~ x").values
+    rank = ranking.index("x~ x") + 1
+    frac_pos = float((xx > 0).mean())
+    holds = rank <= 3 and frac_pos > 0.5
+    n = int(xx.size)
+    return Claim("fig5_ei", "Fig 5", "E→I rules depend on x̃x with a positive coefficient", "x̃x (+), 8 rules",
+                 f"x̃x among the top 3 of the E→I dropout ranking, positive in most of >= {MIN_RULES} rules",
+                 f"x̃x ranks {rank} of 20; positive in {int((xx > 0).sum())}/{n} rules"
+                 + (f" (the test needs >= {MIN_RULES} rules)" if n < MIN_RULES else ""),
+                 NOT_TESTABLE if n < MIN_RULES else REPRODUCED if holds else NOT_REPRODUCED,
+                 dict(rank=rank, fraction_positive=frac_pos, top3=ranking[:3], n_rules=n))
+
+
+def fig6_recovery(d: Mapping[str, xr.Dataset]) -> Claim:
+    pd_ = d["fig6_perturb"]
+    later = int(pd_.attrs.get("later", 0))
+    amp = pd_.amplitude_summary
+    ratio = {str(k): float(np.nanmedian((amp.sel(kind=k, phase="later") / amp.sel(kind=k, phase="before")).values))
+             for k in pd_.kind.values}
+    within = all(abs(r - 1) <= 0.2 for r in ratio.values())
+    verdict = REPRODUCED if within else (NOT_REPRODUCED if later >= 25 else NOT_TESTABLE)
+    return Claim("fig6", "Fig 6", "single-cell perturbations are undone within ~25 activations",
+                 "recovery within ~25 activations",
+                 "median normalised peak amplitude within 20 % of baseline 25 activations after each perturbation",
+                 f"{later} activations after: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
+                 + (f" (followed {later} < 25 activations)" if later < 25 else "")
+                 + f"; {int(pd_.sizes['network'])} networks", verdict, dict(later=later, ratio=ratio))
+
+
+def fig6_reduced(d: Mapping[str, xr.Dataset]) -> Claim:
+    rd = d["fig6_reduced"]
+    lead = rd.eig_modulus.max("eig")
+    conv = {m: float((lead.sel(mode=m).values < 1).mean()) for m in ("two_rules", "swapped")}
+    holds = conv["two_rules"] >= 0.9 and conv["swapped"] <= 0.1
+    n = int(lead.sel(mode="two_rules").size)
+    return Claim("fig6_reduced", "Fig 6 (reduced model)", "two homeostatic rules converge; swapped moments do not",
+                 "attractor with both rules, none swapped",
+                 "leading eigenvalue modulus < 1 in >= 90 % of input conditions, swapped in <= 10 %",
+                 f"converge in {conv['two_rules']:.0%} (two rules) vs {conv['swapped']:.0%} (swapped) of {n} conditions",
+                 REPRODUCED if holds else NOT_REPRODUCED, dict(fraction_converging=conv, n_conditions=n))
+
+
+CLAIMS: tuple = (fig2_r2, eq4_signs, fig3_refit, fig4d_stress, fig5c_sweep, fig5_ei_xx, fig6_recovery, fig6_reduced)
+NEEDS = {fig2_r2: ("fig2_eval",), eq4_signs: ("search_ee",), fig3_refit: ("fig3_refit", "fig2_eval"),
+         fig4d_stress: ("fig4_stress",), fig5c_sweep: ("fig5_sweep",), fig5_ei_xx: ("fig5_dropout_ei",),
+         fig6_recovery: ("fig6_perturb",), fig6_reduced: ("fig6_reduced",)}
+FIGURE = {fig2_r2: "fig2", eq4_signs: "fig3", fig3_refit: "fig3", fig4d_stress: "fig4", fig5c_sweep: "fig5",
+          fig5_ei_xx: "fig5", fig6_recovery: "fig6", fig6_reduced: "fig6"}
+
+
+def datasets_of(profile: str, data_dir="data", names=None) -> dict:
+    """The shipped datasets of `profile` by pipeline name (read only; MissingDataset if one is
+    missing). names: only these (and whatever the pipeline must read to find them)."""
+    from . import pipeline
+    from .datasets import read_dataset
+    ctx = pipeline.Context(profile, Path(data_dir), progress=False)
+    items = pipeline.select(pipeline.declare(profile, data_dir), names)
+    from .experiments.paper import MissingDataset
+    out = {}
+    for name, st in pipeline.status(items, ctx).items():
+        if names is not None and name not in names:
+            continue
+        if not st.exists:
+            raise MissingDataset(st.path or Path(data_dir) / f"{name}_{profile}.nc", name, profile)
+        out[name] = read_dataset(st.path)
+    return out
+
+
+def evaluate(profile: str, data_dir="data", figure: str | None = None) -> list:
+    """Every claim (or those of one figure, "fig2" .. "fig6") computed from `profile`'s datasets."""
+    chosen = [c for c in CLAIMS if figure is None or FIGURE[c] == figure]
+    names = sorted({n for c in chosen for n in NEEDS[c]})
+    d = datasets_of(profile, data_dir, names)
+    return [c(d) for c in chosen]
+
+
+TABLE_HEADER = ("| claim | paper | criterion | ours | verdict |", "|---|---|---|---|---|")
+
+
+def markdown_table(claims: list) -> str:
+    """The README's results table."""
+    rows = [f"| {c.figure}: {c.statement} | {c.paper} | {c.criterion} | {c.ours} | **{c.verdict}** |" for c in claims]
+    return "\n".join(TABLE_HEADER + tuple(rows))
+
+
+def readme_block(claims: list) -> str:
+    """The README's generated block: markers around the table."""
+    return f"{README_BEGIN}\n{markdown_table(claims)}\n{README_END}"
+
+
+def report(claims: list, out: Callable[[str], None] = print) -> None:
+    """The claims for a notebook: one paragraph each."""
+    for c in claims:
+        out(f"{c.figure} -- {c.statement}\n  paper: {c.paper}\n  test: {c.criterion}\n  ours: {c.ours}\n"
+            f"  verdict: {c.verdict}")
+
+
+def main(argv=None) -> int:
+    """`python -m plasticity_repro.claims --profile laptop [--markdown] [--figure fig4]`."""
+    import argparse
+    from .experiments.paper import FIGURE_PROFILES
+    ap = argparse.ArgumentParser(prog="python -m plasticity_repro.claims",
+                                 description="The paper's claims computed from a profile's shipped datasets.")
+    ap.add_argument("--profile", default=SHIPPED_PROFILE, choices=list(FIGURE_PROFILES))
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--figure", choices=sorted(set(FIGURE.values())), default=None)
+    ap.add_argument("--markdown", action="store_true", help="the README's results table (with its markers)")
+    a = ap.parse_args(argv)
+    try:
+        cs = evaluate(a.profile, a.data_dir, a.figure)
+    except ValueError as e:
+        ap.exit(2, f"error: {e}\n")
+    print(readme_block(cs)) if a.markdown else report(cs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

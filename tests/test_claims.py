@@ -1,0 +1,127 @@
+"""The claims: each verdict follows its criterion on made-up datasets (reproduced, not reproduced,
+reversed), and the README's results table is exactly what the claim functions compute from the
+shipped datasets."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from plasticity_repro import claims
+from plasticity_repro.rules import TERM_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _search(signs: dict, n: int) -> xr.Dataset:
+    coefs = np.zeros((n, 3, len(TERM_NAMES)))
+    for t, col in signs.items():
+        coefs[:, 0, TERM_NAMES.index(t)] = col
+    return xr.Dataset({"coefs": (("run", "synapse", "term"), coefs)},
+                      coords={"synapse": ["ee", "ei", "ie"], "term": list(TERM_NAMES)})
+
+
+def test_eq4_counts_signs_and_needs_eight_rules():
+    good = {"x~ y": [1] * 8, "x y~": [-1] * 6 + [1] * 2, "w y~ y": [-1] * 7 + [1]}
+    assert claims.eq4_signs({"search_ee": _search(good, 8)}).verdict == claims.REPRODUCED
+    bad = dict(good, **{"x y~": [-1] * 5 + [1] * 3})
+    assert claims.eq4_signs({"search_ee": _search(bad, 8)}).verdict == claims.NOT_REPRODUCED
+    flipped = {t: [-v for v in col] for t, col in good.items()}
+    assert claims.eq4_signs({"search_ee": _search(flipped, 8)}).verdict == claims.REVERSED
+    few = {t: col[:2] for t, col in good.items()}
+    c = claims.eq4_signs({"search_ee": _search(few, 2)})
+    assert c.verdict == claims.NOT_TESTABLE and "needs >= 8 rules" in c.ours
+
+
+def _stress(shift: float, n: int = 60, seed: int = 0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    groups = ["learned, turnover"] * 3 + ["hand-made"]
+    loss = rng.lognormal(np.log(100), 0.2, (2, 4, n))
+    loss[:, 3] *= shift
+    return xr.Dataset({"loss": (("condition", "rule", "network"), loss)},
+                      coords={"condition": ["unperturbed", "stressed"], "rule_group": ("rule", groups)})
+
+
+def test_fig4d_verdict_follows_the_test():
+    assert claims.fig4d_stress({"fig4_stress": _stress(1.5)}).verdict == claims.REPRODUCED    # hand-made worse
+    assert claims.fig4d_stress({"fig4_stress": _stress(1.0)}).verdict == claims.NOT_REPRODUCED
+    assert claims.fig4d_stress({"fig4_stress": _stress(0.6)}).verdict == claims.REVERSED
+    c = claims.fig4d_stress({"fig4_stress": _stress(1.5)})
+    assert c.statistic["p_bonferroni"] < 0.01 and c.statistic["cohens_d"] < 0 and c.statistic["n_networks"] == 60
+
+
+def _sweep(all_minus_ee: list, p: list) -> xr.Dataset:
+    levels = [0.0, 0.0004, 0.0008, 0.0012, 0.0016, 0.002]
+    med = np.stack([np.full(6, 100.0), 100.0 + np.asarray(all_minus_ee)], axis=1)
+    return xr.Dataset({"median_loss": (("p_turnover", "group"), med), "mannwhitney_p": (("p_turnover",), p)},
+                      coords={"p_turnover": levels, "group": ["E->E only", "E->E, E->I, I->E"]})
+
+
+def test_fig5c_needs_every_high_turnover_level():
+    sig = [0.5, 0.5, 0.5, 1e-3, 1e-3, 1e-3]
+    assert claims.fig5c_sweep({"fig5_sweep": _sweep([5, 5, 5, -9, -9, -9], sig)}).verdict == claims.REPRODUCED
+    # better at two of the three levels only
+    assert claims.fig5c_sweep({"fig5_sweep": _sweep([5, 5, 5, -9, -9, 3], sig)}).verdict == claims.NOT_REPRODUCED
+    # better everywhere but not significantly at 0.0016
+    weak = [0.5, 0.5, 0.5, 1e-3, 0.05, 1e-3]
+    assert claims.fig5c_sweep({"fig5_sweep": _sweep([-9] * 6, weak)}).verdict == claims.NOT_REPRODUCED
+    assert claims.fig5c_sweep({"fig5_sweep": _sweep([9] * 6, sig)}).verdict == claims.REVERSED
+
+
+def _refit(med: list) -> xr.Dataset:
+    return xr.Dataset({"median_loss": (("k",), med)}, coords={"k": np.arange(1, len(med) + 1)})
+
+
+def _eval(full: float) -> xr.Dataset:
+    loss = np.full((2, 10), full)
+    loss[1] = 300.0
+    return xr.Dataset({"loss": (("rule", "network"), loss)}, coords={"rule": ["run 0", "no plasticity"]})
+
+
+def test_fig3_refit_elbow_at_three():
+    ok = {"fig3_refit": _refit([400, 200, 110, 105, 100]), "fig2_eval": _eval(100)}
+    assert claims.fig3_refit(ok).verdict == claims.REPRODUCED
+    no_elbow = {"fig3_refit": _refit([400, 130, 110, 105, 100]), "fig2_eval": _eval(100)}   # k=2 only 18 % above
+    assert claims.fig3_refit(no_elbow).verdict == claims.NOT_REPRODUCED
+    far = {"fig3_refit": _refit([400, 300, 150, 105, 100]), "fig2_eval": _eval(100)}        # k=3 50 % above full
+    assert claims.fig3_refit(far).verdict == claims.NOT_REPRODUCED
+
+
+def _perturb(later_ratio: list, later: int) -> xr.Dataset:
+    amp = np.ones((len(later_ratio), 5, 3))
+    amp[:, :, 2] = np.asarray(later_ratio)[:, None]
+    return xr.Dataset({"amplitude_summary": (("kind", "network", "phase"), amp)},
+                      coords={"kind": [f"k{i}" for i in range(len(later_ratio))],
+                              "phase": ["before", "just_after", "later"]}, attrs={"later": later})
+
+
+def test_fig6_recovery_within_20_percent_at_25_activations():
+    assert claims.fig6_recovery({"fig6_perturb": _perturb([0.9, 1.15, 1.0], 25)}).verdict == claims.REPRODUCED
+    assert claims.fig6_recovery({"fig6_perturb": _perturb([0.5, 1.15, 1.0], 25)}).verdict == claims.NOT_REPRODUCED
+    # followed fewer activations than the claim's 25: a failure there says nothing
+    assert claims.fig6_recovery({"fig6_perturb": _perturb([0.5, 1.15, 1.0], 12)}).verdict == claims.NOT_TESTABLE
+
+
+def _readme_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(re.escape(claims.README_BEGIN) + ".*?" + re.escape(claims.README_END), text, re.S)
+    assert m, "README.md has no generated claims table"
+    return m.group(0)
+
+
+def test_readme_results_table_is_what_the_claims_compute_from_the_shipped_data():
+    computed = claims.readme_block(claims.evaluate(claims.SHIPPED_PROFILE, ROOT / "data"))
+    assert _readme_block() == computed, ("README's claims table is stale; regenerate it with\n"
+                                         f"python -m plasticity_repro.claims --markdown\n{computed}")
+
+
+def test_shipped_profile_is_the_makefiles_figure_profile():
+    make = (ROOT / "Makefile").read_text()
+    profiles = set(re.findall(r"^PROFILE_fig\w+ \?= (\w+)$", make, re.M))
+    assert profiles == {claims.SHIPPED_PROFILE}
+
+
+def test_missing_dataset_is_a_one_line_error_naming_make_data(tmp_path):
+    with pytest.raises(ValueError, match=r"^dataset fig2_eval .* is missing; make it with: make data PROFILE=laptop$"):
+        claims.evaluate("laptop", tmp_path, figure="fig2")
