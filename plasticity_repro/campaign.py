@@ -1,0 +1,100 @@
+"""Where the reproduction campaign (profile repro) stands: per dataset of the pipeline, the
+planned network-activations and hours beside what has been spent so far.
+
+A search in progress is read from its checkpoint (generations done, wall time); a finished one
+from its dataset (generations, `elapsed_seconds`); other datasets count as spent when their file
+exists (their wall time is not recorded). Nothing is computed or written.
+
+`python -m plasticity_repro.campaign [--markdown]` prints the table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+from . import pipeline
+
+PROFILE = "repro"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str
+    planned: int               # network-activations
+    planned_hours: float       # at pipeline.SPEED
+    spent: int                 # network-activations done
+    spent_hours: float | None  # wall hours, where recorded
+    state: str                 # "done", "generation g of G", "not started"
+
+
+def _search_progress(c: pipeline.Context, stem: str, planned: int):
+    """(fraction done, wall seconds or None, state) of one campaign search."""
+    from .datasets import read_dataset
+    out = pipeline.campaign_path(c, stem)
+    total = pipeline.paper.search_config(c.profile).max_generations
+    if out.exists():
+        ds = read_dataset(out, kind="search")
+        return 1.0, float(ds.attrs.get("elapsed_seconds", "nan")), f"done ({ds.sizes['generation']} generations)"
+    ckpt = out.with_suffix(".ckpt")
+    if ckpt.exists():
+        with open(ckpt, "rb") as f:
+            st = pickle.load(f)
+        g = int(st["generation"])
+        return g / total, float(st["elapsed"]), f"generation {g} of {total}"
+    return 0.0, None, "not started"
+
+
+def rows(data_dir="data", seed: int = 0) -> list:
+    """One Row per dataset of the repro pipeline, in dependency order."""
+    c = pipeline.Context(PROFILE, Path(data_dir), seed, progress=False)
+    items = pipeline.declare(PROFILE, data_dir, seed)
+    stems = {"campaign_" + stem.removesuffix("_repro"): stem for _, stem, _, _ in pipeline.CAMPAIGN}
+    known = pipeline.status(items, c)
+    out = []
+    for d in items:
+        if d.name in stems:
+            frac, seconds, state = _search_progress(c, stems[d.name], d.cost)
+        else:
+            done = known[d.name].exists
+            frac, seconds, state = (1.0 if done else 0.0), None, ("done" if done else "not started")
+        out.append(Row(d.name, d.cost, pipeline.hours(d.cost), int(round(frac * d.cost)),
+                       None if seconds is None else seconds / 3600.0, state))
+    return out
+
+
+def table(rs: list) -> str:
+    """Markdown: dataset, planned, spent, state, and a total row."""
+    lines = ["| dataset | planned net-act | planned h | spent net-act | spent h (wall) | state |",
+             "|---|---|---|---|---|---|"]
+    copies = {name for name, _, _, _ in pipeline.CAMPAIGN}   # the campaign's files under the figures' names
+    for r in rs:
+        if r.name in copies:
+            continue
+        h = "-" if r.spent_hours is None else f"{r.spent_hours:.1f}"
+        lines.append(f"| {r.name} | {r.planned / 1e6:.1f} M | {r.planned_hours:.1f} | {r.spent / 1e6:.1f} M | {h} | {r.state} |")
+    p, s = sum(r.planned for r in rs), sum(r.spent for r in rs)
+    hs = sum(r.spent_hours or 0.0 for r in rs)
+    lines.append(f"| **total** | {p / 1e6:.1f} M | {pipeline.hours(p):.1f} | {s / 1e6:.1f} M | {hs:.1f} | "
+                 f"{100 * s / max(p, 1):.0f} % |")
+    timed = [r for r in rs if r.spent_hours]
+    if timed:
+        speed = sum(r.spent for r in timed) / (3600 * sum(r.spent_hours for r in timed))
+        lines.append(f"\nmeasured so far: {speed:,.0f} network-activations/s (wall time of the searches, "
+                     f"planned {pipeline.SPEED:,.0f})")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m plasticity_repro.campaign",
+                                 description="The repro campaign: planned against spent compute.")
+    ap.add_argument("--data-dir", default="data")
+    a = ap.parse_args(argv)
+    print(f"planned hours at {pipeline.SPEED:g} network-activations/s")
+    print(table(rows(a.data_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
