@@ -192,10 +192,45 @@ def dropout_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, p
     return ds
 
 
+def dropout_ranks(ds_dropout: xr.Dataset) -> xr.Dataset:
+    """Rank statistics of a dropout dataset, robust to blow-ups (Fig 3b/c, 4a).
+
+    Per rule and term: `increase`, the median over networks of loss(dropped) - loss(full) on the
+    same network, a network that blew up with the term dropped counting as +inf (so a term whose
+    removal blows up most networks has an infinite increase, and one blow-up among many networks
+    moves the median by one place only); `rank_in_rule`, the term's rank within its rule (1 = the
+    largest increase; ties share their mean rank); `blowups`, the networks that blew up. Per
+    term: `median_rank` and `mean_rank` over rules, and `blowup_networks` summed over rules."""
+    loss = ds_dropout["loss"].values.astype(float)                     # (rule, variant, network)
+    floor = _blowup_floor(ds_dropout)
+    blown = loss >= floor
+    diff = np.where(blown[:, 1:], np.inf, loss[:, 1:] - loss[:, :1])   # (rule, term, network)
+    diff = np.where(blown[:, :1] & ~blown[:, 1:], np.nan, diff)        # the full rule blew up: no reference
+    increase = np.nanmedian(np.where(np.isnan(diff), -np.inf, diff), axis=-1) if diff.size else diff
+    from scipy.stats import rankdata
+    rank = np.stack([rankdata(-row, method="average") for row in increase]) if increase.size else increase
+    dims = ("rule", "term")
+    return xr.Dataset(
+        {"increase": (dims, increase), "rank_in_rule": (dims, rank),
+         "blowups": (dims, blown[:, 1:].sum(axis=-1)),
+         "median_rank": (("term",), np.median(rank, axis=0)),
+         "mean_rank": (("term",), rank.mean(axis=0)),
+         "blowup_networks": (("term",), blown[:, 1:].sum(axis=(0, 2)))},
+        coords={"rule": ds_dropout["rule"].values, "term": ds_dropout["term"].values})
+
+
+def _blowup_floor(ds_dropout: xr.Dataset) -> float:
+    """The loss from which a network counts as blown up: the dataset's per-network blow-up loss."""
+    try:
+        return float(datasets.params_of(ds_dropout)["model"]["loss"]["blowup_loss"])
+    except (KeyError, ValueError, TypeError):
+        return 1e8
+
+
 def term_ranking(ds_dropout: xr.Dataset) -> list:
-    """Terms ordered by the median over rules of their dropout shift (largest first), then by
-    mean |c| to break ties."""
-    shift = ds_dropout["median_shift"].values
+    """Terms ordered by how much dropping them hurts: the median over rules of their within-rule
+    rank (dropout_ranks), then the mean rank, then mean |c| to break ties."""
+    r = dropout_ranks(ds_dropout)
     mag = np.abs(ds_dropout["coefs"].values).mean(axis=0)
-    order = np.lexsort((-mag, -shift))
+    order = np.lexsort((-mag, r["mean_rank"].values, r["median_rank"].values))
     return [str(ds_dropout["term"].values[i]) for i in order]

@@ -1,0 +1,43 @@
+"""The dropout ranking (Fig 3b/c, 4a) is a rank statistic over rules, robust to blow-ups."""
+import json
+
+import numpy as np
+import xarray as xr
+
+from plasticity_repro.experiments.evaluate import dropout_ranks, term_ranking
+from plasticity_repro.rules import TERM_NAMES
+
+BLOW = 1e8
+
+
+def _dropout(loss: np.ndarray) -> xr.Dataset:
+    n_rules = loss.shape[0]
+    return xr.Dataset({"loss": (("rule", "variant", "network"), loss),
+                       "coefs": (("rule", "term"), np.ones((n_rules, len(TERM_NAMES))))},
+                      coords={"rule": [f"run {i}" for i in range(n_rules)], "variant": ["full"] + list(TERM_NAMES),
+                              "term": list(TERM_NAMES)},
+                      attrs={"params_json": json.dumps({"model": {"loss": {"blowup_loss": BLOW}}})})
+
+
+def test_consistent_harm_outranks_one_rules_blow_up():
+    rng = np.random.default_rng(0)
+    rules, nets = 8, 40
+    loss = 100 + rng.normal(0, 1, (rules, 21, nets))
+    a, b, c = (1 + TERM_NAMES.index(t) for t in ("x~ y", "x y~", "w y~ y"))
+    loss[:, a] += 50            # hurts every rule
+    loss[:, b] += 30
+    loss[0, c] = BLOW           # blows up one rule on every network, harmless elsewhere
+    loss[1, 5, :3] = BLOW       # a few blow-ups among 40 networks: one median place, not the top
+    r = dropout_ranks(_dropout(loss))
+    assert np.isinf(r.increase.sel(rule="run 0", term="w y~ y")) and r.rank_in_rule.sel(rule="run 0", term="w y~ y") == 1
+    assert int(r.blowup_networks.sel(term="w y~ y")) == nets and int(r.blowup_networks.sel(term=TERM_NAMES[4])) == 3
+    assert np.isfinite(r.increase.sel(rule="run 1", term=TERM_NAMES[4]))
+    assert term_ranking(_dropout(loss))[:2] == ["x~ y", "x y~"]
+
+
+def test_term_that_blows_up_most_rules_ranks_first():
+    loss = 100 + np.random.default_rng(1).normal(0, 1, (8, 21, 10))
+    t = 1 + TERM_NAMES.index("w x~")
+    loss[:5, t] = BLOW
+    loss[:, 1 + TERM_NAMES.index("x~ y")] += 50
+    assert term_ranking(_dropout(loss))[0] == "w x~"
