@@ -71,11 +71,22 @@ else
 	@$(MAKE) --no-print-directory $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 endif
 
-# `make fig2_self_organization` etc.: one notebook through papermill at $(PROFILE)
+# `make fig2_self_organization` etc.: one notebook through papermill at $(PROFILE), reading data/.
+# With P="NAME=VALUE ..." (e.g. make fig2 P="seed=1 n_networks=50"; `plasticity-repro params fig2`
+# lists them) the notebook runs with those parameters in compute mode instead: the datasets they
+# need are read from data/ where a shipped one has exactly them, else computed into $(RUNS_DIR)/data/;
+# figure and executed notebook go to $(RUNS_DIR)/<fig>-<profile>-<hash of the parameters>/ (git-ignored)
+P ?=
+RUNS_DIR ?= runs
 $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS)): %: env
+ifeq ($(strip $(P)),)
 	mkdir -p figures/notebooks
 	PLASTICITY_REPRO_READ_ONLY=$(READ_ONLY) $(VENV)/bin/papermill --log-output --execution-timeout $(NB_TIMEOUT) -k python3 \
 	  -p profile $(or $(PROFILE),$(PROFILE_$@),laptop) notebooks/$@.ipynb figures/notebooks/$@.ipynb
+else
+	$(VENV)/bin/plasticity-repro figure $@ --runs-dir $(RUNS_DIR) --timeout $(NB_TIMEOUT) \
+	  $(if $(PROFILE),--profile $(PROFILE),$(if $(filter profile=%,$(P)),,--profile $(PROFILE_$@))) $(P)
+endif
 
 # short aliases: make fig2, make fig3, ...
 NB_NAMES := $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))

@@ -434,13 +434,13 @@ def main(argv=None) -> dict:
     peak = _peak_rss_mb()
     print(f"\npeak resident memory of this process: {peak:.0f} MB")
 
-    from plasticity_repro.datasets import _cpu_chunk_networks, _cpu_opt_level
+    from plasticity_repro.datasets import cpu_chunk_networks, xla_cpu_opt_level
     result = dict(date=now.isoformat(timespec="seconds"), devices=devices, device=device,
                   backend=jax.default_backend(),
                   size_runs=sizes, generation_runs=gens, search_compile=compiles, step_profile=profile,
                   peak_flops=peak_flops, fused_threads=threads, no_effects_run=no_eff, peak_rss_mb=peak,
                   cpu_count=ncpu, jax=jax.__version__, activations_per_run=args.activations,
-                  cpu_chunk_networks=_cpu_chunk_networks(), xla_cpu_opt_level=_cpu_opt_level(),
+                  cpu_chunk_networks=cpu_chunk_networks(), xla_cpu_opt_level=xla_cpu_opt_level(),
                   numpy_reference=numpy_res, jax_runs=rows,
                   authors_acts_per_s_per_core=AUTHORS_ACTS_PER_S_PER_CORE,
                   authors_note="quoted from the authors' setup, not measured here")

@@ -26,25 +26,26 @@ data_dir = "data"
 fig_dir = "figures"
 p_turnover = 0.00072
 tau_convention = "independent"   # "shifted": the paper-era shared time constants of the E+I code
+runs = None   # None: the profile's value; `plasticity-repro params fig5` lists every parameter
+generations = None
+ei_generations = None
+n_activations = None
+n_networks = None
+p_values = [0.0, 4e-4, 8e-4, 12e-4, 16e-4, 20e-4]
+n_dropout_networks = None
 
 # %%
-import os, sys
-from pathlib import Path
+import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-root = Path.cwd()
-while not (root / "pyproject.toml").exists() and root != root.parent:
-    root = root.parent
+from plasticity_repro.experiments import params
+# every parameter checked before anything runs (one line naming a bad one and its range); a None
+# becomes the profile's value; the output folders are checked; relative folders: from the project root
+data, figs = params.check_notebook(globals(), "fig5")
 import numpy as np
 import xarray as xr
 xr.set_options(display_style="text")
 from plasticity_repro import plots
 from plasticity_repro.experiments import paper
-paper.validate_parameters(profile, seed=seed, data_dir=data_dir, p_turnover=p_turnover)
-data = (root / data_dir) if not Path(data_dir).is_absolute() else Path(data_dir)
-figs = (root / fig_dir) if not Path(fig_dir).is_absolute() else Path(fig_dir)
-big = profile != "quick"   # qualitative claims are asserted only where the profile can make them
-if tau_convention not in ("independent", "shifted"):
-    raise ValueError(f"tau_convention must be one of ['independent', 'shifted'], got {tau_convention!r}")
 
 # %% tags=["nbval-ignore-output"]
 hv = plots.setup()
@@ -56,11 +57,13 @@ hv = plots.setup()
 # %%
 SYN_ALL = ("ee", "ei", "ie")
 cfg_all, search_all = paper.all_synapse_search(profile, data, seed=seed, p_turnover=p_turnover,
-                                               tau_convention=tau_convention, progress=False)
+                                               tau_convention=tau_convention, progress=False, runs=runs,
+                                               generations=generations, ei_generations=ei_generations,
+                                               n_activations=n_activations)
 if "deviation" in search_all.attrs:   # laptop: warm start from the E->E-only rule (see paper.all_synapse_search)
     print("all-synapse search:", search_all.attrs["deviation"])
-cfg_ee = paper.search_config(profile, p_turnover=p_turnover)
-search_ee = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False)
+cfg_ee = paper.search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
+search_ee = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg_ee, runs=runs)
 rules_all, rules_ee = paper.learned_rules(search_all, cfg_all), paper.learned_rules(search_ee, cfg_ee)
 names_all = [f"all run {i}" for i in range(len(rules_all))]
 names_ee = [f"E->E run {i}" for i in range(len(rules_ee))]
@@ -76,7 +79,7 @@ print("best test loss per network, E->E only:", np.round(search_ee.best_test_los
 # %%
 from plasticity_repro.experiments.evaluate import evaluate_dataset
 n_act = cfg_all.model.n_activations
-seeds_eval = paper.eval_seeds(profile)
+seeds_eval = paper.eval_seeds(profile, n_networks, seed)
 req = paper.request_hash("fig5_eval", search_all.attrs["params_hash"], search_all.attrs.get("request_hash"),
                          seeds_eval.tolist())
 ev = paper.cached(paper.data_path(data, "fig5_eval", profile, {"r": req}), "evaluation",
@@ -92,26 +95,21 @@ mean_w = {k: [round(float(W[:, a][:, p, q][W[:, 0][:, p, q] > 0].mean()), 3) for
 print("median loss per network:", {str(k): round(float(v)) for k, v in zip(ev.rule.values, ev.loss.median("network").values)})
 print("best rule:", best, "| mean |w| of initially present synapses, first -> last activation:", mean_w)
 
-# %%
-if big:
-    # the paper: inhibitory synapses grow under the learned all-synapse rules
-    assert mean_w["I->E"][1] > mean_w["I->E"][0] or mean_w["E->I"][1] > mean_w["E->I"][0]
-
 # %% [markdown]
 # ## Loss versus turnover
 # Every rule on the same fresh networks for 1.5× the training length with E→E turnover at p_ST on every activation; the decoder is fitted on the training protocol's test activations and tested at the end without refitting (paper: 600 activations, fit 374..399, test 574..599). Per-network losses of a group's rules are pooled; Mann-Whitney U test per p_ST between the groups.
 
 # %%
-from plasticity_repro.experiments.sweep import P_VALUES, sweep_protocol, turnover_sweep_dataset
+from plasticity_repro.experiments.sweep import sweep_protocol, turnover_sweep_dataset
 G_EE, G_ALL = "E->E only", "E->E, E->I, I->E"
 configs = {G_EE: sweep_protocol(cfg_ee.model), G_ALL: sweep_protocol(cfg_all.model)}
 rules = rules_ee + rules_all
 groups = [G_EE] * len(rules_ee) + [G_ALL] * len(rules_all)
 req = paper.request_hash("fig5_sweep", search_ee.attrs.get("request_hash"), search_all.attrs.get("request_hash"),
-                         seeds_eval.tolist(), P_VALUES)
+                         seeds_eval.tolist(), p_values)
 sw = paper.cached(paper.data_path(data, "fig5_sweep", profile, {"r": req}), "turnover_sweep",
                   lambda: turnover_sweep_dataset(configs, rules, names_ee + names_all, groups, seeds_eval,
-                                                 profile=profile, p_values=P_VALUES), req)
+                                                 profile=profile, p_values=p_values), req)
 proto = configs[G_ALL]
 print("protocol:", proto.n_activations, "activations, fit", proto.loss.fit_activations[0], "..",
       proto.loss.fit_activations[-1], "test", proto.loss.test_activations[0], "..", proto.loss.test_activations[-1])
@@ -121,39 +119,38 @@ all_better = (sw.median_loss.sel(group=G_ALL) < sw.median_loss.sel(group=G_EE)).
 print("all-synapse median lower, per p_ST:", [bool(b) for b in all_better])
 print("Mann-Whitney p (1 significant digit):", [float(f"{p:.0e}") for p in sw.mannwhitney_p.values])
 
-# %%
-claim = bool(all_better[-1] and sw.mannwhitney_p.values[-1] < 0.05)
-print("all-synapse rules better at the highest p_ST (p < 0.05):", claim)
-if profile == "paper":
-    # the paper: all-synapse rules are better, most clearly at high turnover. Asserted only at the
-    # paper profile: at laptop the all-synapse rules are warm-started for 15 generations on 200
-    # activations, and the sweep runs them 1.5x past that horizon.
-    assert claim
-
 # %% [markdown]
 # ## Which terms drive the E→I rule
-# Each E→I term dropped in turn (same networks, trained turnover p_ST on every network); shift = max(median(dropped) − median(full), 0).
+# Each E→I term dropped in turn (same networks, trained turnover p_ST on every network); per rule, the median over networks of the loss increase when the term is dropped (a network that blows up counts as +inf), ranked within the rule; terms ordered by their median rank over rules, blow-ups counted apart (`experiments.evaluate.dropout_ranks`).
 
 # %%
-from plasticity_repro.experiments.evaluate import dropout_dataset, term_ranking
+from plasticity_repro.experiments.evaluate import dropout_dataset, dropout_ranks, term_ranking
 fp = paper.FIGURE_PROFILES[profile]
-seeds_drop = paper.eval_seeds(profile, fp["dropout_networks"])
+seeds_drop = paper.eval_seeds(profile, n_dropout_networks, seed)
 req = paper.request_hash("fig5_dropout_ei", search_all.attrs.get("request_hash"), seeds_drop.tolist(), p_turnover)
 dd = paper.cached(paper.data_path(data, "fig5_dropout_ei", profile, {"r": req}), "dropout",
                   lambda: dropout_dataset(cfg_all.model, rules_all, names_all, seeds_drop, profile=profile,
                                           synapse="ei", p_turnover_ee=p_turnover), req)
 ranking = term_ranking(dd)
-print("top E->I terms by dropout shift:", ranking[:5])
-print("median shifts:", [round(float(dd.median_shift.sel(term=t))) for t in ranking[:5]])
+rk = dropout_ranks(dd)
+print("top terms by median rank over rules:", ranking[:5])
+print("their median ranks:", [float(rk.median_rank.sel(term=t)) for t in ranking[:5]],
+      "| networks that blew up with the term dropped:", [int(rk.blowup_networks.sel(term=t)) for t in ranking[:5]])
 xx = dd.coefs.sel(term="x~ x").values
 print("E->I coefficient of x~ x per rule:", [round(float(v), 2) for v in xx])
 
+# %% [markdown]
+# ## The paper's claims
+# Each claim is a function of `plasticity_repro.claims` applied to the datasets of this profile at
+# the default parameters (the README's results table is the same computation): the paper's number,
+# ours, the criterion and the verdict. A claim that does not hold is reported, not asserted.
+
 # %%
-claim = bool("x~ x" in ranking[:3] and np.median(xx) > 0)
-print("x~ x among the top 3 E->I terms with a positive median coefficient:", claim)
-if profile == "paper":
-    # the paper: the E->I rule depends on x~ x with a positive coefficient
-    assert claim
+from plasticity_repro import claims
+if params.at_defaults(globals(), "fig5"):
+    claims.report(claims.evaluate(profile, data, figure="fig5"))
+else:
+    print("claims are computed from the default parameters' datasets: python -m plasticity_repro.claims --profile", profile)
 
 # %% [markdown]
 # ## Panels

@@ -27,27 +27,26 @@ fig_dir = "figures"
 p_turnover = 0.00072
 tau_convention = "independent"
 rule_source = "all"   # "all": an all-synapse rule of Fig 5; "ee": an E->E rule
+runs = None   # None: the profile's value; `plasticity-repro params fig6` lists every parameter
+generations = None
+ei_generations = None
+n_activations = None
+n_networks = None
+afferent_factors = [0.5, 1.5]
+input_factor = 10.0
 
 # %%
-import os, sys
-from pathlib import Path
+import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-root = Path.cwd()
-while not (root / "pyproject.toml").exists() and root != root.parent:
-    root = root.parent
+from plasticity_repro.experiments import params
+# every parameter checked before anything runs (one line naming a bad one and its range); a None
+# becomes the profile's value; the output folders are checked; relative folders: from the project root
+data, figs = params.check_notebook(globals(), "fig6")
 import numpy as np
 import xarray as xr
 xr.set_options(display_style="text")
 from plasticity_repro import plots
 from plasticity_repro.experiments import paper
-paper.validate_parameters(profile, seed=seed, data_dir=data_dir, p_turnover=p_turnover)
-data = (root / data_dir) if not Path(data_dir).is_absolute() else Path(data_dir)
-figs = (root / fig_dir) if not Path(fig_dir).is_absolute() else Path(fig_dir)
-big = profile != "quick"   # qualitative claims are asserted only where the profile can make them
-if tau_convention not in ("independent", "shifted"):
-    raise ValueError(f"tau_convention must be one of ['independent', 'shifted'], got {tau_convention!r}")
-if rule_source not in ("all", "ee"):
-    raise ValueError(f"rule_source must be one of ['all', 'ee'], got {rule_source!r}")
 
 # %% tags=["nbval-ignore-output"]
 hv = plots.setup()
@@ -59,10 +58,13 @@ hv = plots.setup()
 # %%
 if rule_source == "all":
     cfg, search = paper.all_synapse_search(profile, data, seed=seed, p_turnover=p_turnover,
-                                           tau_convention=tau_convention, progress=False)
+                                           tau_convention=tau_convention, progress=False, runs=runs,
+                                           generations=generations, ei_generations=ei_generations,
+                                           n_activations=n_activations)
 else:
-    cfg = paper.search_config(profile, p_turnover=p_turnover)
-    search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False)
+    cfg = paper.search_config(profile, p_turnover=p_turnover, generations=generations,
+                              n_activations=n_activations)
+    search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
 run = int(np.argmin(search.best_test_loss.values))
 rule = paper.learned_rules(search, cfg)[run]
 print("rule:", rule_source, "run", run, "plastic synapses:", cfg.model.plasticity.synapses)
@@ -72,12 +74,13 @@ print("rule:", rule_source, "run", run, "plastic synapses:", cfg.model.plasticit
 # The training protocol, then the perturbation at its last activation and as many again as the recovery window (paper: activation 400 of 450, recovery read 25 activations later; scaled to the profile's training length, see `perturb.perturbation_protocol`). Every kind runs on the same networks and noise; the perturbed cell is E12 in every network (its place in the sequence varies).
 
 # %%
-from plasticity_repro.experiments.perturb import KINDS, perturbation_dataset, perturbation_protocol
-seeds_p = paper.eval_seeds(profile, min(20, paper.FIGURE_PROFILES[profile]["eval_networks"]))
+from plasticity_repro.experiments.perturb import perturbation_dataset, perturbation_kinds, perturbation_protocol
+kinds = perturbation_kinds(afferent_factors, input_factor)
+seeds_p = paper.eval_seeds(profile, n_networks, seed)
 proto = perturbation_protocol(cfg.model.n_activations)
-req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), KINDS, proto)
+req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), kinds, proto)
 pdat = paper.cached(paper.data_path(data, "fig6_perturb", profile, {"r": req}), "perturbation",
-                    lambda: perturbation_dataset(cfg.model, rule, seeds_p, profile=profile, kinds=KINDS), req)
+                    lambda: perturbation_dataset(cfg.model, rule, seeds_p, profile=profile, kinds=kinds), req)
 print("perturbed activation:", pdat.attrs["perturbed_activation"], "later:", pdat.attrs["later"],
       "activations:", proto["n_activations"], "cell ranks in the sequence:", pdat.cell_rank.values.tolist())
 summary = {}
@@ -87,16 +90,9 @@ for var, scale, nd in (("e_input", 1, 2), ("inhibition", 1, 3), ("amplitude", 1,
     print(f"{var} (median: before, just after, later):",
           {str(k): [round(float(v), nd) for v in med.sel(kind=k).values] for k in pdat.kind.values})
 
-# %%
-if big:
-    # the paper: the response moves away from its unperturbed value and comes back
-    for k in ("afferent x0.5", "afferent x1.5"):
-        a = summary["amplitude"].sel(kind=k).values
-        assert abs(a[2] - 1) < abs(a[1] - 1), (k, a)
-
 # %% [markdown]
 # ## Reduced model
-# One neuron r = [w u − b]+ with a 5 ms input filter, alpha pulses of 10 amplitudes × 10 widths, 200 activations. Two rules: w on the second moment, b on the first ('two rules'); the same rules with the moments swapped; and each rule alone. Convergence is read at the last activation (moment errors relative to the targets) and from the eigenvalues of the per-activation map at the shared fixed point.
+# One neuron r = [w u − b]+ with a 5 ms input filter, 200 activations, on the authors' input grid: alpha pulses a·α(t; τ_a) of 10 amplitudes a in 0.01..1 × 10 widths τ_a in 1..20 ms, from w = 1, b = 0.1; w and b are kept ≥ 1e-8. Two rules: w on the second moment, b on the first ('two rules'); the same rules with the moments swapped; and each rule alone. Convergence is read, as the paper plots it, on the inputs without the 3 smallest amplitudes and the 3 shortest widths: at the last activation (moment errors relative to the targets) and from the eigenvalues of the per-activation map at the shared fixed point, where that lies above the floor (for the shortest pulses it needs b < 0).
 
 # %%
 from plasticity_repro.experiments.reduced_model import ReducedModelConfig, reduced_model_dataset
@@ -104,23 +100,37 @@ rcfg = ReducedModelConfig()
 req = paper.request_hash("fig6_reduced", rcfg.to_dict())
 rd = paper.cached(paper.data_path(data, "fig6_reduced", profile, {"r": req}), "reduced_model",
                   lambda: reduced_model_dataset(rcfg, profile=profile), req)
-last = rd.isel(init=0, activation=-1)
+drop = int(rd.attrs["plot_drop"])
+shown = rd.isel(amplitude=slice(drop, None), width=slice(drop, None))   # the paper's plotted inputs
+feasible = shown.fixed_point_feasible.values
+last = shown.isel(init=0, activation=-1)
+print(f"input grid: {rd.attrs['input_grid']}; plotted: {shown.sizes['amplitude']} x {shown.sizes['width']},",
+      f"fixed point above the floor for {int(feasible.sum())} of them")
 conv = {}
 for m in rd.mode.values:
     e1 = np.abs(last.m1.sel(mode=m).values / rcfg.target1 - 1)
     e2 = np.abs(last.m2.sel(mode=m).values / rcfg.target2 - 1)
-    lead = rd.eig_modulus.sel(mode=m).isel(eig=0).values
+    lead = shown.eig_modulus.sel(mode=m).isel(eig=0).values[feasible]
     conv[str(m)] = dict(e1=float(np.median(e1)), e2=float(np.median(e2)),
+                        err=float(np.median(np.maximum(e1, e2))),
                         within5=float(np.mean((e1 < 0.05) & (e2 < 0.05))),
                         eig_max=float(lead.max()), eig_min=float(lead.min()))
     print(f"{m}: median |m1/target - 1| = {conv[m]['e1']:.2f}, |m2/target - 1| = {conv[m]['e2']:.2f}, "
           f"both within 5 %: {conv[m]['within5']:.2f} of conditions, "
           f"leading |eig| at the fixed point in [{conv[m]['eig_min']:.3f}, {conv[m]['eig_max']:.3f}]")
 
+# %% [markdown]
+# ## The paper's claims
+# Each claim is a function of `plasticity_repro.claims` applied to the datasets of this profile at
+# the default parameters (the README's results table is the same computation): the paper's number,
+# ours, the criterion and the verdict. A claim that does not hold is reported, not asserted.
+
 # %%
-# the two-rule model converges to the moment targets; the swapped one does not (a saddle)
-assert conv["two_rules"]["e1"] < 0.02 and conv["two_rules"]["e2"] < 0.02 and conv["two_rules"]["eig_max"] < 1
-assert conv["swapped"]["e1"] > 0.1 and conv["swapped"]["eig_min"] > 1
+from plasticity_repro import claims
+if params.at_defaults(globals(), "fig6"):
+    claims.report(claims.evaluate(profile, data, figure="fig6"))
+else:
+    print("claims are computed from the default parameters' datasets: python -m plasticity_repro.claims --profile", profile)
 
 # %% [markdown]
 # ## Panels
@@ -141,19 +151,22 @@ assert conv["swapped"]["e1"] > 0.1 and conv["swapped"]["eig_min"] > 1
 # one point per network on shared axes. Above f: per kind, a paired Wilcoxon test of the distance
 # from the unperturbed amplitude, |amplitude − 1|, later against just after (r < 0: closer later).
 #
-# **g–i — reduced model** (one neuron, alpha-pulse inputs of 7 × 7 amplitudes and widths, the 3
-# smallest of each left out as in the paper): duration and peak of each input's response at the
-# first activation (black) and after the last (blue), grey lines joining each input. With the two
-# rules (g) every input ends at one point; with the moments swapped (h) or one rule alone (i) they
-# do not. Above each panel: the spread (coefficient of variation) over inputs, first → last.
+# **g–i — reduced model** (one neuron, the authors' alpha-pulse inputs, 7 × 7 amplitudes and
+# widths after leaving out the 3 smallest of each as in the paper): duration M0/r_peak (the
+# response's area M0 = Σ r dt over its peak, as the paper defines it) and peak of each input's
+# response at the first activation (black) and after the last (blue), grey lines joining each
+# input. With the two rules (g) every input ends in one small cluster; with the moments swapped (h)
+# or one rule alone (i) they do not. Above each panel: the spread (coefficient of variation, CV)
+# over the N inputs, first → last.
 #
-# The paper's delay-against-amplitude panel of the reduced model is not drawn: the reduced-model
-# dataset records peak, duration and the two moments per activation, but not the response delay.
+# **j — delay against amplitude** with the two rules: the delay is the response's first moment in
+# time, Σ t r dt / Σ r dt, same inputs and colours. The rules pull the amplitudes together but
+# leave the delays spread: they follow the input's width, which no rule acts on.
 
 # %% tags=["nbval-ignore-output"]
 sheet = plots.Sheet([(1.9, ["a", "b", "c", "c.2"], [1, 1, 1, 0.45]),
                      (1.9, ["d", "e", "f"]),
-                     (2.0, ["g", "h", "i", "i.2", "i.3"], [1, 1, 1, 1, 0.5])])
+                     (2.0, ["g", "h", "i", "i.2", "j", "j.2"], [1, 1, 1, 1, 1, 0.42])])
 plots.perturbation_traces(sheet, "a", pdat, "e_input", f"summed E→E input ({plots.WEIGHT_UNIT})",
                           title="excitatory input")
 plots.perturbation_traces(sheet, "b", pdat, "inhibition", f"recurrent inhibition ({plots.WEIGHT_UNIT})",
@@ -164,6 +177,7 @@ plots.perturbation_legend(sheet, "c.2", pdat)
 plots.amplitude_duration_phases(sheet, ["d", "e", "f"], pdat)
 for key, mode in zip(["g", "h", "i", "i.2"], ["two_rules", "swapped", "w_only", "b_only"]):
     plots.reduced_before_after(sheet, key, rd, mode, first=(key == "g"))
-plots.reduced_legend(sheet, "i.3")
+plots.reduced_delay_amplitude(sheet, "j", rd, "two_rules")
+plots.reduced_legend(sheet, "j.2", rd)
 plots.save(sheet, figs / profile / "fig6")
 sheet

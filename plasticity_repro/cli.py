@@ -4,6 +4,8 @@
     plasticity-repro sweep --search PATH.nc --networks 100 --shard-size 10 --workers 2 --out PATH.nc
     plasticity-repro profiles
     plasticity-repro data --profile laptop [--only NAME ...] [--dry-run] [--plan]
+    plasticity-repro params [fig2 ...]
+    plasticity-repro figure fig2 --profile laptop seed=1 n_networks=50
 
 Bad options end with a one-line `error: ...` naming the option and what is allowed (exit 2); output
 locations (--out, the checkpoint, the shard folder) are checked before any computation starts.
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -40,6 +41,11 @@ examples:
       every dataset the figures need at a profile, what each needs and its planned cost in hours
   plasticity-repro data --profile laptop
       make the missing ones in order (searches resume from their checkpoints); `make data` runs it
+  plasticity-repro params fig2
+      the parameters of the Fig 2 notebook: meaning, default, allowed values
+  plasticity-repro figure fig2 --profile laptop seed=1 n_networks=50
+      Fig 2 with other parameters: computes what they need, draws it into runs/fig2-laptop-<hash>/
+      (`make fig2 P="seed=1 n_networks=50"` runs it)
 
 'plasticity-repro COMMAND --help' describes each command's options."""
 
@@ -189,7 +195,45 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true",
                    help="resume a campaign checkpoint even if it was written in the last 15 minutes")
     d.add_argument("--no-progress", action="store_true", help="no progress bars inside searches")
+
+    from .experiments.params import NOTEBOOKS
+    figures = list(NOTEBOOKS)
+    q = sub.add_parser("params", help="list the figure notebooks' parameters: meaning, default, allowed values",
+                       description="Every parameter of the figure notebooks (plasticity_repro.experiments.params): "
+                                   "its default (None: the profile's value) and allowed values. `plasticity-repro "
+                                   "figure` and `make figN P=\"NAME=VALUE ...\"` take them.")
+    q.add_argument("figures", nargs="*", type=_figure_name, metavar="FIGURE",
+                   help="the figures to list, of " + ", ".join(figures) + ". Default: all")
+    q.add_argument("--markdown", action="store_true", help="as the markdown table of notebooks/README.md")
+
+    f = sub.add_parser("figure", help="draw a figure with other parameters, computing what they need",
+                       description="Run a figure notebook (papermill) with other parameters in compute mode: the "
+                                   "datasets those parameters need are read from data/ where a shipped one has "
+                                   "exactly them, else computed into RUNS_DIR/data/; the figure and the executed "
+                                   "notebook go to RUNS_DIR/<fig>-<profile>-<hash of the parameters>/. Nothing in "
+                                   "data/ or figures/ is written. Every parameter and folder is checked first. "
+                                   "`make figN P=\"NAME=VALUE ...\"` runs it.")
+    f.add_argument("figure", type=_figure_name, metavar="FIGURE",
+                   help="one of " + ", ".join(figures) + " (or the notebook's name, fig2_self_organization)")
+    f.add_argument("assignments", nargs="*", metavar="NAME=VALUE",
+                   help="notebook parameters (`plasticity-repro params FIGURE` lists them); a list as 0.5,1.5; "
+                        "None: the profile's value")
+    f.add_argument("--profile", choices=list(FIGURE_PROFILES), default=None,
+                   help="the figure's profile (or profile=NAME). Default: laptop, the shipped data's")
+    f.add_argument("--runs-dir", default="runs",
+                   help="folder of the reruns and their datasets (relative: to the project root). Default: runs")
+    f.add_argument("--timeout", type=_float_in("--timeout", 1.0, 1e7), default=None, metavar="SECONDS",
+                   help="longest a notebook cell may run. Default: no limit")
     return p
+
+
+def _figure_name(text):
+    """FIGURE: fig2 .. fig6 or a notebook's name; one line naming the figures otherwise."""
+    from .experiments.params import figure_key
+    try:
+        return figure_key(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("figure must", "FIGURE must")) from None
 
 
 def _scheduler(text):
@@ -204,50 +248,13 @@ def _fail(parser, option, reason):
     parser.exit(2, f"{parser.prog}: error: {option}: {reason}\n")
 
 
-def _writable(folder: Path):
-    """None if a file can be created in the existing `folder`, else why not (tries one, removes it)."""
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return "permission denied"
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".plasticity-repro-probe-", dir=folder)
-    except OSError as e:
-        return f"creating a file there failed: {e.strerror or type(e).__name__}"
-    os.close(fd)
-    os.unlink(probe)
-    return None
-
-
 def _check_location(parser, option, path, what="file", directory=False):
-    """Exit 2 with one line naming `option` unless `path` can be written: not an existing directory
-    (for a file) or file (for a folder), and its folder exists and is writable or can be created
-    (the nearest existing ancestor is a writable folder). Leaves nothing behind (a probe file is
-    created and removed at once); called before any JAX work."""
-    text = os.fspath(path)
-    if not text.strip():
-        _fail(parser, option, "empty path")
-    p = Path(text)
-    if directory:
-        if p.exists() and not p.is_dir():
-            _fail(parser, option, f"{what} {text!r} is an existing file, not a folder")
-        folder = p
-    else:
-        if text.endswith(("/", os.sep)):
-            _fail(parser, option, f"{what} {text!r} names a folder, not a file")
-        if p.is_dir():
-            _fail(parser, option, f"{what} {text!r} is an existing directory")
-        folder = p.parent
-    q = folder
-    while not q.exists() and q != q.parent:   # nearest existing ancestor (exists() is False under a file)
-        q = q.parent
-    if not q.is_dir():
-        _fail(parser, option, f"{what} {text!r}: {str(q)!r} is an existing file, not a folder")
-    why = _writable(q)
+    """Exit 2 with one line naming `option` unless `path` can be written (datasets.location_problem:
+    a file's folder, or the folder, exists writable or can be created); called before any JAX work."""
+    from .datasets import location_problem
+    why = location_problem(path, what, directory)
     if why is not None:
-        if q == folder:
-            _fail(parser, option, f"{what} {text!r} is not writable: {why}" if directory else
-                  f"folder {str(q)!r} of {what} {text!r} is not writable: {why}")
-        _fail(parser, option, f"cannot create folder {str(folder)!r} for {what} {text!r}: {str(q)!r} is not "
-                              f"writable: {why}")
+        _fail(parser, option, why)
 
 
 def _check_search_outputs(parser, args):
@@ -292,6 +299,54 @@ def _data(args, parser) -> int:
                       check_path=lambda name, path: _check_location(parser, "--data-dir", path, f"dataset {name}"))
     except ValueError as e:
         parser.exit(2, f"plasticity-repro: error: {e}\n")
+    return 0
+
+
+def _params(args) -> int:
+    """The `params` command: the notebooks' parameters as tables (or markdown)."""
+    from .experiments import params
+    figures = args.figures or list(params.PARAMETERS)
+    if args.markdown:
+        print(params.markdown(figures), end="")
+        return 0
+    for i, fig in enumerate(figures):
+        print(("\n" if i else "") + f"{fig} (notebooks/{params.NOTEBOOKS[fig]}.ipynb)\n")
+        print(_table(["parameter", "default", "allowed", "meaning"], params.rows(fig), align="llll"))
+    print("\n  None: the profile's value. `make figN P=\"NAME=VALUE ...\"` (plasticity-repro figure) draws a figure"
+          "\n  with other values into runs/; papermill -p NAME VALUE takes them too")
+    return 0
+
+
+def _figure(args, parser) -> int:
+    """The `figure` command: a figure notebook rerun with other parameters (figure_runs)."""
+    from . import figure_runs
+    try:
+        given = figure_runs.parse(args.figure, args.assignments)
+        if args.profile is not None:
+            if given.get("profile", args.profile) != args.profile:
+                raise ValueError(f"profile given twice: --profile {args.profile} and profile={given['profile']}")
+            given["profile"] = args.profile
+        given = dict(profile=given.pop("profile", "laptop"), **given)
+        run = figure_runs.prepare(args.figure, given, args.runs_dir)
+    except ValueError as e:
+        parser.exit(2, f"plasticity-repro: error: {e}\n")
+    for why in figure_runs.location_problems(run):
+        _fail(parser, "--runs-dir", why)
+    for env, value in (("PLASTICITY_REPRO_ENGINE", args.engine), ("PLASTICITY_REPRO_THREADS", args.threads),
+                       ("PLASTICITY_REPRO_HOST_DEVICES", args.host_devices)):
+        if value is not None:   # the notebook's kernel reads them
+            os.environ[env] = str(value)
+    from .pipeline import _shown
+    shown = " ".join(f"{k}={v}" for k, v in run.given.items())
+    print(f"{run.figure} at {shown}: notebook {_shown(run.output)}\n  datasets: {_shown(run.data_dir)}/ (read from "
+          f"data/ where it holds one with exactly these parameters, else computed)", flush=True)
+    import papermill
+    try:
+        seconds = figure_runs.execute(run, args.timeout)
+    except papermill.PapermillExecutionError as e:
+        parser.exit(1, f"plasticity-repro: error: {run.figure} stopped in cell {e.exec_count}: {e.ename}: "
+                       f"{e.evalue}; the notebook so far: {_shown(run.output)}\n")
+    print(f"done in {seconds:.0f} s: " + ", ".join(_shown(f) for f in run.figure_files if f.exists()))
     return 0
 
 
@@ -411,7 +466,7 @@ def _host_devices_first(argv) -> None:
             want = argv[i + 1]
         elif a.startswith("--host-devices="):
             want = a.split("=", 1)[1]
-    if "profiles" in argv or "-h" in argv or "--help" in argv or "--version" in argv:
+    if {"profiles", "params", "figure", "-h", "--help", "--version"} & set(argv):
         return
     from .engine import configure
     try:
@@ -426,9 +481,13 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _host_devices_first(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "figure" and not any(e.startswith("-") for e in extra):
+        args.assignments += extra   # NAME=VALUE after an option: argparse leaves them over
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    if args.command != "profiles":   # the engine's knobs, checked before any compute
+    if args.command not in ("profiles", "params", "figure"):   # the engine's knobs, checked before any compute
         from .engine import configure
         try:
             configure(backend=args.engine, threads=args.threads, compilation_cache=True)
@@ -440,6 +499,10 @@ def main(argv=None) -> int:
         return _sweep(args, parser)
     if args.command == "data":
         return _data(args, parser)
+    if args.command == "params":
+        return _params(args)
+    if args.command == "figure":
+        return _figure(args, parser)
     _check_search_outputs(parser, args)
     if args.float64:
         import jax

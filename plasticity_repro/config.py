@@ -25,9 +25,10 @@ def static(default: Any) -> Any:
     return struct.field(pytree_node=False, default=default)
 
 
-def _num(name: str, value: Any, lo: float | None = None, hi: float | None = None,
-         lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> None:
-    """Check one number against its range; raise a one-line ValueError naming it."""
+def check_number(name: str, value: Any, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> None:
+    """Check one number against its range; raise a one-line ValueError naming it (the check of
+    every config field and of the library's numeric arguments)."""
     kind = "an integer" if integer else "a number"
     lo_s = "-inf" if lo is None else f"{lo:g}"
     hi_s = "inf" if hi is None else f"{hi:g}"
@@ -77,21 +78,21 @@ class NetworkConfig:
     w_ie_std: float = static(0.09)
 
     def __post_init__(self):
-        _num("n_e", self.n_e, 2, 4096, integer=True)
-        _num("n_i", self.n_i, 0, 4096, integer=True)
-        _num("dt", self.dt, 0, 1e-2, lo_open=True)
-        _num("n_steps", self.n_steps, 2, 10 ** 6, integer=True)
-        _num("tau_e", self.tau_e, self.dt, 10.0)
-        _num("tau_i", self.tau_i, self.dt, 10.0)
-        _num("v_th", self.v_th, 0.0, 10.0)
-        _num("w_ee_max", self.w_ee_max, 0.0, 100.0)
-        _num("w_ee_low", self.w_ee_low, 0.0, 1.0)
-        _num("p_ei", self.p_ei, 0.0, 1.0)
-        _num("p_ie", self.p_ie, 0.0, 1.0)
-        _num("w_ei_mean", self.w_ei_mean, 0.0, 100.0)
-        _num("w_ei_std", self.w_ei_std, 0.0, 100.0)
-        _num("w_ie_mean", self.w_ie_mean, -100.0, 0.0)
-        _num("w_ie_std", self.w_ie_std, 0.0, 100.0)
+        check_number("n_e", self.n_e, 2, 4096, integer=True)
+        check_number("n_i", self.n_i, 0, 4096, integer=True)
+        check_number("dt", self.dt, 0, 1e-2, lo_open=True)
+        check_number("n_steps", self.n_steps, 2, 10 ** 6, integer=True)
+        check_number("tau_e", self.tau_e, self.dt, 10.0)
+        check_number("tau_i", self.tau_i, self.dt, 10.0)
+        check_number("v_th", self.v_th, 0.0, 10.0)
+        check_number("w_ee_max", self.w_ee_max, 0.0, 100.0)
+        check_number("w_ee_low", self.w_ee_low, 0.0, 1.0)
+        check_number("p_ei", self.p_ei, 0.0, 1.0)
+        check_number("p_ie", self.p_ie, 0.0, 1.0)
+        check_number("w_ei_mean", self.w_ei_mean, 0.0, 100.0)
+        check_number("w_ei_std", self.w_ei_std, 0.0, 100.0)
+        check_number("w_ie_mean", self.w_ie_mean, -100.0, 0.0)
+        check_number("w_ie_std", self.w_ie_std, 0.0, 100.0)
 
     @property
     def n(self) -> int:
@@ -112,15 +113,15 @@ class InputConfig:
     amp_i: float = static(0.02)
 
     def __post_init__(self):
-        _num("kick_steps", self.kick_steps, 0, 10 ** 6, integer=True)
-        _num("rate_hz", self.rate_hz, 0.0, 1e4)
-        _num("frozen_fraction", self.frozen_fraction, 0.0, 1.0)
-        _num("start_step", self.start_step, 0, 10 ** 6, integer=True)
-        _num("stop_step", self.stop_step, self.start_step, 10 ** 6, integer=True)
-        _num("tau_alpha", self.tau_alpha, 0.0, 1.0, lo_open=True)
-        _num("kernel_steps", self.kernel_steps, 1, 10 ** 6, integer=True)
-        _num("amp_e", self.amp_e, 0.0, 100.0)
-        _num("amp_i", self.amp_i, 0.0, 100.0)
+        check_number("kick_steps", self.kick_steps, 0, 10 ** 6, integer=True)
+        check_number("rate_hz", self.rate_hz, 0.0, 1e4)
+        check_number("frozen_fraction", self.frozen_fraction, 0.0, 1.0)
+        check_number("start_step", self.start_step, 0, 10 ** 6, integer=True)
+        check_number("stop_step", self.stop_step, self.start_step, 10 ** 6, integer=True)
+        check_number("tau_alpha", self.tau_alpha, 0.0, 1.0, lo_open=True)
+        check_number("kernel_steps", self.kernel_steps, 1, 10 ** 6, integer=True)
+        check_number("amp_e", self.amp_e, 0.0, 100.0)
+        check_number("amp_i", self.amp_i, 0.0, 100.0)
 
 
 @struct.dataclass
@@ -146,11 +147,11 @@ class PlasticityConfig:
             raise ValueError(f"synapses must be a non-empty tuple of distinct values from "
                              f"{list(SYNAPSE_TYPES)}, got {self.synapses!r}")
         _choice("tau_convention", self.tau_convention, TAU_CONVENTIONS)
-        _num("lr", self.lr, 0.0, 1.0)
-        _num("rate_norm", self.rate_norm, 0.0, 1e3, lo_open=True)
-        _num("trace_norm", self.trace_norm, 0.0, 1e3, lo_open=True)
-        _num("gate", self.gate, 0.0, 1.0)
-        _num("dale_eps", self.dale_eps, 0.0, 1.0)
+        check_number("lr", self.lr, 0.0, 1.0)
+        check_number("rate_norm", self.rate_norm, 0.0, 1e3, lo_open=True)
+        check_number("trace_norm", self.trace_norm, 0.0, 1e3, lo_open=True)
+        check_number("gate", self.gate, 0.0, 1.0)
+        check_number("dale_eps", self.dale_eps, 0.0, 1.0)
         if isinstance(self.gate, (int, float)) and isinstance(self.dale_eps, (int, float)) and self.dale_eps > self.gate:
             raise ValueError(f"dale_eps must be in [0, gate = {self.gate:g}] so a clamped weight is frozen, "
                              f"got {self.dale_eps!r}")
@@ -176,10 +177,10 @@ class TurnoverConfig:
     stop_activation: int = static(10 ** 7)
 
     def __post_init__(self):
-        _num("first_activation", self.first_activation, 0, 10 ** 7, integer=True)
-        _num("stop_activation", self.stop_activation, self.first_activation, 10 ** 7, integer=True)
-        _num("reborn_ee", self.reborn_ee, 0.0, 100.0)
-        _num("reborn_ie", self.reborn_ie, -100.0, 0.0)
+        check_number("first_activation", self.first_activation, 0, 10 ** 7, integer=True)
+        check_number("stop_activation", self.stop_activation, self.first_activation, 10 ** 7, integer=True)
+        check_number("reborn_ee", self.reborn_ee, 0.0, 100.0)
+        check_number("reborn_ie", self.reborn_ie, -100.0, 0.0)
         if not isinstance(self.diagonal, bool):
             raise ValueError(f"diagonal must be True or False, got {self.diagonal!r}")
 
@@ -206,14 +207,14 @@ class LossConfig:
     blowup_coef: float = static(1e7)
 
     def __post_init__(self):
-        _num("n_fit", self.n_fit, 2, 10 ** 6, integer=True)
-        _num("n_test", self.n_test, 2, 10 ** 6, integer=True)
-        _num("window_start", self.window_start, 0, 10 ** 6, integer=True)
-        _num("window_stop", self.window_stop, self.window_start + 1, 10 ** 6, integer=True)
+        check_number("n_fit", self.n_fit, 2, 10 ** 6, integer=True)
+        check_number("n_test", self.n_test, 2, 10 ** 6, integer=True)
+        check_number("window_start", self.window_start, 0, 10 ** 6, integer=True)
+        check_number("window_stop", self.window_stop, self.window_start + 1, 10 ** 6, integer=True)
         for f in ("w_decoder", "w_rate", "w_effect", "blowup_loss", "blowup_coef"):
-            _num(f, getattr(self, f), 0.0, 1e12)
-        _num("blowup_w", self.blowup_w, 0.0, 1e12, lo_open=True)
-        _num("blowup_min_ee", self.blowup_min_ee, 0.0, 1.0)
+            check_number(f, getattr(self, f), 0.0, 1e12)
+        check_number("blowup_w", self.blowup_w, 0.0, 1e12, lo_open=True)
+        check_number("blowup_min_ee", self.blowup_min_ee, 0.0, 1.0)
         for f in ("fit_activations", "test_activations"):
             _steps(f, getattr(self, f), 10 ** 6)
             if len(getattr(self, f)) == 0:
@@ -235,10 +236,10 @@ class PerturbationConfig:
     input_gain: float = static(1.0)
 
     def __post_init__(self):
-        _num("activation", self.activation, -1, 10 ** 7, integer=True)
-        _num("cell", self.cell, 0, 4095, integer=True)
-        _num("afferent_scale", self.afferent_scale, 0.0, 100.0)
-        _num("input_gain", self.input_gain, 0.0, 1000.0)
+        check_number("activation", self.activation, -1, 10 ** 7, integer=True)
+        check_number("cell", self.cell, 0, 4095, integer=True)
+        check_number("afferent_scale", self.afferent_scale, 0.0, 100.0)
+        check_number("input_gain", self.input_gain, 0.0, 1000.0)
 
 
 @struct.dataclass
@@ -256,7 +257,7 @@ class ModelConfig:
     float64: bool = static(False)
 
     def __post_init__(self):
-        _num("n_activations", self.n_activations, 1, 10 ** 7, integer=True)
+        check_number("n_activations", self.n_activations, 1, 10 ** 7, integer=True)
         if self.inputs.stop_step > self.network.n_steps:
             raise ValueError(f"inputs.stop_step must be <= network.n_steps = {self.network.n_steps}, "
                              f"got {self.inputs.stop_step}")

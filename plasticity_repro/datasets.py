@@ -61,14 +61,14 @@ def cpu_name() -> str:
     return f"{model}, {os.cpu_count()} cores" + (f", {isa}" if isa else "")
 
 
-def _cpu_opt_level() -> int:
+def xla_cpu_opt_level() -> int:
     """LLVM level the package compiles with on CPU (-1 on other backends), see parallel.cpu_opt_level."""
     from .parallel import compiler_options
     opts = compiler_options()
     return opts["xla_backend_optimization_level"] if opts else -1
 
 
-def _cpu_chunk_networks() -> int:
+def cpu_chunk_networks() -> int:
     """Most networks a CPU device simulates at once (parallel.chunk_plan; 0: all at once, -1 off CPU)."""
     from .parallel import chunk_networks, on_cpu
     return chunk_networks() if on_cpu() else -1
@@ -105,8 +105,8 @@ def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> d
         "float_width": 64 if float64 else 32,
         "device": device_name(),
         "host_cpu": cpu_name(),
-        "xla_cpu_opt_level": _cpu_opt_level(),
-        "cpu_chunk_networks": _cpu_chunk_networks(),
+        "xla_cpu_opt_level": xla_cpu_opt_level(),
+        "cpu_chunk_networks": cpu_chunk_networks(),
         "engine": _engine()[0],
         "engine_threads": _engine()[1],
         "matmul_precision": _matmul_precision(),
@@ -125,6 +125,52 @@ def _encoding(ds: xr.Dataset) -> dict:
             e = {}
         enc[name] = e
     return enc
+
+
+def _writable(folder: Path):
+    """None if a file can be created in the existing `folder`, else why not (tries one, removes it)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".plasticity-repro-probe-", dir=folder)
+    except OSError as e:
+        return f"creating a file there failed: {e.strerror or type(e).__name__}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def location_problem(path, what: str = "file", directory: bool = False) -> str | None:
+    """None if `path` can be written, else one line saying why not: an existing directory (for a
+    file) or file (for a folder), or a folder that neither exists writable nor can be created
+    (the nearest existing ancestor is not a writable folder). Leaves nothing behind (a probe file
+    is created and removed at once); what every output location is checked with before compute."""
+    text = os.fspath(path)
+    if not text.strip():
+        return "empty path"
+    p = Path(text)
+    if directory:
+        if p.exists() and not p.is_dir():
+            return f"{what} {text!r} is an existing file, not a folder"
+        folder = p
+    else:
+        if text.endswith(("/", os.sep)):
+            return f"{what} {text!r} names a folder, not a file"
+        if p.is_dir():
+            return f"{what} {text!r} is an existing directory"
+        folder = p.parent
+    q = folder
+    while not q.exists() and q != q.parent:   # nearest existing ancestor (exists() is False under a file)
+        q = q.parent
+    if not q.is_dir():
+        return f"{what} {text!r}: {str(q)!r} is an existing file, not a folder"
+    why = _writable(q)
+    if why is None:
+        return None
+    if q == folder:
+        return (f"{what} {text!r} is not writable: {why}" if directory else
+                f"folder {str(q)!r} of {what} {text!r} is not writable: {why}")
+    return f"cannot create folder {str(folder)!r} for {what} {text!r}: {str(q)!r} is not writable: {why}"
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:

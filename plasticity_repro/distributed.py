@@ -1,11 +1,13 @@
-"""Sweeps on a Dask cluster: many (rule, network chunk) evaluations or search runs, one shard each.
+"""Evaluation sweeps on a Dask cluster: many (rule, network chunk) evaluations, one shard each
+(`plasticity-repro sweep`).
 
-A work unit is a frozen description (`EvalShard`, `SearchShard`) and a pure function of it that
-returns an `xr.Dataset` (`evaluate_shard`, `search_shard`). `run_shards` sends the units that are
-not on disk yet to the workers and writes each result atomically (`datasets.write_dataset`) as it
-arrives, under a name made of a hash of the unit's parameters; a rerun after a crash, a killed job
-or a lost worker skips every shard already written. `combine_evaluation` / `combine_searches`
-join the shards with xarray into one dataset with provenance.
+A work unit is a frozen description (`EvalShard`) and a pure function of it that returns an
+`xr.Dataset` (`evaluate_shard`). `run_shards` sends the units that are not on disk yet to the
+workers and writes each result atomically (`datasets.write_dataset`) as it arrives, under a name
+made of a hash of the unit's parameters; a rerun after a crash, a killed job or a lost worker
+skips every shard already written. `combine_evaluation` joins the shards with xarray into one
+dataset with provenance. `search_config_of` and `best_rules` read a search dataset's
+configuration and best rules (what a sweep evaluates).
 
 By default the cluster is an embedded `LocalCluster` of single-threaded worker processes; pass a
 scheduler address to use a running cluster. Each JAX worker process is limited to one thread
@@ -45,7 +47,7 @@ import numpy as np
 import xarray as xr
 
 from . import datasets
-from .config import ModelConfig, _num, to_dict
+from .config import ModelConfig, check_number, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -97,26 +99,6 @@ class EvalShard:
         return f"eval_r{self.rule_index:04d}_s{self.seeds[0]}_{datasets.params_hash(self.params(), 16)}.nc"
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class SearchShard:
-    """One CMA-ES search run (one seed) of `cfg`. With `checkpoint_dir` it checkpoints there every
-    generation and resumes from that checkpoint when rerun (the directory is not part of the hash)."""
-    cfg: object  # search.SearchConfig
-    seed: int
-    p_turnover: float | None = None
-    checkpoint_dir: str | None = None
-
-    kind = "search"
-
-    def params(self) -> dict:
-        return dict(search=self.cfg.to_dict(), seed=int(self.seed),
-                    p_turnover=None if self.p_turnover is None else float(self.p_turnover))
-
-    @property
-    def filename(self) -> str:
-        return f"search_s{self.seed}_{datasets.params_hash(self.params(), 16)}.nc"
-
-
 def _ensure_x64(float64: bool) -> None:
     if float64:
         import jax
@@ -161,20 +143,6 @@ def _evaluation_dataset(model, rule_index, rule_names, rules, seeds, out, *, att
     return ds
 
 
-def search_shard(shard: SearchShard) -> xr.Dataset:
-    """Pure work function of a `SearchShard`: `run_search` for one seed, resumed from its
-    checkpoint if a previous attempt left one."""
-    from .search import run_search
-    _ensure_x64(shard.cfg.model.float64)
-    ckpt = None
-    if shard.checkpoint_dir is not None:
-        ckpt = Path(shard.checkpoint_dir) / (Path(shard.filename).stem + ".ckpt")
-    ds = run_search(shard.cfg, seeds=(shard.seed,), p_turnover=shard.p_turnover, checkpoint=ckpt,
-                    resume=ckpt is not None and ckpt.exists(), progress=False)
-    ds.attrs["shard_hash"] = datasets.params_hash(shard.params(), 16)
-    return ds
-
-
 # -- running shards -------------------------------------------------------------------------------
 def worker_env(extra: dict | None = None) -> dict:
     """Environment of embedded workers: `WORKER_ENV` plus `extra`."""
@@ -198,7 +166,7 @@ def dask_client(n_workers: int = 2, scheduler: str | None = None, timeout: float
         finally:
             client.close()
         return
-    _num("n_workers", n_workers, 1, 4096, integer=True)
+    check_number("n_workers", n_workers, 1, 4096, integer=True)
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, env=worker_env(),
                       dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
@@ -272,8 +240,8 @@ def evaluation_shards(model: ModelConfig, rules: Sequence, rule_names: Sequence,
         raise ValueError(f"seeds must be a non-empty 1-d sequence of non-negative integers, got {seeds!r}")
     if len(np.unique(seeds)) != len(seeds):
         raise ValueError("seeds must be distinct")
-    _num("shard_size", shard_size, 1, 10 ** 6, integer=True)
-    _num("p_turnover_ee", p_turnover_ee, 0.0, 1.0)
+    check_number("shard_size", shard_size, 1, 10 ** 6, integer=True)
+    check_number("p_turnover_ee", p_turnover_ee, 0.0, 1.0)
     if len(rules) == 0 or len(rules) != len(rule_names):
         raise ValueError(f"rules and rule_names must be non-empty and of one length, got {len(rules)} "
                          f"and {len(rule_names)}")
@@ -314,43 +282,6 @@ def evaluation_sweep(model: ModelConfig, rules: Sequence, rule_names: Sequence, 
     report = run_shards(units, shard_dir, evaluate_shard, client, n_workers, scheduler)
     log.info("evaluation sweep: %d shards computed, %d found on disk", report.computed, report.skipped)
     return combine_evaluation(units, report.paths, profile, extra_params)
-
-
-def search_shards(cfg, seeds, p_turnover=None, checkpoint_dir=None) -> list:
-    """One `SearchShard` per search seed (each run its own CMA-ES search)."""
-    seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
-    if p_turnover is not None:
-        _num("p_turnover", p_turnover, 0.0, 1.0)
-    return [SearchShard(cfg, s, p_turnover, None if checkpoint_dir is None else str(checkpoint_dir))
-            for s in seeds]
-
-
-def combine_searches(units: Sequence, paths: Sequence) -> xr.Dataset:
-    """One search dataset (run = the units in order) from single-run search shards; runs that
-    stopped after fewer generations are NaN-padded."""
-    shards = [datasets.read_dataset(p, kind="search") for p in paths]
-    keep = {k: shards[0].attrs[k] for k in ("tau_convention", "synapses", "bounds", "ipop") if k in shards[0].attrs}
-    ds = xr.concat(shards, dim="run", data_vars="all", coords="minimal", compat="equals", join="outer",
-                   combine_attrs="drop")
-    ds = ds.assign_coords(run=np.arange(len(shards)))
-    cfg = units[0].cfg
-    seeds = [u.seed for u in units]
-    p = [float(ds["p_turnover"].values[i]) for i in range(len(units))]
-    ds.attrs = datasets.provenance(dict(search=cfg.to_dict(), p_turnover=p), cfg.profile, seeds,
-                                   cfg.model.float64, kind="search")
-    ds.attrs.update(keep, elapsed_seconds=float(sum(s.attrs.get("elapsed_seconds", 0.0) for s in shards)),
-                    combined_from=json.dumps([Path(x).name for x in paths]))
-    return ds
-
-
-def search_sweep(cfg, seeds, shard_dir, p_turnover=None, client=None, n_workers: int = 2,
-                 scheduler: str | None = None) -> xr.Dataset:
-    """Independent CMA-ES searches (one per seed) on a Dask cluster, checkpointed in `shard_dir`."""
-    units = search_shards(cfg, seeds, p_turnover, checkpoint_dir=shard_dir)
-    report = run_shards(units, shard_dir, search_shard, client, n_workers, scheduler)
-    return combine_searches(units, report.paths)
 
 
 # -- rules of a search dataset --------------------------------------------------------------------

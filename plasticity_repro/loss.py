@@ -1,5 +1,6 @@
 """Loss of a network run and of a candidate rule (spec §5), with blow-ups turned into a penalty
-value (never an exception, never a NaN handed to the search)."""
+value (never an exception, never a NaN handed to the search); `simulate_and_score`, the one place
+where networks are run and scored (the evaluations and the search's score_batch call it)."""
 from __future__ import annotations
 
 from functools import partial
@@ -11,9 +12,9 @@ from flax import struct
 
 from .config import ModelConfig
 from .decoder import decoder_r2
-from .engine import jit
+from .engine import jit, run_batch
 from .rules import Rule
-from .simulate import RunResult
+from .simulate import RunResult, grid_batch
 
 
 @struct.dataclass
@@ -49,11 +50,22 @@ def candidate_loss(cfg: ModelConfig, rule: Rule, per_network: NetworkLoss):
     return jnp.where(bad, penalty.astype(per_network.loss.dtype), jnp.sum(per_network.loss, axis=-1))
 
 
+def simulate_and_score(cfg: ModelConfig, rules: Rule, networks, shape: tuple | None = None) -> tuple:
+    """Run a flat batch of networks (leading axis B) under one rule, or one rule per network
+    (rule leaves with the same leading axis), and score each: (RunResult, NetworkLoss), with the
+    leading axis reshaped to `shape` (a tuple whose product is B) when given. Jit it, or call it
+    inside a jitted function."""
+    res = run_batch(cfg, rules, networks)
+    nl = jax.vmap(lambda r: network_loss(cfg, r))(res)
+    if shape is not None:
+        res, nl = jax.tree.map(lambda a: a.reshape(tuple(shape) + a.shape[1:]), (res, nl))
+    return res, nl
+
+
 @partial(jit, static_argnums=0)
 def evaluate_rules(cfg: ModelConfig, rules: Rule, networks):
     """Losses of a batch of rules on one batch of networks: (candidate_loss (R,), NetworkLoss (R, N)).
     All R x N runs go through the simulation as one flattened batch."""
-    from .engine import run_grid
-    res = run_grid(cfg, rules, networks)
-    nl = jax.vmap(jax.vmap(lambda r: network_loss(cfg, r)))(res)
+    shape = (rules.coefs.shape[0], networks.w0.shape[0])
+    _, nl = simulate_and_score(cfg, *grid_batch(rules, networks), shape=shape)
     return jax.vmap(lambda rule, n: candidate_loss(cfg, rule, n))(rules, nl), nl

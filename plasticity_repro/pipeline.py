@@ -140,7 +140,7 @@ def _fig2_eval(c: Context) -> xr.Dataset:
     n_act = cfg.model.n_activations
     rules = paper.learned_rules(search, cfg) + [Rule.create()]
     names = [f"run {i}" for i in range(search.sizes["run"])] + ["no plasticity"]
-    seeds_eval = paper.eval_seeds(profile)
+    seeds_eval = paper.eval_seeds(profile, seed=c.seed)
     req = paper.request_hash("fig2_eval", search.attrs["params_hash"], search.attrs.get("request_hash"),
                              seeds_eval.tolist())
     return paper.cached(paper.data_path(data, "fig2_eval", profile, {"r": req}), "evaluation",
@@ -164,7 +164,7 @@ def _dropout(stem: str):
     def produce(c: Context) -> xr.Dataset:
         p, cfg, search, rules, names = _term_rules(c, stem)
         kw = {} if p is None else dict(p_turnover=p)
-        return paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, **kw)[0]
+        return paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed, **kw)[0]
     return produce
 
 
@@ -173,7 +173,8 @@ def _refit(stem: str):
     def produce(c: Context) -> xr.Dataset:
         p, cfg, search, rules, names = _term_rules(c, stem)
         kw = {} if p is None else dict(p_turnover=p)
-        _, ranking, req = paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, **kw)
+        _, ranking, req = paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed,
+                                             **kw)
         return paper.term_refit(stem, c.profile, c.data_dir, cfg, rules, ranking, req, seed=c.seed, **kw)
     return produce
 
@@ -193,7 +194,7 @@ def _fig4_stress(c: Context) -> xr.Dataset:
     all_rules = rules + rules0 + [handmade]
     groups = ["learned, turnover"] * len(rules) + ["learned, no turnover"] * len(rules0) + ["hand-made"]
     rule_names = names + [f"no-turnover run {i}" for i in range(len(rules0))] + ["hand-made"]
-    seeds_stress = paper.eval_seeds(profile, fp["stress_networks"])
+    seeds_stress = paper.eval_seeds(profile, fp["stress_networks"], c.seed)
     req = paper.request_hash("fig4_stress", search.attrs["params_hash"], search0.attrs["params_hash"],
                              hm.attrs["params_hash"], seeds_stress.tolist(), p_turnover)
     return paper.cached(paper.data_path(data, "fig4_stress", profile, {"r": req}), "stress",
@@ -218,7 +219,7 @@ def _fig5_eval(c: Context) -> xr.Dataset:
     from .experiments.evaluate import evaluate_dataset
     cfg_all, search_all, rules_all, names_all = _fig5_rules(c)[:4]
     n_act = cfg_all.model.n_activations
-    seeds_eval = paper.eval_seeds(c.profile)
+    seeds_eval = paper.eval_seeds(c.profile, seed=c.seed)
     req = paper.request_hash("fig5_eval", search_all.attrs["params_hash"], search_all.attrs.get("request_hash"),
                              seeds_eval.tolist())
     return paper.cached(paper.data_path(c.data_dir, "fig5_eval", c.profile, {"r": req}), "evaluation",
@@ -235,7 +236,7 @@ def _fig5_sweep(c: Context) -> xr.Dataset:
     configs = {g_ee: sweep_protocol(cfg_ee.model), g_all: sweep_protocol(cfg_all.model)}
     rules = rules_ee + rules_all
     groups = [g_ee] * len(rules_ee) + [g_all] * len(rules_all)
-    seeds_eval = paper.eval_seeds(c.profile)
+    seeds_eval = paper.eval_seeds(c.profile, seed=c.seed)
     req = paper.request_hash("fig5_sweep", search_ee.attrs.get("request_hash"), search_all.attrs.get("request_hash"),
                              seeds_eval.tolist(), P_VALUES)
     return paper.cached(paper.data_path(c.data_dir, "fig5_sweep", c.profile, {"r": req}), "turnover_sweep",
@@ -247,7 +248,7 @@ def _fig5_dropout_ei(c: Context) -> xr.Dataset:
     """notebooks/fig5_inhibitory_plasticity.py, 'Which terms drive the E->I rule'."""
     from .experiments.evaluate import dropout_dataset
     cfg_all, search_all, rules_all, names_all = _fig5_rules(c)[:4]
-    seeds_drop = paper.eval_seeds(c.profile, paper.FIGURE_PROFILES[c.profile]["dropout_networks"])
+    seeds_drop = paper.eval_seeds(c.profile, paper.FIGURE_PROFILES[c.profile]["dropout_networks"], c.seed)
     req = paper.request_hash("fig5_dropout_ei", search_all.attrs.get("request_hash"), seeds_drop.tolist(), P_TURNOVER)
     return paper.cached(paper.data_path(c.data_dir, "fig5_dropout_ei", c.profile, {"r": req}), "dropout",
                         lambda: dropout_dataset(cfg_all.model, rules_all, names_all, seeds_drop, profile=c.profile,
@@ -261,7 +262,7 @@ def _fig6_perturb(c: Context) -> xr.Dataset:
                                            tau_convention="independent", progress=False)
     run = int(np.argmin(search.best_test_loss.values))
     rule = paper.learned_rules(search, cfg)[run]
-    seeds_p = paper.eval_seeds(c.profile, min(20, paper.FIGURE_PROFILES[c.profile]["eval_networks"]))
+    seeds_p = paper.eval_seeds(c.profile, min(20, paper.FIGURE_PROFILES[c.profile]["eval_networks"]), c.seed)
     proto = perturbation_protocol(cfg.model.n_activations)
     req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), KINDS, proto)
     return paper.cached(paper.data_path(c.data_dir, "fig6_perturb", c.profile, {"r": req}), "perturbation",
@@ -286,15 +287,16 @@ def campaign_command(c: Context, stem: str, synapses, p_turnover: float) -> str:
     """The campaign's command line of one search (with --resume once its checkpoint exists)."""
     out = campaign_path(c, stem)
     syn = "all" if tuple(synapses) == paper.ALL_SYNAPSES else ",".join(synapses)
-    runs = paper.FIGURE_PROFILES[c.profile]["runs"]
-    return (f"plasticity-repro search --profile {c.profile} --runs {runs} --seed {c.seed} --synapses {syn}"
+    seeds = paper.search_seeds(c.profile, c.seed)
+    return (f"plasticity-repro search --profile {c.profile} --runs {len(seeds)} --seed {seeds[0]} --synapses {syn}"
             + (f" --turnover {p_turnover:g}" if p_turnover else "")
             + f" --out {out} --checkpoint {out.with_suffix('.ckpt')} [--resume]")
 
 
 def _campaign_search(name: str, stem: str, synapses, p_turnover: float):
     """The campaign search itself, as `plasticity-repro search` runs it: the profile's config,
-    seeds seed .. seed + runs - 1, resumed from its checkpoint when there is one."""
+    the search seeds of the figures' seed (paper.search_seeds), resumed from its checkpoint when
+    there is one."""
     def produce(c: Context) -> xr.Dataset:
         out = campaign_path(c, stem)
         return paper.cached(out, "search", lambda: _run_campaign(c, out, synapses, p_turnover),
@@ -311,8 +313,7 @@ def _run_campaign(c: Context, out: Path, synapses, p_turnover: float) -> xr.Data
             raise ValueError(f"checkpoint {ckpt} was written {age:.0f} s ago: the campaign may still be running "
                              f"this search; wait until it has ended (or pass --force)")
     cfg = profile_config(c.profile, synapses=tuple(synapses), p_turnover=p_turnover)
-    runs = paper.FIGURE_PROFILES[c.profile]["runs"]
-    return run_search(cfg, seeds=range(c.seed, c.seed + runs), checkpoint=ckpt, resume=ckpt.exists(),
+    return run_search(cfg, seeds=paper.search_seeds(c.profile, c.seed), checkpoint=ckpt, resume=ckpt.exists(),
                       progress=c.progress)
 
 
@@ -322,7 +323,7 @@ def _adopted_search(stem: str, synapses, p_turnover: float):
     request hash."""
     def produce(c: Context) -> xr.Dataset:
         cfg = paper.search_config(c.profile, tuple(synapses), p_turnover)
-        seeds = list(range(c.seed, c.seed + paper.FIGURE_PROFILES[c.profile]["runs"]))
+        seeds = paper.search_seeds(c.profile, c.seed)
         request = dict(search=cfg.to_dict(), seeds=seeds)
         path = paper._search_path(c.data_dir, cfg, c.profile, request)
         return paper.cached(path, "search", lambda: _adopt(campaign_path(c, stem), cfg, seeds),
@@ -367,8 +368,9 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
                            cost[1]))
 
     def search_params(cfg):
+        seeds = paper.search_seeds(profile, seed)
         return dict(synapses=",".join(cfg.space.synapses), p_turnover=cfg.p_turnover, runs=runs,
-                    seeds=f"{seed}..{seed + runs - 1}")
+                    seeds=f"{seeds[0]}..{seeds[-1]}")
     if profile == "repro":
         c = Context(profile, Path(data_dir), seed)
         for name, stem, synapses, p in CAMPAIGN:

@@ -67,6 +67,7 @@ PHASE_COLORS = {"before": "#000000", "just_after": "#e6550d", "later": "#3182bd"
 PHASE_LABELS = {"before": "before", "just_after": "just after", "later": "later"}
 REDUCED_LABELS = {"two_rules": "two rules", "swapped": "moments swapped",
                   "w_only": "w rule only", "b_only": "b rule only"}
+REDUCED_DURATION_LABEL = r"$M_0/r_\mathrm{peak}$ (ms)"   # the paper's duration of a response
 WEIGHT_UNIT = "a.u."       # weights and rates of the rate model are dimensionless
 RATE_UNIT = "a.u."
 
@@ -180,6 +181,13 @@ class Sheet:
 
     def ax(self, key):
         return self.axes[key]
+
+    def __repr__(self) -> str:
+        """What a log or a text-only front end shows instead of the picture (_repr_png_)."""
+        w, h = self.figure.get_size_inches()
+        letters = [k for k in self.order if len(k) == 1]
+        span = f", panels {letters[0]}-{letters[-1]}" if letters else ""
+        return f"figure sheet {w:.1f} x {h:.1f} in{span}"
 
     def render(self, key, element, **opts):
         """Draw a HoloViews element into panel `key` with the house fonts; returns the hv plot."""
@@ -682,8 +690,9 @@ def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = N
 
 def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = None, title=None):
     """Per rule (points), the shift max(median(dropped) - median(full), 0) of each term, and its
-    median over rules (bar); terms ranked by that median. Symmetric-log y (linear below 1);
-    shifts from a blow-up penalty (>= 1e7) drawn at the top edge as crosses and counted."""
+    median over rules (bar); terms in the order of evaluate.term_ranking (median within-rule rank
+    over rules, robust to blow-ups). Symmetric-log y (linear below 1); shifts from a blow-up
+    penalty (>= 1e7) drawn at the top edge as crosses and counted."""
     import holoviews as hv
     from .experiments.evaluate import term_ranking
     terms = term_ranking(dd)
@@ -712,7 +721,8 @@ def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = Non
     ax.set_xlabel("term set to 0 (ranked)")
     if n_blow:
         _mark_blowup_row(ax, cap)
-    note = f"N = {dd.sizes['rule']} rules, {dd.sizes['network']} networks each; bar: median over rules"
+    note = (f"N = {dd.sizes['rule']} rules, {dd.sizes['network']} networks each; bar: median over rules; "
+            f"order: median rank over rules")
     if n_blow:
         note += f"; crosses: {n_blow} blow-ups (at the top)"
     _title(ax, title or "shift max(median(dropped) − median(full), 0)", note)
@@ -965,32 +975,65 @@ def amplitude_duration_phases(sheet: Sheet, keys, pd: xr.Dataset, phases=("befor
         _title(ax, PHASE_LABELS[phase], note)
 
 
-def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop: int = 3, xlim=None, ylim=None,
-                         first: bool = False):
-    """Reduced model: response duration (ms) and peak of every input condition (alpha pulse
-    amplitude x width, the `drop` smallest amplitudes and shortest widths left out as in the paper)
-    at the first activation (black) and after the last (blue), lines joining each condition."""
-    import holoviews as hv
+def _reduced_first_last(rd: xr.Dataset, mode: str, drop: int | None = None) -> dict:
+    """Reduced model, one mode, the plotted inputs (the `drop` smallest amplitudes and shortest
+    widths left out as in the paper; default: the dataset's plot_drop): per phase ("first": the
+    first activation, "last": the last), flat arrays of the response's peak, duration M0 / r_peak
+    (ms, the paper's) and delay (first moment in time, ms)."""
+    drop = int(rd.attrs.get("plot_drop", 3)) if drop is None else drop
     r = rd.sel(mode=mode).isel(init=0, amplitude=slice(drop, None), width=slice(drop, None))
-    d0, p0 = r.duration.isel(activation=0).values.ravel() * 1e3, r.peak.isel(activation=0).values.ravel()
-    d1, p1 = r.duration.isel(activation=-1).values.ravel() * 1e3, r.peak.isel(activation=-1).values.ravel()
-    segs = hv.Segments([(a, b, c, d) for a, b, c, d in zip(d0, p0, d1, p1)]).opts(color="#cccccc", linewidth=0.4)
+    out = {}
+    for phase, k in (("first", 0), ("last", -1)):
+        a = r.isel(activation=k)
+        peak = a.peak.values.ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dur = np.where(peak > 0, a.m1.values.ravel() / peak, np.nan) * 1e3
+        out[phase] = dict(peak=peak, duration=dur, delay=a.delay.values.ravel() * 1e3)
+    return out
+
+
+def _cv(v) -> float:
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    return float(np.std(v) / np.mean(v)) if v.size else float("nan")
+
+
+def _cv_note(fl: dict, names) -> str:
+    """Panel note: the coefficient of variation over inputs of each quantity, first → last."""
+    return "\n".join(f"CV {n} {_cv(fl['first'][n]):.2f} → {_cv(fl['last'][n]):.2f}" for n in names)
+
+
+def _first_last_scatter(sheet: Sheet, key: str, fl: dict, x: str, y: str, xlabel: str, ylabel: str, **opts):
+    """Each input at the first activation (black) and the last (blue), a grey line joining the two."""
+    import holoviews as hv
+    f, l = fl["first"], fl["last"]
+    segs = hv.Segments([tuple(v) for v in zip(f[x], f[y], l[x], l[y])]).opts(color="#cccccc", linewidth=0.4)
     els = [segs,
-           hv.Scatter((d0, p0), "duration (ms)", f"peak rate ({RATE_UNIT})").opts(color=PHASE_COLORS["before"], s=5),
-           hv.Scatter((d1, p1), "duration (ms)", f"peak rate ({RATE_UNIT})").opts(color=PHASE_COLORS["later"], s=5)]
-    opts = dict(aspect="auto", xlabel="duration (ms)", ylabel=f"peak rate ({RATE_UNIT})")
-    if xlim:
-        opts["xlim"] = xlim
-    if ylim:
-        opts["ylim"] = ylim
-    sheet.render(key, hv.Overlay(els), **opts)
-    ax = sheet.ax(key)
-    if not first:
-        ax.set_ylabel("")
-    sd0, sd1 = np.std(p0) / np.mean(p0), np.std(p1) / np.mean(p1)
-    dd0, dd1 = np.std(d0) / np.mean(d0), np.std(d1) / np.mean(d1)
-    _title(ax, REDUCED_LABELS.get(mode, mode),
-           f"CV over N = {d0.size} inputs, first → last:\npeak {sd0:.2f} → {sd1:.2f}, duration {dd0:.2f} → {dd1:.2f}")
+           hv.Scatter((f[x], f[y]), x, y).opts(color=PHASE_COLORS["before"], s=5),
+           hv.Scatter((l[x], l[y]), x, y).opts(color=PHASE_COLORS["later"], s=5)]
+    sheet.render(key, hv.Overlay(els), aspect="auto", xlabel=xlabel, ylabel=ylabel,
+                 **{k: v for k, v in opts.items() if v is not None})
+    return sheet.ax(key)
+
+
+def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop: int | None = None, xlim=None,
+                         ylim=None, first: bool = False):
+    """Reduced model: response duration M0 / r_peak (ms) and peak of every plotted input
+    condition (alpha pulse amplitude x width) at the first activation (black) and after the last
+    (blue), lines joining each condition."""
+    fl = _reduced_first_last(rd, mode, drop)
+    ax = _first_last_scatter(sheet, key, fl, "duration", "peak", REDUCED_DURATION_LABEL,
+                             f"peak rate ({RATE_UNIT})" if first else "", xlim=xlim, ylim=ylim)
+    _title(ax, REDUCED_LABELS.get(mode, mode), _cv_note(fl, ("peak", "duration")))
+
+
+def reduced_delay_amplitude(sheet: Sheet, key: str, rd: xr.Dataset, mode: str = "two_rules", drop: int | None = None):
+    """Reduced model: delay of the response (its first moment in time, ms) against its peak, for
+    every plotted input condition at the first activation (black) and after the last (blue). The
+    two rules pin amplitude and duration, not the delay: it keeps following the input's width."""
+    fl = _reduced_first_last(rd, mode, drop)
+    ax = _first_last_scatter(sheet, key, fl, "peak", "delay", f"peak rate ({RATE_UNIT})", "delay (ms)")
+    _title(ax, f"delay, {REDUCED_LABELS.get(mode, mode)}", _cv_note(fl, ("peak", "delay")))
 
 
 def legend_panel(sheet: Sheet, key: str, handles, labels, title=None):
@@ -1002,10 +1045,16 @@ def legend_panel(sheet: Sheet, key: str, handles, labels, title=None):
               title_fontsize=FONT["legend"])
 
 
-def reduced_legend(sheet: Sheet, key: str):
+def reduced_legend(sheet: Sheet, key: str, rd: xr.Dataset | None = None):
+    """Legend of the reduced-model panels; with `rd`, its title gives the number of plotted inputs
+    (over which the panels' coefficients of variation, CV, are taken)."""
+    title = None
+    if rd is not None:
+        drop = int(rd.attrs.get("plot_drop", 3))
+        title = f"N = {(rd.sizes['amplitude'] - drop) * (rd.sizes['width'] - drop)}\ninputs"
     legend_panel(sheet, key, [_line_handle(PHASE_COLORS["before"], ls="none", marker="o"),
                               _line_handle(PHASE_COLORS["later"], ls="none", marker="o")],
-                 ["first\nactivation", "last\nactivation"])
+                 ["first\nactivation", "last\nactivation"], title=title)
 
 
 def perturbation_legend(sheet: Sheet, key: str, pd: xr.Dataset):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from .config import SYNAPSE_TYPES, _num
+from .config import SYNAPSE_TYPES, check_number
 
 N_TERMS = 20
 N_TAUS = 12
@@ -105,7 +105,7 @@ class Rule:
                     raise ValueError(f"{name} must be finite")
             bad = taus[(taus <= 0) | (taus > 10.0)]
             if bad.size:
-                _num("taus", float(bad[0]), 0.0, 10.0, lo_open=True)
+                check_number("taus", float(bad[0]), 0.0, 10.0, lo_open=True)
         hetero = np.asarray(HETERO_OFF if hetero is None else hetero, np.float64)
         if validate and (hetero.shape != (3,) or np.any(hetero < 0) or not np.all(np.isfinite(hetero))):
             raise ValueError(f"hetero must be 3 non-negative numbers (sum limit, rate, cap), got {hetero.tolist()}")

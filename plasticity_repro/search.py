@@ -16,20 +16,25 @@ ill-conditioned has stopped; when every run of the batch has stopped, all restar
 point with the population doubled (synchronous IPOP, so batched runs keep one shape). A stopped run
 keeps its state frozen until then.
 
-Runs x candidates x networks are vmapped in one jitted generation step; the loop is on the host,
-checkpointed atomically after every generation, and `resume=True` continues to exactly the result
-of an uninterrupted search.
+Runs x candidates x networks are scored in one jitted program per generation. The search itself
+is data and a step (evosax style): a `SearchState` (the CMA-ES states of all runs, restart index,
+generation, incumbents, stopped flags, history) made by `init` and advanced one generation by
+`step`; `run_search` is the loop on the host, which writes the state as an atomic checkpoint after
+every generation, and `resume=True` continues from it to exactly the result of an uninterrupted
+search.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import os
 import pickle
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,12 +44,12 @@ from evosax.algorithms import CMA_ES
 from flax import struct
 
 from . import datasets
-from .config import SYNAPSE_TYPES, LossConfig, ModelConfig, PlasticityConfig, _num, static, to_dict
-from .loss import candidate_loss, network_loss
+from .config import SYNAPSE_TYPES, LossConfig, ModelConfig, PlasticityConfig, check_number, static, to_dict
+from .engine import jit, run_batch
+from .loss import candidate_loss, simulate_and_score
 from .network import make_networks
-from .engine import jit
+from .profiles import SEARCH_PROFILES as PROFILES
 from .rules import HETERO_NAMES, HETERO_OFF, N_TAUS, N_TERMS, TERM_NAMES, TERMS, Rule, tau_index
-from .engine import run_batch
 
 
 @struct.dataclass
@@ -72,10 +77,10 @@ class ParamSpace:
 
     def __post_init__(self):
         PlasticityConfig(synapses=self.synapses, tau_convention=self.tau_convention)
-        _num("c_max", self.c_max, 0.0, 1e6, lo_open=True)
-        _num("tau_min", self.tau_min, 0.0, 10.0, lo_open=True)
-        _num("tau_max", self.tau_max, self.tau_min, 10.0, lo_open=True)
-        _num("tau_start", self.tau_start, self.tau_min, self.tau_max)
+        check_number("c_max", self.c_max, 0.0, 1e6, lo_open=True)
+        check_number("tau_min", self.tau_min, 0.0, 10.0, lo_open=True)
+        check_number("tau_max", self.tau_max, self.tau_min, 10.0, lo_open=True)
+        check_number("tau_start", self.tau_start, self.tau_min, self.tau_max)
         for name in ("term_mask", "signs"):
             arr = np.asarray(getattr(self, name))
             if arr.shape != (3, N_TERMS):
@@ -227,23 +232,23 @@ class SearchConfig:
     teacher: tuple = static(())
 
     def __post_init__(self):
-        _num("n_train", self.n_train, 1, 10 ** 5, integer=True)
+        check_number("n_train", self.n_train, 1, 10 ** 5, integer=True)
         if self.teacher and (np.shape(self.teacher[0]) != (3, N_TERMS) or np.shape(self.teacher[1]) != (3, N_TAUS)):
             raise ValueError("teacher must be (coefs 3 x 20, taus 3 x 12) nested tuples")
-        _num("n_test", self.n_test, 0, 10 ** 5, integer=True)
-        _num("train_seed", self.train_seed, 0, 2 ** 31 - 1, integer=True)
-        _num("test_seed", self.test_seed, 0, 2 ** 31 - 1, integer=True)
-        _num("p_turnover", self.p_turnover, 0.0, 1.0)
+        check_number("n_test", self.n_test, 0, 10 ** 5, integer=True)
+        check_number("train_seed", self.train_seed, 0, 2 ** 31 - 1, integer=True)
+        check_number("test_seed", self.test_seed, 0, 2 ** 31 - 1, integer=True)
+        check_number("p_turnover", self.p_turnover, 0.0, 1.0)
         if self.turnover_slots not in ("even", "all"):
             raise ValueError(f"turnover_slots must be one of ['even', 'all'], got {self.turnover_slots!r}")
-        _num("sigma0", self.sigma0, 0.0, 100.0, lo_open=True)
-        _num("popsize", self.popsize, 0, 10 ** 5, integer=True)
+        check_number("sigma0", self.sigma0, 0.0, 100.0, lo_open=True)
+        check_number("popsize", self.popsize, 0, 10 ** 5, integer=True)
         if self.popsize == 1:
             raise ValueError("popsize must be 0 (default) or >= 2, got 1")
-        _num("max_generations", self.max_generations, 1, 10 ** 7, integer=True)
-        _num("max_restarts", self.max_restarts, 0, 100, integer=True)
-        _num("tol_std", self.tol_std, 0.0, 1.0)
-        _num("stall_generations", self.stall_generations, 0, 10 ** 7, integer=True)
+        check_number("max_generations", self.max_generations, 1, 10 ** 7, integer=True)
+        check_number("max_restarts", self.max_restarts, 0, 100, integer=True)
+        check_number("tol_std", self.tol_std, 0.0, 1.0)
+        check_number("stall_generations", self.stall_generations, 0, 10 ** 7, integer=True)
         if self.model.plasticity.synapses != self.space.synapses:
             raise ValueError(f"space.synapses {self.space.synapses} must equal model.plasticity.synapses "
                              f"{self.model.plasticity.synapses}")
@@ -263,8 +268,8 @@ class SearchConfig:
         return d
 
 
-# -- profiles --------------------------------------------------------------------------------
-def _protocol(n_act: int, lr_scale: float = 1.0, synapses=("ee",), tau_convention="independent") -> ModelConfig:
+# -- profiles (the table: plasticity_repro.profiles) ---------------------------------------------
+def scaled_protocol(n_act: int, lr_scale: float = 1.0, synapses=("ee",), tau_convention="independent") -> ModelConfig:
     """The decoder protocol scaled to n_act activations: fit on 6 activations 5 apart ending 30
     before the end, test on the last 6 (the paper's 344..369 / 374..399 at n_act = 400)."""
     fit = tuple(range(n_act - 56, n_act - 30, 5)) if n_act >= 60 else tuple(range(n_act - 12, n_act - 6))
@@ -274,29 +279,13 @@ def _protocol(n_act: int, lr_scale: float = 1.0, synapses=("ee",), tau_conventio
         loss=LossConfig(fit_activations=fit, test_activations=test), n_activations=n_act)
 
 
-PROFILES = {
-    # CI: proves the pipeline in well under 2 minutes on 2 cores
-    "quick": dict(n_act=24, lr_scale=8.0, n_train=2, n_test=2, max_generations=3),
-    # laptop: ~1 h on 2 cores (measured 46 min for 2 batched runs); 4 networks, 200 activations, doubled learning rate
-    "laptop": dict(n_act=200, lr_scale=2.0, n_train=4, n_test=4, max_generations=35),
-    # the reproduction campaign on 2 cores (issue 17): the paper's 10 + 10 networks, each run its own,
-    # 150 generations without restarts; 200 activations at twice the learning rate (a named
-    # deviation: the rules are also scored on the paper's 400-activation protocol)
-    "repro": dict(n_act=200, lr_scale=2.0, n_train=10, n_test=10, max_generations=150,
-                  independent_networks=True),
-    # the paper's numbers (GPU)
-    "paper": dict(n_act=400, lr_scale=1.0, n_train=10, n_test=10, max_generations=5000, max_restarts=8,
-                  stall_generations=200),
-}
-
-
 def profile_config(profile: str, synapses=("ee",), p_turnover: float = 0.0,
                    tau_convention: str = "independent", **overrides) -> SearchConfig:
     """SearchConfig of a named profile; keyword overrides replace SearchConfig fields."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
     p = dict(PROFILES[profile])
-    model = _protocol(p.pop("n_act"), p.pop("lr_scale"), tuple(synapses), tau_convention)
+    model = scaled_protocol(p.pop("n_act"), p.pop("lr_scale"), tuple(synapses), tau_convention)
     space = ParamSpace(synapses=tuple(synapses), tau_convention=tau_convention)
     p.update(overrides)
     return SearchConfig(model=model, space=space, p_turnover=p_turnover, profile=profile, **p)
@@ -343,8 +332,7 @@ def _score(cfg: SearchConfig, x, networks):
     rules = jax.vmap(jax.vmap(cfg.space.to_rule))(x)                                   # (R, P)
     flat_rules = jax.tree.map(lambda a: jnp.repeat(a.reshape((R * P,) + a.shape[2:]), N, axis=0), rules)
     flat_nets = jax.tree.map(lambda a: jnp.repeat(a, P, axis=0).reshape((R * P * N,) + a.shape[2:]), networks)
-    res = run_batch(model, flat_rules, flat_nets)
-    nl = jax.vmap(lambda r: network_loss(model, r))(res)
+    res, nl = simulate_and_score(model, flat_rules, flat_nets)
     nl = jax.tree.map(lambda a: a.reshape((R, P, N) + a.shape[1:]), nl)
     if cfg.teacher:
         teacher = Rule.create(np.asarray(cfg.teacher[0]), np.asarray(cfg.teacher[1]))
@@ -358,25 +346,238 @@ def _score(cfg: SearchConfig, x, networks):
     return losses, nl.decoder_r2
 
 
-@partial(jit, static_argnums=(0,))
+@functools.partial(jit, static_argnums=(0,))
 def score_batch(cfg: SearchConfig, x, networks):
     """Losses (R, P) and R^2 (R, P, N) of R runs' candidates, each run on its own networks."""
     return _score(cfg, x, networks)
 
 
-# -- host loop --------------------------------------------------------------------------------
-def _strategy(cfg: SearchConfig, popsize: int):
-    """evosax CMA-ES of this population size and its parameters (sigma0 as std_init)."""
+# -- the search as state and step -------------------------------------------------------------
+CHECKPOINT_FORMAT = "plasticity_repro.search/1"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Incumbents:
+    """Per run (leading axis R): the best candidate on the train networks so far (the incumbent)
+    and, of the incumbents, the one with the lowest test loss (the rule the search hands on)."""
+    train_loss: np.ndarray       # the incumbent's train loss (sum over the train networks)
+    x: np.ndarray                # (R, n_params) the incumbent, inside the box
+    test_loss: np.ndarray        # the lowest test loss of an incumbent
+    test_x: np.ndarray           # (R, n_params) that incumbent
+    test_r2: np.ndarray          # its mean test R^2
+    test_train_loss: np.ndarray  # its train loss
+    evals: np.ndarray            # candidates scored (int)
+    last_improve: np.ndarray     # generation of the last improvement of the train loss (int)
+
+
+class Generation(NamedTuple):
+    """One generation of the history, per run (leading axis R), after the CMA-ES update."""
+    loss: np.ndarray       # (R, largest IPOP population) candidate train losses, NaN past this population
+    mean: np.ndarray       # (R, n_params) CMA-ES mean, mapped into the box
+    best_x: np.ndarray     # (R, n_params) the incumbent
+    best_loss: np.ndarray  # its train loss
+    test_loss: np.ndarray  # the lowest test loss of an incumbent
+    sigma: np.ndarray      # CMA-ES step size
+    restart: np.ndarray    # IPOP restart index
+    evals: np.ndarray      # candidates scored so far
+    seconds: float         # wall time of the generation (s)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SearchState:
+    """R batched CMA-ES searches between two generations: what `step` advances and a checkpoint
+    holds. Never changed in place: `step` returns a new state."""
+    seeds: tuple             # search seed of each run
+    p_turnover: np.ndarray   # (R,) E->E turnover probability while training
+    restart: int             # IPOP restart index: population base_popsize * 2 ** restart
+    generation: int          # generations done, over all restarts
+    cma: object              # the evosax CMA-ES states of all runs (leaves with leading axis R)
+    best: Incumbents
+    stopped: np.ndarray      # (R,) bool: the run has stopped; its CMA-ES state is frozen until all restart
+    history: tuple = ()      # one Generation per generation done
+    elapsed: float = 0.0     # seconds spent in generations, over all calls
+    segments: tuple = ()     # per call of run_search: first generation, machine, engine, commit
+
+
+class _Strategy(NamedTuple):
+    popsize: int
+    params: object
+    init: object
+    ask: object    # vmapped over runs and jitted: (keys, states, params) -> (population, states)
+    tell: object   # (keys, population, fitness, states, params) -> (states, metrics)
+
+
+def _strategy(cfg: SearchConfig, restart: int) -> _Strategy:
+    """evosax CMA-ES of restart `restart`'s population (sigma0 as std_init), compiled once per
+    process (keyed on jax_enable_x64 too: evosax's default parameters take their dtype from it)."""
+    return _strategy_of(cfg, restart, bool(jax.config.jax_enable_x64))
+
+
+@functools.lru_cache(maxsize=16)
+def _strategy_of(cfg: SearchConfig, restart: int, x64: bool) -> _Strategy:
+    popsize = cfg.base_popsize * 2 ** restart
     es = CMA_ES(population_size=popsize, solution=jnp.zeros(cfg.space.n_params, jnp.float32))
-    return es, es.default_params.replace(std_init=jnp.asarray(cfg.sigma0, jnp.float32))
+    params = es.default_params.replace(std_init=jnp.asarray(cfg.sigma0, jnp.float32))
+    return _Strategy(popsize, params, es.init, jit(jax.vmap(es.ask, in_axes=(0, 0, None))),
+                     jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None))))
 
 
-def _save_checkpoint(path: Path, obj: dict) -> None:
+def _runs(cfg: SearchConfig, seeds, p_turnover) -> tuple:
+    """(seeds, p_turnover per run) checked: distinct non-negative seeds, probabilities in [0, 1]."""
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
+    p = np.broadcast_to(np.asarray(cfg.p_turnover if p_turnover is None else p_turnover, float), (len(seeds),))
+    if np.any(p < 0) or np.any(p > 1):
+        raise ValueError(f"p_turnover must be in [0, 1], got {p.tolist()}")
+    return seeds, p
+
+
+def init(cfg: SearchConfig, seeds=(0,), p_turnover=None) -> SearchState:
+    """The state before the first generation of len(seeds) runs (p_turnover: per-run E->E
+    turnover while training, default cfg.p_turnover): CMA-ES at the start point, no incumbents."""
+    seeds, p = _runs(cfg, seeds, p_turnover)
+    R = len(seeds)
+    x0 = np.tile(cfg.space.x0(), (R, 1))
+    best = Incumbents(train_loss=np.full(R, np.inf), x=x0, test_loss=np.full(R, np.inf), test_x=x0.copy(),
+                      test_r2=np.full(R, np.nan), test_train_loss=np.full(R, np.inf), evals=np.zeros(R, int),
+                      last_improve=np.zeros(R, int))
+    return SearchState(seeds=seeds, p_turnover=p, restart=0, generation=0, cma=_reseed(cfg, seeds, 0), best=best,
+                       stopped=np.zeros(R, bool))
+
+
+def search_networks(cfg: SearchConfig, state: SearchState) -> tuple:
+    """(train, test) networks of the state's runs; test is None without test networks."""
+    R = len(state.seeds)
+    train = train_networks(cfg, R, state.p_turnover, state.seeds)
+    return train, (test_networks(cfg, R, state.p_turnover, state.seeds) if cfg.n_test else None)
+
+
+def step(cfg: SearchConfig, state: SearchState, train_nets, test_nets=None) -> SearchState:
+    """One generation of every run: ask, score on the train networks, tell (a stopped run keeps
+    its state), the incumbents and their test losses, the stop criteria, and the IPOP restart
+    once every run has stopped. The keys come from (seed, restart, generation) alone."""
+    t0 = time.time()
+    es = _strategy(cfg, state.restart)
+    R, gen = len(state.seeds), state.generation
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(s), state.restart), gen))(
+        jnp.asarray(state.seeds))
+    k_ask, k_tell = jax.vmap(jax.random.split, out_axes=1)(keys)
+    pop, asked = es.ask(k_ask, state.cma, es.params)
+    losses, _ = score_batch(cfg, pop, train_nets)
+    losses = np.asarray(losses, np.float64)
+    fit = jnp.asarray(np.where(np.isfinite(losses), losses, 1e30), jnp.float32)
+    told, _ = es.tell(k_tell, pop, fit, asked, es.params)
+    # stopped runs keep their state frozen (synchronous IPOP)
+    keep = jnp.asarray(state.stopped)
+    cma = jax.tree.map(lambda old, new: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), old, new),
+                       state.cma, told)
+    popx = np.asarray(jax.vmap(jax.vmap(cfg.space.to_box))(pop))
+    best = _incumbents(cfg, state.best, ~state.stopped, es.popsize, losses, popx, gen, test_nets)
+    stopped = state.stopped | _stop_criteria(cfg, cma, best, gen)
+    dt = time.time() - t0
+    full = np.full((R, cfg.base_popsize * 2 ** cfg.max_restarts), np.nan)
+    full[:, :es.popsize] = losses
+    record = Generation(loss=full, mean=np.asarray(jax.vmap(cfg.space.to_box)(cma.mean)), best_x=best.x,
+                        best_loss=best.train_loss, test_loss=best.test_loss, sigma=np.asarray(cma.std),
+                        restart=np.full(R, state.restart), evals=best.evals, seconds=dt)
+    state = dataclasses.replace(state, generation=gen + 1, cma=cma, best=best, stopped=stopped,
+                                history=state.history + (record,), elapsed=state.elapsed + dt)
+    if stopped.all() and state.restart < cfg.max_restarts:
+        restart = state.restart + 1
+        state = dataclasses.replace(
+            state, restart=restart, cma=_reseed(cfg, state.seeds, restart), stopped=np.zeros(R, bool),
+            best=dataclasses.replace(best, last_improve=np.full_like(best.last_improve, state.generation)))
+    return state
+
+
+def finished(cfg: SearchConfig, state: SearchState) -> bool:
+    """Whether the search is over: max_generations done, or every run stopped with no restart left."""
+    return state.generation >= cfg.max_generations or bool(state.stopped.all() and state.restart >= cfg.max_restarts)
+
+
+def _incumbents(cfg, best: Incumbents, active, popsize: int, losses, popx, gen: int, test_nets) -> Incumbents:
+    """The incumbents after a generation with candidate losses (R, P) at popx (R, P, n) in the box:
+    an active run's best candidate replaces its incumbent if it is better on the train networks,
+    and an improved incumbent is scored on the test networks."""
+    R = len(losses)
+    imin = np.argmin(losses, axis=1)
+    lmin = losses[np.arange(R), imin]
+    improved = active & (lmin < best.train_loss)
+    train_loss = np.where(improved, lmin, best.train_loss)
+    x = np.where(improved[:, None], popx[np.arange(R), imin], best.x)
+    evals = np.where(active, best.evals + popsize, best.evals)
+    best = dataclasses.replace(best, train_loss=train_loss, x=x, evals=evals,
+                               last_improve=np.where(improved, gen, best.last_improve))
+    if test_nets is None or not improved.any():
+        return best
+    # the incumbents lie inside the box, where the mirror transform is the identity
+    tl, tr2 = score_batch(cfg, jnp.asarray(x[:, None], jnp.float32), test_nets)
+    tl = np.asarray(tl)[:, 0]
+    better = improved & (tl < best.test_loss)
+    return dataclasses.replace(
+        best, test_loss=np.where(better, tl, best.test_loss), test_x=np.where(better[:, None], x, best.test_x),
+        test_r2=np.where(better, np.nanmean(np.asarray(tr2)[:, 0], axis=-1), best.test_r2),
+        test_train_loss=np.where(better, train_loss, best.test_train_loss))
+
+
+def _reseed(cfg: SearchConfig, seeds, restart: int):
+    """CMA-ES states of all runs at the start point, for restart `restart`."""
+    es = _strategy(cfg, restart)
+    x0 = jnp.asarray(cfg.space.x0(), jnp.float32)
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 10_000 + restart) for s in seeds])
+    return jax.vmap(lambda k: es.init(k, x0, es.params))(keys)
+
+
+def _stop_criteria(cfg: SearchConfig, cma, best: Incumbents, gen: int):
+    std = np.asarray(cma.std)
+    d = np.asarray(cma.D)
+    spread = std * d.max(axis=-1)
+    cond = (d.max(axis=-1) / np.maximum(d.min(axis=-1), 1e-30)) ** 2
+    stop = (spread < cfg.tol_std) | (cond > 1e14) | ~np.isfinite(spread)
+    if cfg.stall_generations:
+        stop |= (gen - best.last_improve) >= cfg.stall_generations
+    return stop
+
+
+# -- checkpoints: the state, pickled ----------------------------------------------------------
+def _config_json(cfg: SearchConfig, seeds, p_turnover) -> str:
+    """What a checkpoint must have been written for: the search parameters, seeds, turnover.
+    max_generations only says when to stop, so a checkpoint may be resumed with a larger one."""
+    return json.dumps({"search": {k: v for k, v in cfg.to_dict().items() if k != "max_generations"},
+                       "seeds": list(seeds), "p_turnover": np.asarray(p_turnover).tolist()}, sort_keys=True)
+
+
+def to_checkpoint(cfg: SearchConfig, state: SearchState) -> dict:
+    """The state as a checkpoint: a dict of plain Python and NumPy values (format
+    plasticity_repro.search/1, unchanged since that format was introduced)."""
+    return dict(format=CHECKPOINT_FORMAT, config_json=_config_json(cfg, state.seeds, state.p_turnover),
+                restart=state.restart, generation=state.generation, states=jax.tree.map(np.asarray, state.cma),
+                history={k: [getattr(g, k) for g in state.history] for k in Generation._fields},
+                best={f.name: getattr(state.best, f.name) for f in dataclasses.fields(Incumbents)},
+                stopped=state.stopped, elapsed=state.elapsed, segments=list(state.segments))
+
+
+def from_checkpoint(obj: dict, seeds, p_turnover) -> SearchState:
+    """The state of a checkpoint dict (to_checkpoint) of the runs `seeds`, `p_turnover`."""
+    hist = obj["history"]
+    return SearchState(
+        seeds=tuple(seeds), p_turnover=p_turnover, restart=obj["restart"], generation=obj["generation"],
+        cma=jax.tree.map(jnp.asarray, obj["states"]), best=Incumbents(**obj["best"]), stopped=obj["stopped"],
+        history=tuple(Generation(*g) for g in zip(*(hist[k] for k in Generation._fields))),
+        elapsed=obj["elapsed"],
+        # checkpoints of the code before segments were recorded
+        segments=tuple(obj.get("segments") or [dict(first_generation=0, host_cpu="not recorded")]))
+
+
+def save_checkpoint(path, cfg: SearchConfig, state: SearchState) -> None:
+    """Write the state to `path` atomically (a temporary file in its folder, then a rename)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=4)
+            pickle.dump(to_checkpoint(cfg, state), f, protocol=4)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -384,25 +585,30 @@ def _save_checkpoint(path: Path, obj: dict) -> None:
         raise
 
 
-def _load_checkpoint(path: Path, cfg_json: str) -> dict:
+def load_checkpoint(path, cfg: SearchConfig, seeds=(0,), p_turnover=None) -> SearchState:
+    """The state a checkpoint at `path` holds, checked to be a search checkpoint of exactly these
+    parameters (one-line ValueErrors otherwise)."""
+    seeds, p = _runs(cfg, seeds, p_turnover)
+    where = f"checkpoint {str(path)!r}"
+    corrupt = f"{where} is corrupt or not a search checkpoint"
     try:
         with open(path, "rb") as f:
             obj = pickle.load(f)
     except FileNotFoundError:
-        raise ValueError(f"checkpoint {str(path)!r} does not exist (drop --resume to start fresh)") from None
+        raise ValueError(f"{where} does not exist (drop --resume to start fresh)") from None
     except Exception as e:  # truncated or foreign file
-        raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a search checkpoint ({type(e).__name__})") from None
-    if not isinstance(obj, dict) or obj.get("format") != "plasticity_repro.search/1":
-        raise ValueError(f"checkpoint {str(path)!r} is not a plasticity_repro search checkpoint")
-    if obj["config_json"] != cfg_json:
-        raise ValueError(f"checkpoint {str(path)!r} was written for other search parameters")
-    return obj
+        raise ValueError(f"{corrupt} ({type(e).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{where} is not a plasticity_repro search checkpoint")
+    if obj.get("config_json") != _config_json(cfg, seeds, p):
+        raise ValueError(f"{where} was written for other search parameters")
+    try:
+        return from_checkpoint(obj, seeds, p)
+    except (KeyError, TypeError) as e:  # the format's dict with parts missing
+        raise ValueError(f"{corrupt} ({type(e).__name__})") from None
 
 
-def _np_tree(tree):
-    return jax.tree.map(np.asarray, tree)
-
-
+# -- the loop ---------------------------------------------------------------------------------
 def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, resume=False,
                max_seconds=None, progress=True, stop_after=None) -> xr.Dataset:
     """Run len(seeds) independent CMA-ES searches batched together; return their dataset.
@@ -412,126 +618,36 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
     max_seconds: wall-time budget; stop_after: stop (as if killed) after this many generations
     of this call, leaving the checkpoint (for tests of resume).
     """
-    seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    seeds, p_runs = _runs(cfg, seeds, p_turnover)
     if max_seconds is not None:
-        _num("max_seconds", max_seconds, 0.0, 1e9, lo_open=True)
-    R = len(seeds)
-    p_runs = np.broadcast_to(np.asarray(cfg.p_turnover if p_turnover is None else p_turnover, float), (R,))
-    if np.any(p_runs < 0) or np.any(p_runs > 1):
-        raise ValueError(f"p_turnover must be in [0, 1], got {p_runs.tolist()}")
-    # max_generations only says when to stop, so a checkpoint may be resumed with a larger one
-    cfg_json = json.dumps({"search": {k: v for k, v in cfg.to_dict().items() if k != "max_generations"},
-                           "seeds": seeds, "p_turnover": p_runs.tolist()}, sort_keys=True)
+        check_number("max_seconds", max_seconds, 0.0, 1e9, lo_open=True)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is None:
         raise ValueError("resume=True needs a checkpoint path")
-
-    if resume:  # read and check the checkpoint before any network is built
-        st = _load_checkpoint(ckpt, cfg_json)
-        restart, gen = st["restart"], st["generation"]
-        popsize = cfg.base_popsize * 2 ** restart
-        es, params = _strategy(cfg, popsize)
-        states = jax.tree.map(jnp.asarray, st["states"])
-        hist, best, stopped, elapsed = st["history"], st["best"], st["stopped"], st["elapsed"]
-        segments = list(st.get("segments") or [dict(first_generation=0, host_cpu="not recorded")])
-    else:
-        segments = []
-        restart, gen, elapsed = 0, 0, 0.0
-        popsize = cfg.base_popsize
-        es, params = _strategy(cfg, popsize)
-        states = _reseed(es, params, cfg, seeds, 0)
-        hist = {k: [] for k in ("loss", "mean", "best_x", "best_loss", "test_loss", "sigma", "restart",
-                                "evals", "seconds")}
-        best = dict(train_loss=np.full(R, np.inf), x=np.tile(cfg.space.x0(), (R, 1)),
-                    test_loss=np.full(R, np.inf), test_x=np.tile(cfg.space.x0(), (R, 1)),
-                    test_r2=np.full(R, np.nan), test_train_loss=np.full(R, np.inf), evals=np.zeros(R, int),
-                    last_improve=np.zeros(R, int))
-        stopped = np.zeros(R, bool)
-
-    segments.append(_segment(gen))
-    train_nets = train_networks(cfg, R, p_runs, seeds)
-    test_nets = test_networks(cfg, R, p_runs, seeds) if cfg.n_test else None
-    ask = jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
-    tell = jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
-    bar = _progress(progress, cfg.max_generations, gen)
+    # a checkpoint is read and checked before any network is built
+    state = load_checkpoint(ckpt, cfg, seeds, p_runs) if resume else init(cfg, seeds, p_runs)
+    state = dataclasses.replace(state, segments=state.segments + (_segment(state.generation),))
+    train_nets, test_nets = search_networks(cfg, state)
+    bar = _progress(progress, cfg.max_generations, state.generation)
     done_this_call = 0
-    while gen < cfg.max_generations:
-        if max_seconds is not None and elapsed >= max_seconds:
+    while not finished(cfg, state):
+        if max_seconds is not None and state.elapsed >= max_seconds:
             break
         if stop_after is not None and done_this_call >= stop_after:
+            if bar is not None:
+                bar.close()
             return None
-        t0 = time.time()
-        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(s), restart), gen))(
-            jnp.asarray(seeds))
-        k_ask, k_tell = jax.vmap(jax.random.split, out_axes=1)(keys)
-        pop, asked = ask(k_ask, states, params)
-        losses, r2 = score_batch(cfg, pop, train_nets)
-        losses = np.asarray(losses, np.float64)
-        fit = jnp.asarray(np.where(np.isfinite(losses), losses, 1e30), jnp.float32)
-        told, _ = tell(k_tell, pop, fit, asked, params)
-        # stopped runs keep their state frozen (synchronous IPOP)
-        keep = jnp.asarray(stopped)
-        states = jax.tree.map(lambda old, new: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), old, new),
-                              states, told)
-        popx = np.asarray(jax.vmap(jax.vmap(cfg.space.to_box))(pop))
-        active = ~stopped
-        best["evals"][active] += popsize
-        imin = np.argmin(losses, axis=1)
-        lmin = losses[np.arange(R), imin]
-        improved = active & (lmin < best["train_loss"])
-        best["train_loss"] = np.where(improved, lmin, best["train_loss"])
-        best["x"][improved] = popx[np.arange(R), imin][improved]
-        best["last_improve"][improved] = gen
-        if test_nets is not None and improved.any():
-            # best x lies inside the box, where the mirror transform is the identity
-            tl, tr2 = score_batch(cfg, jnp.asarray(best["x"][:, None], jnp.float32), test_nets)
-            tl = np.asarray(tl)[:, 0]
-            better = improved & (tl < best["test_loss"])
-            best["test_loss"] = np.where(better, tl, best["test_loss"])
-            best["test_x"][better] = best["x"][better]
-            best["test_r2"] = np.where(better, np.nanmean(np.asarray(tr2)[:, 0], axis=-1), best["test_r2"])
-            best["test_train_loss"] = np.where(better, best["train_loss"], best["test_train_loss"])
-        stopped |= _stop_criteria(cfg, states, best, gen)
-        dt = time.time() - t0
-        elapsed += dt
-        full = np.full((R, cfg.base_popsize * 2 ** cfg.max_restarts), np.nan)
-        full[:, :popsize] = losses
-        hist["loss"].append(full)
-        hist["mean"].append(np.asarray(jax.vmap(cfg.space.to_box)(states.mean)))
-        hist["best_x"].append(best["x"].copy())
-        hist["best_loss"].append(best["train_loss"].copy())
-        hist["test_loss"].append(best["test_loss"].copy())
-        hist["sigma"].append(np.asarray(states.std))
-        hist["restart"].append(np.full(R, restart))
-        hist["evals"].append(best["evals"].copy())
-        hist["seconds"].append(dt)
-        gen += 1
+        state = step(cfg, state, train_nets, test_nets)
         done_this_call += 1
-        if stopped.all() and restart < cfg.max_restarts:
-            restart += 1
-            popsize = cfg.base_popsize * 2 ** restart
-            es, params = _strategy(cfg, popsize)
-            states = _reseed(es, params, cfg, seeds, restart)
-            ask = jit(jax.vmap(es.ask, in_axes=(0, 0, None)))
-            tell = jit(jax.vmap(es.tell, in_axes=(0, 0, 0, 0, None)))
-            stopped[:] = False
-            best["last_improve"][:] = gen
         if ckpt is not None:
-            _save_checkpoint(ckpt, dict(format="plasticity_repro.search/1", config_json=cfg_json,
-                                        restart=restart, generation=gen, states=_np_tree(states),
-                                        history=hist, best=best, stopped=stopped, elapsed=elapsed,
-                                        segments=segments))
+            save_checkpoint(ckpt, cfg, state)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(evals=int(best["evals"].sum()), train=f"{np.min(best['train_loss']):.1f}",
-                            test=f"{np.min(best['test_loss']):.1f}", s_per_gen=f"{dt:.1f}")
-        if stopped.all() and restart >= cfg.max_restarts:
-            break
+            bar.set_postfix(evals=int(state.best.evals.sum()), train=f"{np.min(state.best.train_loss):.1f}",
+                            test=f"{np.min(state.best.test_loss):.1f}", s_per_gen=f"{state.history[-1].seconds:.1f}")
     if bar is not None:
         bar.close()
-    return search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed, segments)
+    return search_dataset(cfg, state)
 
 
 def _segment(first_generation: int) -> dict:
@@ -544,23 +660,6 @@ def _segment(first_generation: int) -> dict:
                 started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
-def _reseed(es, params, cfg, seeds, restart):
-    x0 = jnp.asarray(cfg.space.x0(), jnp.float32)
-    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 10_000 + restart) for s in seeds])
-    return jax.vmap(lambda k: es.init(k, x0, params))(keys)
-
-
-def _stop_criteria(cfg, states, best, gen):
-    std = np.asarray(states.std)
-    d = np.asarray(states.D)
-    spread = std * d.max(axis=-1)
-    cond = (d.max(axis=-1) / np.maximum(d.min(axis=-1), 1e-30)) ** 2
-    stop = (spread < cfg.tol_std) | (cond > 1e14) | ~np.isfinite(spread)
-    if cfg.stall_generations:
-        stop |= (gen - best["last_improve"]) >= cfg.stall_generations
-    return stop
-
-
 def _progress(progress, total, initial):
     if not progress:
         return None
@@ -568,18 +667,21 @@ def _progress(progress, total, initial):
     return tqdm(total=total, initial=initial, desc="CMA-ES generations", unit="gen")
 
 
-def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed, segments=()) -> xr.Dataset:
+def search_dataset(cfg: SearchConfig, state: SearchState) -> xr.Dataset:
     """The search as an xr.Dataset: history per (generation, run[, member]), best rules per run
     with term names as coordinates, the final CMA-ES covariance, provenance (with the segments:
     which machine, engine and commit computed which generations)."""
     names = cfg.space.names
+    hist = {k: [getattr(g, k) for g in state.history] for k in Generation._fields}
+    best, seeds, p_runs = state.best, state.seeds, state.p_turnover
     G = len(hist["loss"])
     R = len(seeds)
     run_coord = np.arange(R)
     member = np.arange(hist["loss"][0].shape[1]) if G else np.arange(cfg.base_popsize)
-    std = np.asarray(states.std)[:, None, None]
-    cov = np.asarray(states.C) * std ** 2
-    best_rule = jax.vmap(cfg.space.to_rule)(jnp.asarray(best["test_x"] if cfg.n_test else best["x"], jnp.float32))
+    std = np.asarray(state.cma.std)[:, None, None]
+    cov = np.asarray(state.cma.C) * std ** 2
+    best_x = best.test_x if cfg.n_test else best.x
+    best_rule = jax.vmap(cfg.space.to_rule)(jnp.asarray(best_x, jnp.float32))
     ds = xr.Dataset(
         {
             "loss": (("generation", "run", "member"), np.asarray(hist["loss"]).reshape(G, R, -1)),
@@ -591,12 +693,12 @@ def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed, segments
             "restart": (("generation", "run"), np.asarray(hist["restart"]).reshape(G, R)),
             "evaluations": (("generation", "run"), np.asarray(hist["evals"]).reshape(G, R)),
             "seconds_per_generation": (("generation",), np.asarray(hist["seconds"], float)),
-            "best_params": (("run", "param"), best["test_x"] if cfg.n_test else best["x"]),
-            "best_train_loss": (("run",), best["test_train_loss"] if cfg.n_test else best["train_loss"]),
-            "best_test_loss": (("run",), best["test_loss"]),
-            "best_test_r2": (("run",), best["test_r2"]),
-            "incumbent_params": (("run", "param"), best["x"]),
-            "incumbent_train_loss": (("run",), best["train_loss"]),
+            "best_params": (("run", "param"), best_x),
+            "best_train_loss": (("run",), best.test_train_loss if cfg.n_test else best.train_loss),
+            "best_test_loss": (("run",), best.test_loss),
+            "best_test_r2": (("run",), best.test_r2),
+            "incumbent_params": (("run", "param"), best.x),
+            "incumbent_train_loss": (("run",), best.train_loss),
             "coefs": (("run", "synapse", "term"), np.asarray(best_rule.coefs)),
             "taus": (("run", "synapse", "tau_slot"), np.asarray(best_rule.taus)),
             "hetero": (("run", "hetero_param"), np.asarray(best_rule.hetero)),
@@ -616,10 +718,10 @@ def search_dataset(cfg, seeds, p_runs, hist, best, states, es, elapsed, segments
     ds["loss"].attrs["long_name"] = "candidate train loss (sum over train networks)"
     ds["taus"].attrs["units"] = "s"
     ds.attrs.update(datasets.provenance(
-        params={"search": cfg.to_dict(), "p_turnover": p_runs.tolist()}, profile=cfg.profile, seeds=seeds,
+        params={"search": cfg.to_dict(), "p_turnover": p_runs.tolist()}, profile=cfg.profile, seeds=list(seeds),
         float64=cfg.model.float64, kind="search"))
     ds.attrs.update(tau_convention=cfg.space.tau_convention, synapses=",".join(cfg.space.synapses),
                     bounds="mirror transform into [-c_max, c_max] and [tau_min, tau_max]",
-                    ipop="synchronous", elapsed_seconds=float(elapsed),
-                    segments_json=json.dumps(list(segments), sort_keys=True))
+                    ipop="synchronous", elapsed_seconds=float(state.elapsed),
+                    segments_json=json.dumps(list(state.segments), sort_keys=True))
     return ds

@@ -19,8 +19,7 @@ from flax import struct
 from . import inputs as inputs_mod
 from .config import SYNAPSE_TYPES, ModelConfig
 from .network import Network
-from .engine.xla_rule import block_effects, block_factors, update_from_vectors, update_vectors
-from .engine.xla_rule import _matvec as block_matvec
+from .engine.xla_rule import block_effects, block_factors, block_matvec, update_from_vectors, update_vectors
 from .engine.xla_rule import gate_sums as block_gate_sums
 from .rules import N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule
 from .parallel import batch_devices, chunk_plan, jit, map_networks, pad_networks
@@ -95,7 +94,7 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
     c_b = {t: coefs[SYNAPSE_TYPES.index(t)] for t in types}
 
     def matvec(m, v):
-        """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), unrolled over n_pre (xla_rule._matvec)."""
+        """(n_post, n_pre, ...) @ (n_pre, ...) -> (n_post, ...), unrolled over n_pre (xla_rule.block_matvec)."""
         return block_matvec(m, v[None])[0]
 
     def factors(t, s, r, post_tr, pre_tr):
@@ -392,18 +391,20 @@ def run_networks(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     return run_batch(cfg, rule, networks)
 
 
+def grid_batch(rules: Rule, networks: Network) -> tuple:
+    """Every rule (leading axis R) paired with every network (leading axis N) as one flat batch
+    of R x N (rule-major: rule r, network n at r N + n): (rules, networks) for run_batch."""
+    R = rules.coefs.shape[0]
+    N = networks.w0.shape[0]
+    flat_rules = jax.tree.map(lambda x: jnp.repeat(x, N, axis=0), rules)
+    flat_nets = jax.tree.map(lambda x: jnp.tile(x, (R,) + (1,) * (x.ndim - 1)), networks)
+    return flat_rules, flat_nets
+
+
 def run_grid(cfg: ModelConfig, rules: Rule, networks: Network) -> RunResult:
     """Every rule (leading axis R) on every network (leading axis N) as one flattened batch of
     R x N networks; result axes (rule, network)."""
     R = rules.coefs.shape[0]
     N = networks.w0.shape[0]
-    flat_rules = jax.tree.map(lambda x: jnp.repeat(x, N, axis=0), rules)
-    flat_nets = jax.tree.map(lambda x: jnp.tile(x, (R,) + (1,) * (x.ndim - 1)), networks)
-    res = run_batch(cfg, flat_rules, flat_nets)
+    res = run_batch(cfg, *grid_batch(rules, networks))
     return jax.tree.map(lambda x: x.reshape((R, N) + x.shape[1:]), res)
-
-
-@partial(jit, static_argnums=0)
-def run_candidates(cfg: ModelConfig, rules: Rule, networks: Network) -> RunResult:
-    """A batch of rules, each on the same batch of networks: result axes (rule, network)."""
-    return run_grid(cfg, rules, networks)

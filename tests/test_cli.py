@@ -34,11 +34,11 @@ def test_help_describes_the_command_and_gives_examples(capsys):
     for example in ("plasticity-repro profiles", "plasticity-repro search --profile quick --out",
                     "plasticity-repro sweep --search"):
         assert example in out, example
-    for command in ("search", "sweep", "profiles"):
+    for command in ("search", "sweep", "profiles", "data", "params", "figure"):
         assert re.search(rf"^\s+{command}\s+\S", out, re.M), command   # listed with its help
 
 
-@pytest.mark.parametrize("command", ["search", "sweep", "profiles"])
+@pytest.mark.parametrize("command", ["search", "sweep", "profiles", "data", "params", "figure"])
 def test_every_subcommand_has_a_description(command, capsys):
     code, out, _ = _run([command, "--help"], capsys)
     assert code == 0

@@ -1,13 +1,23 @@
-"""The house style of plasticity_repro.plots: byte-reproducible files and mathtext term names.
+"""The house style of plasticity_repro.plots: byte-reproducible files and mathtext term names;
+the committed figures are what the current code draws from the shipped data.
 
-Small synthetic datasets only (no simulation): each test draws in well under a few seconds.
+Small synthetic datasets only (no simulation), except one committed figure redrawn from data/ in a
+fresh process (about 20-40 s on 2 cores).
 """
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
 
 from plasticity_repro import plots
 from plasticity_repro.rules import TAU_NAMES, TERM_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +109,96 @@ def test_rule_families_have_fixed_colours():
     assert plots.rule_family("E->E, E->I, I->E") == "learned, all synapses"
     assert len(set(plots.RULE_COLORS.values())) == len(plots.RULE_COLORS)
     assert set(plots.SYNAPSE_COLORS) == {"ee", "ei", "ie"}
+
+
+def _small_sheet(note: str = "N = 3 rules"):
+    """One panel with mathtext term labels and a note: cheap to draw."""
+    sheet = plots.Sheet([(1.4, ["a"])])
+    plots.coefficient_distributions(sheet, "a", _coefs())
+    sheet.ax("a").annotate(note, xy=(0.5, 0.5), xycoords="axes fraction", fontsize=plots.FONT["note"])
+    return sheet
+
+
+def test_svg_and_png_are_byte_identical_across_processes(hv):
+    # what `make figures` relies on to leave git status clean: a fresh interpreter with another
+    # hash seed (the Makefile fixes it to 0 anyway) writes the same bytes as this one
+    import hashlib
+    code = ("import sys, hashlib; sys.path.insert(0, 'tests'); import test_figures as t; "
+            "t.plots.setup(); s = t._small_sheet(); "
+            "print(hashlib.sha256(s.to_bytes('svg')).hexdigest(), hashlib.sha256(s.to_bytes('png')).hexdigest())")
+    env = dict(os.environ, PYTHONHASHSEED="12345", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    here = _small_sheet()
+    assert r.stdout.split() == [hashlib.sha256(here.to_bytes(f)).hexdigest() for f in ("svg", "png")]
+
+
+# -- the committed figures are what the current code draws ----------------------------------------
+# The figure redrawn: one of the cheapest of `make figures` (profile laptop, the shipped data; all
+# five draw in 20-40 s each on 2 busy cores), and the one with the most panel kinds.
+REDRAWN = ("fig6_homeostasis", "laptop", "fig6")
+# Drawn here with the locked matplotlib (its own FreeType), a figure is byte-identical to the
+# committed one. The tolerance admits a few antialiased edge pixels, not a change: a panel's points
+# moving or one digit of a panel note changing exceeds it (test_pixel_tolerance_flags_one_digit).
+MAX_MEAN_ABS = 1e-4        # mean |difference| over pixels and RGBA channels (values in [0, 1])
+MAX_PIXELS_DIFFERING = 30  # pixels whose largest channel difference exceeds 0.1
+# Run a figure notebook's code cells as papermill does (parameters injected after the cell tagged
+# "parameters"), only reading data/ and writing the figure to a scratch folder.
+REDRAW = r"""
+import sys, nbformat
+path, profile, fig_dir = sys.argv[1:4]
+nb = nbformat.read(path, as_version=4)
+ns = {"__name__": "__main__"}
+for cell in nb.cells:
+    if cell.cell_type != "code":
+        continue
+    exec(compile(cell.source, path, "exec"), ns)
+    if "parameters" in cell.metadata.get("tags", []):
+        ns.update(profile=profile, fig_dir=fig_dir)
+"""
+
+
+def _rgba(png: bytes) -> np.ndarray:
+    from matplotlib.image import imread
+    return imread(io.BytesIO(png), format="png")
+
+
+def png_difference(a: bytes, b: bytes) -> tuple:
+    """(mean absolute difference, number of pixels differing by > 0.1 in some channel) of two PNGs
+    of the same size (None, None for different sizes)."""
+    x, y = _rgba(a), _rgba(b)
+    if x.shape != y.shape:
+        return None, None
+    d = np.abs(x.astype(np.float64) - y.astype(np.float64))
+    return float(d.mean()), int((d.max(axis=-1) > 0.1).sum())
+
+
+def test_pixel_tolerance_flags_one_digit(hv):
+    base = _small_sheet("N = 3 rules").to_bytes("png")
+    assert png_difference(base, _small_sheet("N = 3 rules").to_bytes("png")) == (0.0, 0)
+    mean, n = png_difference(base, _small_sheet("N = 8 rules").to_bytes("png"))
+    assert n > MAX_PIXELS_DIFFERING, (mean, n)
+
+
+def test_committed_figure_is_what_the_code_draws(tmp_path):
+    notebook, profile, name = REDRAWN
+    committed = ROOT / "figures" / profile / f"{name}.png"
+    env = dict(os.environ, PLASTICITY_REPRO_READ_ONLY="1", PLASTICITY_REPRO_SAVE_FIGURES="1",
+               PYTHONHASHSEED="0", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-c", REDRAW, str(ROOT / "notebooks" / f"{notebook}.ipynb"), profile,
+                        str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    drawn = (tmp_path / profile / f"{name}.png").read_bytes()
+    mean, n = png_difference(drawn, committed.read_bytes())
+    assert mean is not None, f"{committed} has another size than the figure the code draws: run `make {name}`"
+    assert mean <= MAX_MEAN_ABS and n <= MAX_PIXELS_DIFFERING, (
+        f"{committed} is not what the code draws (mean |diff| {mean:.2e}, {n} pixels differ): run `make {name}`")
+
+
+def test_notebooks_are_paired_with_their_sources():
+    # `make figures` runs the .ipynb; its code must be the .py source's (jupytext --sync)
+    import jupytext
+    for py in sorted((ROOT / "notebooks").glob("fig*.py")):
+        src = [c.source for c in jupytext.read(py, fmt="py:percent").cells if c.cell_type == "code"]
+        nb = [c.source for c in jupytext.read(py.with_suffix(".ipynb")).cells if c.cell_type == "code"]
+        assert src == nb, f"{py.with_suffix('.ipynb')} is not the notebook of {py}: jupytext --sync {py}"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from plasticity_repro.experiments.reduced_model import (
-    MODES, ReducedModelConfig, map_jacobian, fixed_point, reduced_model_dataset, simulate_reduced)
+    MODES, ReducedModelConfig, fixed_point, map_jacobian, reduced_model_dataset, response, simulate_reduced)
 
 # Two input conditions where 200 activations suffice (10 ms alpha pulses, two amplitudes) and
 # the default initial condition; float64 so the tolerances below measure the model, not rounding.
@@ -95,3 +95,38 @@ def test_dataset_has_provenance_and_stability_variables():
     assert bool((mod.sel(mode="two_rules") < 1).all())
     assert bool((mod.sel(mode="swapped").max("eig") > 1).all())
     np.testing.assert_allclose(mod.sel(mode="w_only").max("eig"), 1.0, atol=1e-6)
+
+
+def test_default_input_grid_is_the_authors():
+    # spec §8: a in linspace(0.01, 1, 10), tau_a in linspace(1, 20 ms, 10), w0 = 1, b0 = 0.1
+    cfg = ReducedModelConfig()
+    np.testing.assert_allclose(cfg.amplitudes, np.linspace(0.01, 1.0, 10), atol=1e-6)
+    np.testing.assert_allclose(cfg.widths, np.linspace(1e-3, 20e-3, 10), atol=1e-6)
+    assert cfg.w0 == (1.0,) and cfg.b0 == (0.1,) and cfg.floor == 1e-8 and cfg.dt == 1e-4
+
+
+def test_delay_is_the_first_moment_of_the_response_in_time():
+    # the plain loop of the module docstring at float64: delay = sum t r dt / sum r dt
+    cfg = ReducedModelConfig(float64=True)
+    w, b, a, tau = 1.3, 0.1, 0.8, 0.012
+    u, r = 0.0, np.zeros(cfg.n_steps)
+    for k in range(cfg.n_steps):
+        r[k] = max(w * u - b, 0.0)
+        t = k * cfg.dt
+        u += (a * (t / tau) * np.exp(1 - t / tau) - u) * cfg.dt / cfg.tau_s
+    t = np.arange(cfg.n_steps) * cfg.dt
+    m1, _, peak, _, delay = (float(v) for v in response(cfg, w, b, a, tau))
+    np.testing.assert_allclose(m1, np.sum(r) * cfg.dt, rtol=1e-10)
+    np.testing.assert_allclose(delay, np.sum(t * r) / np.sum(r), rtol=1e-10)
+    assert tau < delay < 0.1                       # after the input's peak, within the activation
+    assert np.isnan(float(response(cfg, w, 10.0, a, tau)[4]))   # no response: no delay
+
+
+def test_updates_keep_w_and_b_above_the_floor():
+    # without the floor (floor=-1e6) the swapped rule drives w and b below 0 for these two inputs
+    # (measured: w to -8.7 and -2.5, b to -0.16); with it both stay >= 1e-8
+    cfg = ReducedModelConfig(mode="swapped")
+    run = jax.device_get(jax.jit(jax.vmap(lambda a: simulate_reduced(cfg, 1.0, 0.1, a, 0.02)))(
+        np.array([0.45, 1.0])))
+    assert np.all(run.w >= cfg.floor) and np.all(run.b >= cfg.floor)
+    assert np.any(run.b == np.float32(cfg.floor))  # the floor is reached

@@ -24,7 +24,7 @@ import xarray as xr
 
 from plasticity_repro import datasets
 from plasticity_repro.config import LossConfig, ModelConfig, NetworkConfig, PlasticityConfig
-from plasticity_repro.experiments.paper import validate_parameters
+from plasticity_repro.experiments.params import resolve as resolve_params
 from plasticity_repro.search import ParamSpace, SearchConfig, profile_config, run_search, score_batch, train_networks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,11 +96,11 @@ LIBRARY_CASES = [
     ("run_search.max_seconds", lambda t: run_search(TINY, max_seconds=0, progress=False), "max_seconds must be"),
     ("run_search.resume_without_checkpoint", lambda t: run_search(TINY, resume=True, progress=False),
      "resume=True needs a checkpoint"),
-    ("validate_parameters.profile", lambda t: validate_parameters("huge"), "profile must be"),
-    ("validate_parameters.seed", lambda t: validate_parameters("quick", seed=-1), "seed must be"),
-    ("validate_parameters.data_dir", lambda t: validate_parameters("quick", data_dir=""), "data_dir must be"),
-    ("validate_parameters.p_turnover", lambda t: validate_parameters("quick", p_turnover=2.0), "p_turnover must be"),
-    ("validate_parameters.n_networks", lambda t: validate_parameters("quick", n_networks=0), "n_networks must be"),
+    ("notebook_params.profile", lambda t: resolve_params("fig2", dict(profile="huge")), "profile must be"),
+    ("notebook_params.seed", lambda t: resolve_params("fig2", dict(seed=-1)), "seed must be"),
+    ("notebook_params.data_dir", lambda t: resolve_params("fig2", dict(data_dir="")), "data_dir must be"),
+    ("notebook_params.p_turnover", lambda t: resolve_params("fig4", dict(p_turnover=2.0)), "p_turnover must be"),
+    ("notebook_params.n_networks", lambda t: resolve_params("fig2", dict(n_networks=0)), "n_networks must be"),
     ("read_dataset.missing", lambda t: datasets.read_dataset(t / "missing.nc"), "does not exist"),
     ("read_dataset.garbage", lambda t: datasets.read_dataset(_bytes(t / "g.nc", b"not netcdf")),
      "not a readable netCDF"),

@@ -1,12 +1,19 @@
-"""CMA-ES search: bounds, blow-up penalty, resume equality, planted rule, CLI errors."""
+"""CMA-ES search: bounds, blow-up penalty, resume equality (also from checkpoints of the format's
+first version), the state and step, planted rule, CLI errors."""
 import dataclasses
+import importlib.util
 import json
+import pickle
+import shutil
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
+from plasticity_repro import search
 from plasticity_repro.config import LossConfig, ModelConfig, PlasticityConfig
 from plasticity_repro.rules import N_TAUS, N_TERMS, TERM_NAMES
 from plasticity_repro.search import ParamSpace, SearchConfig, profile_config, run_search, score_batch, train_networks
@@ -82,6 +89,113 @@ def test_resume_refuses_a_checkpoint_of_other_parameters(tmp_path):
     ck.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="corrupt"):
         run_search(cfg, seeds=(0,), checkpoint=ck, resume=True, progress=False)
+
+
+# -- checkpoints written by the first version of the format, the state and step --------------------
+def _load_v1_maker():
+    """tests/data/make_search_v1_checkpoints.py: the config, seeds and stops of the v1 checkpoints."""
+    path = Path(__file__).parent / "data" / "make_search_v1_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("make_search_v1_checkpoints", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+V1 = _load_v1_maker()
+
+
+def _without_timing(ds):
+    return ds.drop_vars("seconds_per_generation")
+
+
+def _assert_same_tree(a, b, where="checkpoint"):
+    """Exactly equal nested dicts / lists / arrays (NaN equal to NaN), with equal types and dtypes."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, dict):
+        assert list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
+        for k in a:
+            _assert_same_tree(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_tree(x, y, f"{where}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} != {b.dtype}"
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif hasattr(a, "__dataclass_fields__"):   # the evosax CMA-ES state
+        _assert_same_tree(jax.tree.leaves(a), jax.tree.leaves(b), where)
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+@pytest.mark.parametrize("k", V1.STOPS)
+def test_a_version_1_checkpoint_reads_and_writes_back_unchanged(k):
+    """The state read from a checkpoint of the format's first version (written by the code before
+    SearchState) is written back as exactly the same dict: the format is unchanged."""
+    path = V1.checkpoint_path(k)
+    with open(path, "rb") as f:
+        raw = pickle.load(f)
+    assert raw["format"] == search.CHECKPOINT_FORMAT == "plasticity_repro.search/1" and raw["generation"] == k
+    state = search.load_checkpoint(path, V1.config(), V1.SEEDS)
+    assert state.generation == k and len(state.history) == k and state.seeds == V1.SEEDS
+    _assert_same_tree(search.to_checkpoint(V1.config(), state), raw)
+
+
+@pytest.fixture(scope="module")
+def v1_uninterrupted():
+    return run_search(V1.config(), seeds=V1.SEEDS, progress=False)
+
+
+@pytest.mark.parametrize("k", V1.STOPS)
+def test_a_version_1_checkpoint_resumes_to_the_uninterrupted_search(k, v1_uninterrupted, tmp_path):
+    """A search stopped after k generations by the code before SearchState (its checkpoint in
+    tests/data, made by make_search_v1_checkpoints.py at commit 0358613: k = 3 has run 0 stopped
+    and frozen with the IPOP restart ahead, k = 6 is past the restart at generation 5) and resumed
+    by this code gives the dataset of an uninterrupted search by this code: tolerance 0 where the
+    numbers can be the same (engine, host devices, CPU and x64 as when the checkpoints were made),
+    else to float32 rounding (the first k generations were computed elsewhere)."""
+    ck = tmp_path / "v1.ckpt"
+    shutil.copy(V1.checkpoint_path(k), ck)      # resuming rewrites the checkpoint
+    resumed = run_search(V1.config(), seeds=V1.SEEDS, checkpoint=ck, resume=True, progress=False)
+    with open(V1.checkpoint_path(k), "rb") as f:
+        raw = pickle.load(f)
+    # the first k generations are the checkpoint's, exactly
+    np.testing.assert_array_equal(resumed["loss"].values[:k], np.asarray(raw["history"]["loss"]))
+    np.testing.assert_array_equal(resumed["restart"].values, [[0, 0]] * 5 + [[1, 1]] * 3)
+    assert [s["first_generation"] for s in json.loads(resumed.attrs["segments_json"])] == [0, k]
+    made_with = json.loads(V1.SETTINGS.read_text())
+    here = V1.settings()
+    if all(here[key] == made_with[key] for key in here):
+        xr.testing.assert_equal(_without_timing(resumed), _without_timing(v1_uninterrupted))   # tolerance 0
+    else:
+        print(f"\nnot the checkpoints' machine ({here} vs {made_with}): compared to float32 rounding")
+        xr.testing.assert_allclose(_without_timing(resumed), _without_timing(v1_uninterrupted), rtol=1e-4)
+
+
+def test_init_and_step_are_the_search_and_leave_their_input_unchanged(v1_uninterrupted):
+    """init, then step until finished, gives run_search's dataset; a step returns a new state and
+    leaves the one it was given as it was."""
+    cfg = V1.config()
+    state = search.init(cfg, V1.SEEDS)
+    nets = search.search_networks(cfg, state)
+    while not search.finished(cfg, state):
+        before = search.to_checkpoint(cfg, state)
+        new = search.step(cfg, state, *nets)
+        _assert_same_tree(search.to_checkpoint(cfg, state), before, "the state before the step")
+        assert new.generation == state.generation + 1 and len(new.history) == len(state.history) + 1
+        state = new
+    xr.testing.assert_equal(_without_timing(search.search_dataset(cfg, state)), _without_timing(v1_uninterrupted))
+
+
+def test_resuming_a_search_that_stopped_early_adds_no_generation(tmp_path):
+    """A search over before max_generations (every run stopped, no restart left: here after 5 of 8)
+    resumed from its last checkpoint gives the same dataset, not one more generation."""
+    cfg = dataclasses.replace(V1.config(), max_restarts=0)
+    ck = tmp_path / "s.ckpt"
+    full = run_search(cfg, seeds=V1.SEEDS, checkpoint=ck, progress=False)
+    assert full.sizes["generation"] < cfg.max_generations
+    again = run_search(cfg, seeds=V1.SEEDS, checkpoint=ck, resume=True, progress=False)
+    xr.testing.assert_equal(again, full)
 
 
 def test_planted_rule_is_recovered():

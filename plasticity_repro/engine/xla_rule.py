@@ -165,7 +165,7 @@ def _dot1(m, v):
     return out
 
 
-def _matvec(m, v):
+def block_matvec(m, v):
     """m (n_post, n_pre, ...) times vectors v (k, n_pre, ...) -> (k, n_post, ...), unrolled over
     n_pre into elementwise loops over the trailing (network) axes. m is sliced in place: moving its
     pre axis first made XLA:CPU write a transposed copy of m every step (for the effects' G . |w|
@@ -191,7 +191,7 @@ def _half_effects(P, Q, m, m_rows, m_cols, half):
     vs = [Q[g[0]] for g in by_pre]
     if m_rows is None:
         vs.append(jnp.ones_like(Q[0]))
-    mq = _matvec(m, jnp.stack(vs))                      # M Q for each pre group (and M 1)
+    mq = block_matvec(m, jnp.stack(vs))                 # M Q for each pre group (and M 1)
     if m_rows is None:
         m_rows, m_cols = mq[-1], _vecmat(jnp.ones_like(P[0]), m)
     out = {}

@@ -6,8 +6,6 @@ networks (example networks only, strided in time).
 """
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,11 +13,10 @@ import xarray as xr
 
 from .. import datasets
 from ..config import SYNAPSE_TYPES, ModelConfig
-from ..loss import evaluate_rules, network_loss
-from ..network import make_networks
 from ..engine import jit
+from ..loss import evaluate_rules, simulate_and_score
+from ..network import make_networks
 from ..rules import TERM_NAMES, Rule
-from ..engine import run_batch
 
 LAG_EDGES_MS = np.arange(-40.0, 40.0 + 1e-9, 4.0)
 
@@ -60,11 +57,7 @@ def weight_lag_kernel(w_ee, t_mean_e, edges_ms=LAG_EDGES_MS):
         return np.where(counts > 0, sums / counts, np.nan), counts
 
 
-@partial(jit, static_argnums=0)
-def _run_and_score(cfg: ModelConfig, rule: Rule, networks):
-    res = run_batch(cfg, rule, networks)
-    nl = jax.vmap(lambda r: network_loss(cfg, r))(res)
-    return res, nl
+_simulate_and_score = jit(simulate_and_score, static_argnums=0)   # (RunResult, NetworkLoss) of one rule
 
 
 def network_losses(cfg: ModelConfig, rules: Rule, seeds, p_turnover_ee=0.0, chunk: int = 64) -> dict:
@@ -98,7 +91,7 @@ def evaluate_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, 
         ex_rates = ex_w = None
         for i in range(0, len(seeds), chunk):
             nets = make_networks(cfg, seeds[i:i + chunk], p_turnover_ee=p_turnover_ee)
-            res, nl = _run_and_score(cfg, rule, nets)
+            res, nl = _simulate_and_score(cfg, rule, nets)
             for k in ("loss", "decoder_r2", "mean_rate", "blew_up", "effects"):
                 acc[k].append(np.asarray(getattr(nl, k)))
             rates = np.asarray(res.rates)                     # (n, len(rates_at), T, N)

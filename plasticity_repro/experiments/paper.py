@@ -5,6 +5,12 @@ parameters (file named by a hash of them) and computes and writes it otherwise.
 Read-only mode (PLASTICITY_REPRO_READ_ONLY=1, set by the Makefile's figure targets, or
 `read_only_mode()`): the cache never computes; a missing dataset is a one-line MissingDataset
 (a ValueError) naming the `make data` command that makes it (see plasticity_repro.pipeline).
+
+Reuse (PLASTICITY_REPRO_REUSE, folders separated by os.pathsep): a file the cache does not find in
+its own folder is read from the first of these folders that has it (the same name, so the same
+parameters). `plasticity-repro figure` (`make figN P=...`) sets it to data/, so a rerun with other
+parameters reads the shipped datasets that its parameters leave unchanged and writes only the new
+ones, to its own folder.
 """
 from __future__ import annotations
 
@@ -19,41 +25,8 @@ import numpy as np
 import xarray as xr
 
 from .. import datasets
-from ..config import _num
+from ..profiles import FIGURE_PROFILES  # noqa: F401  (per profile: search runs, evaluation networks, refits, ...)
 from ..search import SearchConfig, profile_config, run_search
-
-# per profile: search runs, evaluation networks, dropout networks, refit settings
-FIGURE_PROFILES = {
-    "quick": dict(runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2), refit_generations=2,
-                  refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, ei_warm_start=False,
-                  ei_warm_generations=3),
-    "laptop": dict(runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
-                   refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, ei_warm_start=True,
-                   ei_warm_generations=15),
-    # the reproduction campaign on 2 cores (issue 17): its three searches (E->E, E->E with turnover,
-    # all synapses with turnover, 8 runs each, the all-synapse one from zero) are made by
-    # `plasticity-repro search --profile repro` into data/campaign/ (see pipeline.py)
-    "repro": dict(runs=8, eval_networks=100, dropout_networks=40, refit_ks=(1, 2, 3, 4, 5, 6, 7),
-                  refit_generations=60, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=2,
-                  ei_warm_start=False),
-    "paper": dict(runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
-                  refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4,
-                  ei_warm_start=False, ei_warm_generations=5000),
-}
-
-
-def validate_parameters(profile: str, seed: int = 0, data_dir: str = "data", **extra) -> None:
-    """The notebook parameters cell's single check: one-line ValueErrors naming the parameter."""
-    if profile not in FIGURE_PROFILES:
-        raise ValueError(f"profile must be one of {list(FIGURE_PROFILES)}, got {profile!r}")
-    _num("seed", seed, 0, 2 ** 31 - 1, integer=True)
-    if not isinstance(data_dir, str) or not data_dir:
-        raise ValueError(f"data_dir must be a non-empty path string, got {data_dir!r}")
-    for name, value in extra.items():
-        if name.startswith("p_"):
-            _num(name, value, 0.0, 1.0)
-        elif name.startswith("n_"):
-            _num(name, value, 1, 10 ** 6, integer=True)
 
 
 def data_path(data_dir, stem: str, profile: str, params: dict) -> Path:
@@ -62,6 +35,12 @@ def data_path(data_dir, stem: str, profile: str, params: dict) -> Path:
 
 
 READ_ONLY_ENV = "PLASTICITY_REPRO_READ_ONLY"
+REUSE_ENV = "PLASTICITY_REPRO_REUSE"
+
+
+def reuse_dirs() -> list:
+    """The folders of PLASTICITY_REPRO_REUSE, in order (none when it is unset or empty)."""
+    return [Path(d) for d in os.environ.get(REUSE_ENV, "").split(os.pathsep) if d.strip()]
 
 
 def read_only() -> bool:
@@ -106,14 +85,18 @@ def dataset_name(path) -> tuple:
 
 def cached(path: Path, kind: str, compute, params_hash: str | None = None, *, name: str | None = None,
            profile: str | None = None) -> xr.Dataset:
-    """Read `path` if it exists (and its kind and params hash match), else compute and write it.
-    In read-only mode (`read_only()`) a missing file raises MissingDataset and nothing is computed;
-    `name` and `profile` (default: read from the file name) go into its message."""
+    """Read `path` if it exists (or a file of its name in reuse_dirs()) and its kind and params
+    hash match, else compute and write it. In read-only mode (`read_only()`) a missing file
+    raises MissingDataset and nothing is computed; `name` and `profile` (default: read from the
+    file name) go into its message."""
     path = Path(path)
-    if path.exists():
-        ds = datasets.read_dataset(path, kind=kind)
+    found = path
+    if not path.exists():   # a file of the same name (the same parameters) in a reuse folder
+        found = next((d / path.name for d in reuse_dirs() if (d / path.name).exists()), path)
+    if found.exists():
+        ds = datasets.read_dataset(found, kind=kind)
         if params_hash is not None and ds.attrs.get("request_hash") != params_hash:
-            raise ValueError(f"dataset file {str(path)!r} was made for other parameters")
+            raise ValueError(f"dataset file {str(found)!r} was made for other parameters")
         return ds
     if read_only():
         raise MissingDataset(path, name, profile)
@@ -124,21 +107,44 @@ def cached(path: Path, kind: str, compute, params_hash: str | None = None, *, na
     return ds
 
 
-def search_config(profile: str, synapses=("ee",), p_turnover: float = 0.0,
-                  tau_convention: str = "independent") -> SearchConfig:
-    return profile_config(profile, synapses=synapses, p_turnover=p_turnover, tau_convention=tau_convention)
+def search_config(profile: str, synapses=("ee",), p_turnover: float = 0.0, tau_convention: str = "independent",
+                  generations: int | None = None, n_activations: int | None = None) -> SearchConfig:
+    """The profile's SearchConfig; `generations` (max_generations) and `n_activations` (the
+    protocol, decoder windows scaled as the profile's, its learning rate kept) replace the
+    profile's where given (None: the profile's, the same config and hashes)."""
+    overrides = {} if generations is None else dict(max_generations=generations)
+    cfg = profile_config(profile, synapses=synapses, p_turnover=p_turnover, tau_convention=tau_convention,
+                         **overrides)
+    if n_activations is not None and n_activations != cfg.model.n_activations:
+        from ..search import PROFILES, scaled_protocol
+        cfg = cfg.replace(model=scaled_protocol(n_activations, PROFILES[profile]["lr_scale"], tuple(synapses),
+                                                tau_convention))
+    return cfg
+
+
+SEED_MAX = 9_999              # a figure's seed: 0 .. SEED_MAX
+EVAL_SEED_STRIDE = 100_000    # figure seed s: evaluation networks eval_seed + EVAL_SEED_STRIDE s + i
+
+
+def search_seeds(profile: str, seed: int = 0, runs: int | None = None) -> list:
+    """Search seeds of a figure's `seed`: seed * runs .. seed * runs + runs - 1 (runs: the
+    profile's), so two seeds never share a run at the same number of runs; seed 0: 0 .. runs - 1."""
+    runs = FIGURE_PROFILES[profile]["runs"] if runs is None else int(runs)
+    return list(range(seed * runs, seed * runs + runs))
 
 
 def searches(profile: str, data_dir="data", seed: int = 0, synapses=("ee",), p_turnover: float = 0.0,
              progress=True, tau_convention: str = "independent", cfg: SearchConfig | None = None,
-             attrs: dict | None = None) -> xr.Dataset:
-    """The profile's batched search runs (seeds seed .. seed + runs - 1), cached in data/.
-    tau_convention "shifted" gives the paper-era shared time constants of the E+I searches.
-    `cfg` replaces the profile's SearchConfig (e.g. one with a start vector; file tag "_warm");
-    `attrs` are added to a freshly computed dataset."""
-    cfg = search_config(profile, synapses, p_turnover, tau_convention) if cfg is None else cfg
-    runs = FIGURE_PROFILES[profile]["runs"]
-    seeds = list(range(seed, seed + runs))
+             attrs: dict | None = None, runs: int | None = None, generations: int | None = None,
+             n_activations: int | None = None) -> xr.Dataset:
+    """The profile's batched search runs (`runs` of them, search_seeds(profile, seed, runs)),
+    cached in data/. tau_convention "shifted" gives the paper-era shared time constants of the E+I
+    searches; `generations` and `n_activations` as in search_config (None: the profile's). `cfg`
+    replaces the profile's SearchConfig (e.g. one with a start vector; file tag "_warm"); `attrs`
+    are added to a freshly computed dataset."""
+    if cfg is None:
+        cfg = search_config(profile, synapses, p_turnover, tau_convention, generations, n_activations)
+    seeds = search_seeds(profile, seed, runs)
     request = dict(search=cfg.to_dict(), seeds=seeds)
     path = _search_path(data_dir, cfg, profile, request)
     ckpt = path.with_suffix(".ckpt")   # an interrupted search continues from its checkpoint
@@ -151,7 +157,9 @@ ALL_SYNAPSES = ("ee", "ei", "ie")
 
 
 def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.0,
-                       tau_convention: str = "independent", progress=True) -> tuple:
+                       tau_convention: str = "independent", progress=True, runs: int | None = None,
+                       generations: int | None = None, ei_generations: int | None = None,
+                       n_activations: int | None = None) -> tuple:
     """(SearchConfig, dataset) of the Fig 5/6 search with E->E, E->I and I->E plastic.
 
     The paper searches the 96 numbers from zero. Where the profile sets ei_warm_start (laptop: 35
@@ -160,23 +168,28 @@ def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover:
     their time constants tau_start) with that search's final CMA-ES step size, for the profile's
     ei_warm_generations, so the search only has to find what inhibitory plasticity adds. The
     dataset then carries attrs start_from (that search's request hash) and deviation.
+    `ei_generations` replaces the generations of this search (warm or from zero), `generations`
+    those of the E->E search it starts from; None: the profile's.
     """
-    cfg = search_config(profile, ALL_SYNAPSES, p_turnover, tau_convention)
-    if not FIGURE_PROFILES[profile]["ei_warm_start"]:
-        return cfg, searches(profile, data_dir, seed, ALL_SYNAPSES, p_turnover, progress, tau_convention)
-    ee = searches(profile, data_dir, seed, ("ee",), p_turnover, progress)
+    warm = FIGURE_PROFILES[profile]["ei_warm_start"]
+    cfg = search_config(profile, ALL_SYNAPSES, p_turnover, tau_convention, None if warm else ei_generations,
+                        n_activations)
+    if not warm:
+        return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, runs=runs)
+    ee = searches(profile, data_dir, seed, ("ee",), p_turnover, progress, runs=runs, generations=generations,
+                  n_activations=n_activations)
     run = int(np.argmin(ee.best_test_loss.values))
     ee_rule = learned_rules(ee, search_config(profile, p_turnover=p_turnover))[run]
     x0 = cfg.space.from_rule(ee_rule)
     sigma0 = float(ee.sigma.values[-1, run])
-    n_gen = FIGURE_PROFILES[profile]["ei_warm_generations"]
+    n_gen = FIGURE_PROFILES[profile]["ei_warm_generations"] if ei_generations is None else int(ei_generations)
     cfg = cfg.replace(space=cfg.space.replace(start=tuple(float(v) for v in x0)), sigma0=sigma0,
                       max_generations=n_gen)
     src = str(ee.attrs.get("request_hash"))
     attrs = dict(start_from=src, deviation=f"warm start: every run starts from the best E->E-only rule of "
                                          f"search {src} with its final step size sigma0 = {sigma0:.2g} and "
                                          f"runs {n_gen} generations (paper: from zero, sigma0 = 0.003)")
-    return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs)
+    return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs, runs=runs)
 
 
 def _search_path(data_dir, cfg: SearchConfig, profile: str, request: dict) -> Path:
@@ -191,9 +204,12 @@ def learned_rules(search: xr.Dataset, cfg: SearchConfig) -> list:
     return [cfg.space.to_rule(jnp.asarray(x, jnp.float32)) for x in search.best_params.values]
 
 
-def eval_seeds(profile: str, n=None) -> np.ndarray:
+def eval_seeds(profile: str, n=None, seed: int = 0) -> np.ndarray:
+    """Network seeds of a figure's `n` evaluation networks (default the profile's eval_networks)
+    at the figure's `seed`: eval_seed + EVAL_SEED_STRIDE seed + i. They are never a search's
+    networks (those have seeds below eval_seed modulo the stride); seed 0: eval_seed + i."""
     p = FIGURE_PROFILES[profile]
-    return p["eval_seed"] + np.arange(p["eval_networks"] if n is None else n)
+    return p["eval_seed"] + EVAL_SEED_STRIDE * int(seed) + np.arange(p["eval_networks"] if n is None else n)
 
 
 def request_hash(*parts) -> str:
@@ -203,11 +219,10 @@ def request_hash(*parts) -> str:
 def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.00072,
                     progress=True) -> xr.Dataset:
     """The hand-made rule (Fig 4) tuned by CMA-ES on the learned rules' training problem with
-    turnover, runs seed .. seed + handmade_runs - 1, cached in data/."""
+    turnover, the profile's handmade_runs runs (search_seeds of `seed`), cached in data/."""
     from .stress import handmade_search_config
     cfg = handmade_search_config(profile, p_turnover)
-    runs = FIGURE_PROFILES[profile]["handmade_runs"]
-    seeds = list(range(seed, seed + runs))
+    seeds = search_seeds(profile, seed, FIGURE_PROFILES[profile]["handmade_runs"])
     request = dict(search=cfg.to_dict(), seeds=seeds)
     path = data_path(data_dir, "search_handmade" + ("_turnover" if p_turnover else ""), profile, request)
     ckpt = path.with_suffix(".ckpt")   # an interrupted search continues from its checkpoint
@@ -217,12 +232,14 @@ def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: fl
 
 
 def term_dropout(stem: str, profile: str, data_dir, cfg: SearchConfig, search: xr.Dataset, rules: list,
-                 names: list, p_turnover: float | None = None) -> tuple:
-    """Fig 3 / Fig 4 dropout of the search's rules on the profile's dropout networks (with E->E
-    turnover at p_turnover when given), cached as data/<stem>_dropout_...; returns (dataset,
-    term ranking, request hash for the refit that follows)."""
+                 names: list, p_turnover: float | None = None, n_networks: int | None = None,
+                 seed: int = 0) -> tuple:
+    """Fig 3 / Fig 4 dropout of the search's rules on `n_networks` evaluation networks of `seed`
+    (None: the profile's dropout_networks), with E->E turnover at p_turnover when given, cached as
+    data/<stem>_dropout_...; returns (dataset, term ranking, request hash for the refit that follows)."""
     from .evaluate import dropout_dataset, term_ranking
-    seeds = eval_seeds(profile, FIGURE_PROFILES[profile]["dropout_networks"])
+    n = FIGURE_PROFILES[profile]["dropout_networks"] if n_networks is None else n_networks
+    seeds = eval_seeds(profile, n, seed)
     tail = [] if p_turnover is None else [p_turnover]
     req = request_hash(f"{stem}_dropout", search.attrs["params_hash"], search.attrs.get("request_hash"),
                        seeds.tolist(), *tail)
@@ -233,18 +250,21 @@ def term_dropout(stem: str, profile: str, data_dir, cfg: SearchConfig, search: x
 
 
 def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list, ranking: list,
-               dropout_req: str, seed: int = 0, p_turnover: float | None = None) -> xr.Dataset:
-    """Progressive refit of the top-k terms of `ranking` from the mean rule (Fig 3 / Fig 4) at the
-    profile's refit settings, each tested on the profile's evaluation networks; cached."""
+               dropout_req: str, seed: int = 0, p_turnover: float | None = None, n_networks: int | None = None,
+               k_max: int | None = None, generations: int | None = None) -> xr.Dataset:
+    """Progressive refit of the top-k terms of `ranking`, k = 1 .. k_max, from the mean rule (Fig 3
+    / Fig 4), `generations` each, each tested on `n_networks` evaluation networks of `seed` (None:
+    the profile's refit_ks, refit_generations, eval_networks); cached."""
     import dataclasses
     from .refit import mean_rule, refit_dataset
     fp = FIGURE_PROFILES[profile]
-    base = dataclasses.replace(cfg, n_train=fp["refit_train"], n_test=0, max_generations=fp["refit_generations"])
-    seeds = eval_seeds(profile)
+    ks = fp["refit_ks"] if k_max is None else tuple(range(1, int(k_max) + 1))
+    n_gen = fp["refit_generations"] if generations is None else int(generations)
+    base = dataclasses.replace(cfg, n_train=fp["refit_train"], n_test=0, max_generations=n_gen)
+    seeds = eval_seeds(profile, n_networks, seed)
     tail = [] if p_turnover is None else [p_turnover]
-    req = request_hash(f"{stem}_refit", dropout_req, ranking, fp["refit_ks"], fp["refit_generations"],
-                       fp["refit_train"], seeds.tolist(), *tail)
+    req = request_hash(f"{stem}_refit", dropout_req, ranking, ks, n_gen, fp["refit_train"], seeds.tolist(), *tail)
     kw = {} if p_turnover is None else dict(p_turnover_eval=p_turnover)
     return cached(data_path(data_dir, f"{stem}_refit", profile, {"r": req}), "refit",
-                  lambda: refit_dataset(base, ranking, mean_rule(rules), seeds, ks=fp["refit_ks"], seeds=(seed,),
+                  lambda: refit_dataset(base, ranking, mean_rule(rules), seeds, ks=ks, seeds=(seed,),
                                         profile=profile, **kw), req)

@@ -34,8 +34,18 @@ from ..rules import Rule
 from ..engine import run_networks
 from .evaluate import mean_firing_time
 
-KINDS = ("afferent x0.5", "afferent x1.5", "input x10")
+AFFERENT_FACTORS = (0.5, 1.5)   # the paper's scalings of the cell's E->E afferents
+INPUT_FACTOR = 10.0              # the paper's gain of the cell's fresh input
 _KIND = re.compile(r"^(afferent|input) x([0-9.]+)$")
+
+
+def perturbation_kinds(afferent_factors=AFFERENT_FACTORS, input_factor=INPUT_FACTOR) -> tuple:
+    """The kinds 'afferent x<s>' for each afferent scaling s, then 'input x<g>' (factors written
+    with up to 15 significant digits, '0.5', '10')."""
+    return tuple(f"afferent x{float(f):.15g}" for f in afferent_factors) + (f"input x{float(input_factor):.15g}",)
+
+
+KINDS = perturbation_kinds()
 
 
 def perturbation_protocol(n_train: int) -> dict:

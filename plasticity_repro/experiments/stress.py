@@ -24,7 +24,7 @@ import xarray as xr
 from .. import datasets
 from ..config import ModelConfig
 from ..rules import HETERO_NAMES, TERM_NAMES
-from ..search import ParamSpace, SearchConfig, profile_config, run_search
+from ..search import ParamSpace, SearchConfig, profile_config
 from .evaluate import network_losses, stack_rules
 from .stats import cohens_d, kruskal_bonferroni
 
@@ -51,29 +51,23 @@ class StressProtocol:
         return t.first_activation, t.stop_activation
 
 
-def stress_config(base: ModelConfig, organise: int | None = None, turnover_stop: int | None = None,
-                  total: int | None = None, heterosynaptic: bool = True) -> ModelConfig:
-    """ModelConfig of the stressed protocol (the turnover probability is a network leaf: pass it
-    to `stress_dataset` / `make_networks`, it is not part of the static config).
+def stress_protocol(base: ModelConfig, organise: int | None = None, turnover_stop: int | None = None,
+                    total: int | None = None, heterosynaptic: bool = True) -> StressProtocol:
+    """Both protocols of the stress test (the turnover probability is a network leaf: pass it to
+    `stress_dataset` / `make_networks`, it is not part of the static config).
 
     organise: organising activations (default base.n_activations; the paper's 400).
     turnover_stop: 0-based exclusive end of the turnover window, which starts at `organise`
       (default organise + round(149/400 organise): 549 at 400, 33 at the quick profile's 24).
-    total: activations of the run (default turnover_stop + round(25/400 organise), at least 1,
-      + the length of the decoder's test window: 600 at 400, 41 at 24).
-    The decoder is fit on the base protocol's test activations (shifted to end at `organise`) and
-    tested on the same pattern ending at `total` (374..399 and 574..599 in the paper; 18..23 and
-    35..40 at the quick profile, whose protocol uses 6 consecutive activations). With
-    heterosynaptic=True the summed-weight bound is compiled in, so the hand-made rule can run
+    total: activations of the stressed run (default turnover_stop + round(25/400 organise), at
+      least 1, + the length of the decoder's test window: 600 at 400, 41 at 24).
+    The stressed decoder is fit on the base protocol's test activations (shifted to end at
+    `organise`) and tested on the same pattern ending at `total` (374..399 and 574..599 in the
+    paper; 18..23 and 35..40 at the quick profile, whose protocol uses 6 consecutive activations).
+    With heterosynaptic=True the summed-weight bound is compiled in, so the hand-made rule can run
     in the same batch as learned rules (whose Rule.hetero = HETERO_OFF never binds: their
     dynamics are exactly unchanged).
     """
-    return stress_protocol(base, organise, turnover_stop, total, heterosynaptic).stressed
-
-
-def stress_protocol(base: ModelConfig, organise: int | None = None, turnover_stop: int | None = None,
-                    total: int | None = None, heterosynaptic: bool = True) -> StressProtocol:
-    """Both protocols of the stress test (see `stress_config`)."""
     organise = base.n_activations if organise is None else organise
     if not isinstance(organise, int) or organise < 1:
         raise ValueError(f"organise must be a positive integer, got {organise!r}")
@@ -126,13 +120,6 @@ def handmade_search_config(profile: str, p_turnover: float = P_STRESS, sigma0: f
     kw = dict(max_restarts=0, sigma0=sigma0)
     kw.update(overrides)
     return dataclasses.replace(base, model=model, space=handmade_space(), **kw)
-
-
-def tune_handmade(profile: str, seeds=(0,), p_turnover: float = P_STRESS, sigma0: float = 0.1,
-                  progress: bool = False, checkpoint=None, **overrides):
-    """Tune the hand-made rule with run_search; returns the search dataset (best rule per run)."""
-    cfg = handmade_search_config(profile, p_turnover, sigma0, **overrides)
-    return run_search(cfg, seeds=seeds, progress=progress, checkpoint=checkpoint)
 
 
 # -- the stress test --------------------------------------------------------------------------

@@ -1,0 +1,132 @@
+"""A figure rerun with other parameters (`make figN P="seed=1 n_networks=50"`, `plasticity-repro
+figure`): the figure's notebook runs through papermill with those parameters in compute mode, and
+everything it writes goes to a git-ignored folder keyed by the parameters, never to the shipped
+data/ and figures/:
+
+    RUNS/data/                          the datasets the reruns computed, named as in data/ (by
+                                        their parameters' hash), shared: made once for every rerun
+                                        that needs exactly them
+    RUNS/<fig>-<profile>-<hash>/        one rerun: params.json (every parameter's value), the
+                                        executed notebook, figures/<profile>/<fig>.png and .svg
+
+A dataset the shipped data/ holds with exactly the parameters asked for is read from there
+(paper.REUSE_ENV), so only what the new parameters change is computed. <hash> is that of the
+figure and its checked parameters (folders aside): the same parameters, in any order or written as
+their defaults, give the same folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+from . import datasets
+from .experiments import paper, params
+
+RUN_FOLDERS = ("data_dir", "fig_dir")   # set by the rerun, not by its parameters
+
+
+@dataclasses.dataclass(frozen=True)
+class Rerun:
+    """One rerun: the figure, its notebook, the given and the checked parameters, and its folders."""
+    figure: str
+    notebook: Path
+    given: dict             # name -> checked value of each parameter given (profile included)
+    values: dict            # every parameter's checked value
+    folder: Path
+    data_dir: Path
+
+    @property
+    def output(self) -> Path:
+        return self.folder / self.notebook.name
+
+    @property
+    def figure_files(self) -> list:
+        base = self.folder / "figures" / self.values["profile"] / self.figure
+        return [base.with_suffix(".png"), base.with_suffix(".svg")]
+
+
+def parse(figure: str, assignments) -> dict:
+    """name -> value of NAME=VALUE texts, each VALUE read as its parameter's kind says ('None': the
+    profile's value; a list: '0.5,1.5'); text that is not of the kind is left for the check to
+    name. One-line ValueErrors for a malformed assignment, a name given twice or a folder."""
+    table = params.table(figure)
+    out = {}
+    for text in assignments:
+        name, sep, value = str(text).partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"parameters are NAME=VALUE, got {text!r}")
+        if name in out:
+            raise ValueError(f"parameter {name} given twice")
+        if name in RUN_FOLDERS:
+            raise ValueError(f"{name} is the rerun's own folder; choose where reruns go with --runs-dir "
+                             f"(make: RUNS_DIR)")
+        p = table.get(name)
+        out[name] = _read(value.strip(), p.kind if p is not None else "")
+    return out
+
+
+def _read(text: str, kind: str):
+    if text == "None":
+        return None
+    for k, cast in (("int", int), ("float", float)):
+        if kind == k:
+            try:
+                return cast(text)
+            except ValueError:
+                return text
+    return text
+
+
+def prepare(figure: str, given: dict, runs_dir="runs", root=None) -> Rerun:
+    """The rerun of `figure` with the `given` parameters: checked (one-line ValueError naming a bad
+    one), its folder named; nothing is written."""
+    fig = params.figure_key(figure)
+    values = params.resolve(fig, given)
+    root = params.project_root() if root is None else Path(root)
+    runs = Path(runs_dir) if Path(runs_dir).is_absolute() else root / runs_dir
+    kinds = params.table(fig)
+    key = datasets.params_hash(dict(figure=fig, **{k: v for k, v in values.items() if kinds[k].kind != "path"}))
+    return Rerun(fig, root / "notebooks" / f"{params.NOTEBOOKS[fig]}.ipynb",
+                 {k: values[k] for k in given}, values, runs / f"{fig}-{values['profile']}-{key}", runs / "data")
+
+
+def location_problems(run: Rerun) -> list:
+    """Why the rerun's folders cannot be written (empty when they can), checked before anything runs."""
+    out = []
+    for folder in (run.data_dir, run.folder / "figures" / run.values["profile"]):
+        why = datasets.location_problem(folder, "folder", directory=True)
+        if why is not None:
+            out.append(why)
+    return out
+
+
+def execute(run: Rerun, timeout: float | None = None) -> float:
+    """Run the notebook into the rerun's folder (compute mode, data/ reused); seconds it took.
+    A failing notebook raises papermill's PapermillExecutionError (the partial notebook is kept)."""
+    import papermill
+    run.folder.mkdir(parents=True, exist_ok=True)
+    run.data_dir.mkdir(parents=True, exist_ok=True)
+    shipped = run.notebook.parent.parent / "data"
+    parameters = dict(run.given, data_dir=str(run.data_dir), fig_dir=str(run.folder / "figures"))
+    record = dict(figure=run.figure, notebook=run.notebook.name, given=run.given,
+                  parameters=dict(run.values, **parameters), reused_from=str(shipped))
+    (run.folder / "params.json").write_text(json.dumps(record, indent=1) + "\n")
+    env = {paper.READ_ONLY_ENV: "0", paper.REUSE_ENV: str(shipped)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)   # the kernel inherits the environment
+    t0 = time.time()
+    try:
+        papermill.execute_notebook(str(run.notebook), str(run.output), parameters=parameters, kernel_name="python3",
+                                   progress_bar=True, execution_timeout=timeout,
+                                   cwd=str(run.notebook.parent.parent))
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return time.time() - t0
