@@ -111,15 +111,17 @@ rules0 = paper.learned_rules(search0, paper.search_config(profile, generations=g
 all_rules = rules + rules0 + [handmade]
 groups = ["learned, turnover"] * len(rules) + ["learned, no turnover"] * len(rules0) + ["hand-made"]
 rule_names = names + [f"no-turnover run {i}" for i in range(len(rules0))] + ["hand-made"]
-proto = stress_protocol(cfg.model)
+emodel = paper.evaluation_model(profile, cfg.model)   # the training protocol, or the paper's 400 activations (repro)
+proto = stress_protocol(emodel)
 print("turnover before activations (0-based) %d..%d; decoder fit on %s, tested on %s"
       % (proto.turnover_window[0], proto.turnover_window[1] - 1, proto.stressed.loss.fit_activations,
          proto.stressed.loss.test_activations))
 seeds_stress = paper.eval_seeds(profile, n_stress_networks, seed)
 req = paper.request_hash("fig4_stress", search.attrs["params_hash"], search0.attrs["params_hash"],
-                         hm.attrs["params_hash"], seeds_stress.tolist(), p_turnover)
+                         hm.attrs["params_hash"], seeds_stress.tolist(), p_turnover,
+                         *paper.evaluation_key(profile, cfg.model))
 sd = paper.cached(paper.data_path(data, "fig4_stress", profile, {"r": req}), "stress",
-                  lambda: stress_dataset(cfg.model, all_rules, rule_names, seeds_stress, profile=profile,
+                  lambda: stress_dataset(emodel, all_rules, rule_names, seeds_stress, profile=profile,
                                          groups=groups, p_turnover=p_turnover), req)
 for c in sd.condition.values:
     print(c, "median loss per network:", {str(g): round(float(v)) for g, v in

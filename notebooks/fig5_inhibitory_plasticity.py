@@ -78,12 +78,13 @@ print("best test loss per network, E->E only:", np.round(search_ee.best_test_los
 
 # %%
 from plasticity_repro.experiments.evaluate import evaluate_dataset
-n_act = cfg_all.model.n_activations
+emodel_all = paper.evaluation_model(profile, cfg_all.model)   # the training protocol, or the paper's 400 activations (repro)
+n_act = emodel_all.n_activations
 seeds_eval = paper.eval_seeds(profile, n_networks, seed)
 req = paper.request_hash("fig5_eval", search_all.attrs["params_hash"], search_all.attrs.get("request_hash"),
-                         seeds_eval.tolist())
+                         seeds_eval.tolist(), *paper.evaluation_key(profile, cfg_all.model))
 ev = paper.cached(paper.data_path(data, "fig5_eval", profile, {"r": req}), "evaluation",
-                  lambda: evaluate_dataset(cfg_all.model, rules_all, names_all, seeds_eval, profile=profile,
+                  lambda: evaluate_dataset(emodel_all, rules_all, names_all, seeds_eval, profile=profile,
                                            rates_at=(0, n_act - 1), weights_at=(0, n_act - 1),
                                            extra_params={"search_hash": search_all.attrs["params_hash"]}), req)
 best = str(ev.rule.values[int(np.argmin(ev.loss.median("network").values))])
@@ -102,11 +103,12 @@ print("best rule:", best, "| mean |w| of initially present synapses, first -> la
 # %%
 from plasticity_repro.experiments.sweep import sweep_protocol, turnover_sweep_dataset
 G_EE, G_ALL = "E->E only", "E->E, E->I, I->E"
-configs = {G_EE: sweep_protocol(cfg_ee.model), G_ALL: sweep_protocol(cfg_all.model)}
+configs = {G_EE: sweep_protocol(paper.evaluation_model(profile, cfg_ee.model)),
+           G_ALL: sweep_protocol(paper.evaluation_model(profile, cfg_all.model))}
 rules = rules_ee + rules_all
 groups = [G_EE] * len(rules_ee) + [G_ALL] * len(rules_all)
 req = paper.request_hash("fig5_sweep", search_ee.attrs.get("request_hash"), search_all.attrs.get("request_hash"),
-                         seeds_eval.tolist(), p_values)
+                         seeds_eval.tolist(), p_values, *paper.evaluation_key(profile, cfg_all.model))
 sw = paper.cached(paper.data_path(data, "fig5_sweep", profile, {"r": req}), "turnover_sweep",
                   lambda: turnover_sweep_dataset(configs, rules, names_ee + names_all, groups, seeds_eval,
                                                  profile=profile, p_values=p_values), req)

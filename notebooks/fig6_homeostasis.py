@@ -77,10 +77,12 @@ print("rule:", rule_source, "run", run, "plastic synapses:", cfg.model.plasticit
 from plasticity_repro.experiments.perturb import perturbation_dataset, perturbation_kinds, perturbation_protocol
 kinds = perturbation_kinds(afferent_factors, input_factor)
 seeds_p = paper.eval_seeds(profile, n_networks, seed)
-proto = perturbation_protocol(cfg.model.n_activations)
-req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), kinds, proto)
+emodel = paper.evaluation_model(profile, cfg.model)   # the training protocol, or the paper's 400 activations (repro)
+proto = perturbation_protocol(emodel.n_activations)
+req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), kinds, proto,
+                         *paper.evaluation_key(profile, cfg.model))
 pdat = paper.cached(paper.data_path(data, "fig6_perturb", profile, {"r": req}), "perturbation",
-                    lambda: perturbation_dataset(cfg.model, rule, seeds_p, profile=profile, kinds=kinds), req)
+                    lambda: perturbation_dataset(emodel, rule, seeds_p, profile=profile, kinds=kinds), req)
 print("perturbed activation:", pdat.attrs["perturbed_activation"], "later:", pdat.attrs["later"],
       "activations:", proto["n_activations"], "cell ranks in the sequence:", pdat.cell_rank.values.tolist())
 summary = {}

@@ -137,14 +137,15 @@ def _fig2_eval(c: Context) -> xr.Dataset:
     profile, data = c.profile, c.data_dir
     cfg = paper.search_config(profile)
     search = paper.searches(profile, data, seed=c.seed, progress=False)
-    n_act = cfg.model.n_activations
+    emodel = paper.evaluation_model(profile, cfg.model)
+    n_act = emodel.n_activations
     rules = paper.learned_rules(search, cfg) + [Rule.create()]
     names = [f"run {i}" for i in range(search.sizes["run"])] + ["no plasticity"]
     seeds_eval = paper.eval_seeds(profile, seed=c.seed)
     req = paper.request_hash("fig2_eval", search.attrs["params_hash"], search.attrs.get("request_hash"),
-                             seeds_eval.tolist())
+                             seeds_eval.tolist(), *paper.evaluation_key(profile, cfg.model))
     return paper.cached(paper.data_path(data, "fig2_eval", profile, {"r": req}), "evaluation",
-                        lambda: evaluate_dataset(cfg.model, rules, names, seeds_eval, profile=profile,
+                        lambda: evaluate_dataset(emodel, rules, names, seeds_eval, profile=profile,
                                                  rates_at=(0, n_act // 2 - 1, n_act - 1), weights_at=(0, n_act - 1),
                                                  extra_params={"search_hash": search.attrs["params_hash"]}), req)
 
@@ -196,9 +197,10 @@ def _fig4_stress(c: Context) -> xr.Dataset:
     rule_names = names + [f"no-turnover run {i}" for i in range(len(rules0))] + ["hand-made"]
     seeds_stress = paper.eval_seeds(profile, fp["stress_networks"], c.seed)
     req = paper.request_hash("fig4_stress", search.attrs["params_hash"], search0.attrs["params_hash"],
-                             hm.attrs["params_hash"], seeds_stress.tolist(), p_turnover)
+                             hm.attrs["params_hash"], seeds_stress.tolist(), p_turnover,
+                             *paper.evaluation_key(profile, cfg.model))
     return paper.cached(paper.data_path(data, "fig4_stress", profile, {"r": req}), "stress",
-                        lambda: stress_dataset(cfg.model, all_rules, rule_names, seeds_stress, profile=profile,
+                        lambda: stress_dataset(paper.evaluation_model(profile, cfg.model), all_rules, rule_names, seeds_stress, profile=profile,
                                                groups=groups, p_turnover=p_turnover), req)
 
 
@@ -218,12 +220,13 @@ def _fig5_eval(c: Context) -> xr.Dataset:
     """notebooks/fig5_inhibitory_plasticity.py, 'Weights before and after organisation'."""
     from .experiments.evaluate import evaluate_dataset
     cfg_all, search_all, rules_all, names_all = _fig5_rules(c)[:4]
-    n_act = cfg_all.model.n_activations
+    emodel = paper.evaluation_model(c.profile, cfg_all.model)
+    n_act = emodel.n_activations
     seeds_eval = paper.eval_seeds(c.profile, seed=c.seed)
     req = paper.request_hash("fig5_eval", search_all.attrs["params_hash"], search_all.attrs.get("request_hash"),
-                             seeds_eval.tolist())
+                             seeds_eval.tolist(), *paper.evaluation_key(c.profile, cfg_all.model))
     return paper.cached(paper.data_path(c.data_dir, "fig5_eval", c.profile, {"r": req}), "evaluation",
-                        lambda: evaluate_dataset(cfg_all.model, rules_all, names_all, seeds_eval, profile=c.profile,
+                        lambda: evaluate_dataset(emodel, rules_all, names_all, seeds_eval, profile=c.profile,
                                                  rates_at=(0, n_act - 1), weights_at=(0, n_act - 1),
                                                  extra_params={"search_hash": search_all.attrs["params_hash"]}), req)
 
@@ -233,12 +236,13 @@ def _fig5_sweep(c: Context) -> xr.Dataset:
     from .experiments.sweep import P_VALUES, sweep_protocol, turnover_sweep_dataset
     cfg_all, search_all, rules_all, names_all, cfg_ee, search_ee, rules_ee, names_ee = _fig5_rules(c)
     g_ee, g_all = "E->E only", "E->E, E->I, I->E"
-    configs = {g_ee: sweep_protocol(cfg_ee.model), g_all: sweep_protocol(cfg_all.model)}
+    configs = {g_ee: sweep_protocol(paper.evaluation_model(c.profile, cfg_ee.model)),
+               g_all: sweep_protocol(paper.evaluation_model(c.profile, cfg_all.model))}
     rules = rules_ee + rules_all
     groups = [g_ee] * len(rules_ee) + [g_all] * len(rules_all)
     seeds_eval = paper.eval_seeds(c.profile, seed=c.seed)
     req = paper.request_hash("fig5_sweep", search_ee.attrs.get("request_hash"), search_all.attrs.get("request_hash"),
-                             seeds_eval.tolist(), P_VALUES)
+                             seeds_eval.tolist(), P_VALUES, *paper.evaluation_key(c.profile, cfg_all.model))
     return paper.cached(paper.data_path(c.data_dir, "fig5_sweep", c.profile, {"r": req}), "turnover_sweep",
                         lambda: turnover_sweep_dataset(configs, rules, names_ee + names_all, groups, seeds_eval,
                                                        profile=c.profile, p_values=P_VALUES), req)
@@ -263,10 +267,12 @@ def _fig6_perturb(c: Context) -> xr.Dataset:
     run = int(np.argmin(search.best_test_loss.values))
     rule = paper.learned_rules(search, cfg)[run]
     seeds_p = paper.eval_seeds(c.profile, min(20, paper.FIGURE_PROFILES[c.profile]["eval_networks"]), c.seed)
-    proto = perturbation_protocol(cfg.model.n_activations)
-    req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), KINDS, proto)
+    emodel = paper.evaluation_model(c.profile, cfg.model)
+    proto = perturbation_protocol(emodel.n_activations)
+    req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), KINDS, proto,
+                             *paper.evaluation_key(c.profile, cfg.model))
     return paper.cached(paper.data_path(c.data_dir, "fig6_perturb", c.profile, {"r": req}), "perturbation",
-                        lambda: perturbation_dataset(cfg.model, rule, seeds_p, profile=c.profile, kinds=KINDS), req)
+                        lambda: perturbation_dataset(emodel, rule, seeds_p, profile=c.profile, kinds=KINDS), req)
 
 
 def _fig6_reduced(c: Context) -> xr.Dataset:
@@ -396,8 +402,9 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
     add("search_handmade_turnover", _search_handmade, figures=["fig4"], function="paper.handmade_search",
         params=dict(p_turnover=P_TURNOVER, runs=fp["handmade_runs"]), cost=_search_cost(hcfg, fp["handmade_runs"]))
 
+    n_eval = paper.evaluation_model(profile, cfg_ee.model).n_activations   # post-hoc protocol (repro: 400)
     add("fig2_eval", _fig2_eval, ["search_ee"], ["fig2"], "experiments.evaluate.evaluate_dataset",
-        dict(networks=fp["eval_networks"]), _eval_cost(runs + 1, 1, fp["eval_networks"], n_act))
+        dict(networks=fp["eval_networks"], activations=n_eval), _eval_cost(runs + 1, 1, fp["eval_networks"], n_eval))
     for stem, search in (("fig3", "search_ee"), ("fig4", "search_ee_turnover")):
         add(f"{stem}_dropout", _dropout(stem), [search], [stem], "paper.term_dropout",
             dict(networks=fp["dropout_networks"]),
@@ -405,14 +412,14 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
         add(f"{stem}_refit", _refit(stem), [search, f"{stem}_dropout"], [stem], "paper.term_refit",
             dict(ks=f"{fp['refit_ks'][0]}..{fp['refit_ks'][-1]}", generations=fp["refit_generations"],
                  train=fp["refit_train"], networks=fp["eval_networks"]), _refit_cost(profile, n_act))
-    sp = stress_protocol(cfg_eet.model)
+    sp = stress_protocol(paper.evaluation_model(profile, cfg_eet.model))
     add("fig4_stress", _fig4_stress, ["search_ee_turnover", "search_ee", "search_handmade_turnover"], ["fig4"],
         "experiments.stress.stress_dataset", dict(networks=fp["stress_networks"], p_turnover=P_TURNOVER),
         _eval_cost(2 * runs + 1, 1, fp["stress_networks"],
                    (sp.unperturbed.n_activations, sp.stressed.n_activations)))
     add("fig5_eval", _fig5_eval, [all_name, "search_ee_turnover"], ["fig5"], "experiments.evaluate.evaluate_dataset",
-        dict(networks=fp["eval_networks"]), _eval_cost(runs, 1, fp["eval_networks"], n_act))
-    n_sweep = sweep_protocol(cfg_all.model).n_activations
+        dict(networks=fp["eval_networks"], activations=n_eval), _eval_cost(runs, 1, fp["eval_networks"], n_eval))
+    n_sweep = sweep_protocol(paper.evaluation_model(profile, cfg_all.model)).n_activations
     n, text = _eval_cost(2 * runs, len(P_VALUES), fp["eval_networks"], n_sweep)
     add("fig5_sweep", _fig5_sweep, [all_name, "search_ee_turnover"], ["fig5"],
         "experiments.sweep.turnover_sweep_dataset", dict(networks=fp["eval_networks"], p_values=list(P_VALUES)),
@@ -421,7 +428,7 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
         "experiments.evaluate.dropout_dataset", dict(networks=fp["dropout_networks"], synapse="ei"),
         _eval_cost(runs, N_DROPOUT_VARIANTS, fp["dropout_networks"], n_act))
     n_pert = min(20, fp["eval_networks"])
-    n, text = _eval_cost(1, len(KINDS), n_pert, perturbation_protocol(n_act)["n_activations"])
+    n, text = _eval_cost(1, len(KINDS), n_pert, perturbation_protocol(n_eval)["n_activations"])
     add("fig6_perturb", _fig6_perturb, [all_name], ["fig6"], "experiments.perturb.perturbation_dataset",
         dict(networks=n_pert, kinds=list(KINDS)), (n, text.replace("variants", "kinds")))
     add("fig6_reduced", _fig6_reduced, [], ["fig6"], "experiments.reduced_model.reduced_model_dataset", {},

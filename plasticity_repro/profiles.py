@@ -3,7 +3,9 @@
 `search`: n_act (activations of a training run; the decoder windows scale with it), lr_scale
 (learning rate x 5e-4), and SearchConfig fields (read by `search.profile_config`).
 `figures`: search runs, evaluation, dropout and stress-test networks, refit settings, hand-made
-rule runs, the all-synapse warm start (read by `experiments.paper` and `pipeline`).
+rule runs, the all-synapse warm start, and `eval_activations` where the post-hoc evaluations run
+longer than the training protocol (`experiments.paper.evaluation_model`; read by
+`experiments.paper` and `pipeline`).
 The shipped datasets are named by a hash of the parameters these give: a changed value needs
 new data (`make data`).
 """
@@ -34,7 +36,7 @@ PROFILES = {
                     independent_networks=True),
         figures=dict(runs=8, eval_networks=100, dropout_networks=40, refit_ks=(1, 2, 3, 4, 5, 6, 7),
                      refit_generations=60, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=2,
-                     ei_warm_start=False)),
+                     ei_warm_start=False, eval_activations=400)),
     # the paper's numbers (GPU)
     "paper": dict(
         search=dict(n_act=400, lr_scale=1.0, n_train=10, n_test=10, max_generations=5000, max_restarts=8,

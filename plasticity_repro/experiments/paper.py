@@ -216,6 +216,33 @@ def request_hash(*parts) -> str:
     return datasets.params_hash(json.loads(json.dumps(parts, default=str)))
 
 
+def evaluation_model(profile: str, model):
+    """The protocol the post-hoc evaluations run the learned rules on (Fig 2's evaluation, Fig 4's
+    stress test, Fig 5's weights and turnover sweep, Fig 6's perturbations; the stress, sweep and
+    perturbation protocols are built from it): the training protocol `model`, or, at a profile
+    with `eval_activations` (repro: the paper's 400), that many activations with the decoder
+    windows scaled to them (fit 344..369, test 374..399 at 400) and the plasticity exactly as
+    trained: the rule is the product of learning rate and coefficients as learned, so a rule
+    trained on 200 activations at twice the learning rate runs twice as long at the same rate.
+    Dropout tests and refits stay on the training protocol."""
+    import dataclasses
+    from ..search import scaled_protocol
+    n = FIGURE_PROFILES[profile].get("eval_activations")
+    if not n or n == model.n_activations:
+        return model
+    windows = scaled_protocol(int(n)).loss
+    loss = dataclasses.replace(model.loss, fit_activations=windows.fit_activations,
+                               test_activations=windows.test_activations)
+    return dataclasses.replace(model, n_activations=int(n), loss=loss)
+
+
+def evaluation_key(profile: str, model) -> tuple:
+    """Extra request-hash parts naming the evaluation protocol: none when it is the training
+    protocol (those datasets keep their names), else the protocol's parameters."""
+    ev = evaluation_model(profile, model)
+    return () if ev is model else (dict(evaluation_model=ev.to_dict()),)
+
+
 def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.00072,
                     progress=True) -> xr.Dataset:
     """The hand-made rule (Fig 4) tuned by CMA-ES on the learned rules' training problem with
