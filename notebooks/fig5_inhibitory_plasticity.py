@@ -185,6 +185,6 @@ plots.weight_blocks(sheet, blocks, ev, best)
 plots.sweep_plot(sheet, "b", sw)
 plots.coefficient_distributions(sheet, "c", search_all.coefs.sel(synapse="ei").rename(run="rule"),
                                 title=f"E→I coefficients (N = {search_all.sizes['run']} rules)")
-plots.dropout_shifts(sheet, "d", dd, title="E→I dropout shift")
+plots.dropout_shifts(sheet, "d", dd, title="rise of the median loss with the E→I term set to 0")
 plots.save(sheet, figs / profile / "fig5")
 sheet

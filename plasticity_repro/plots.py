@@ -721,11 +721,11 @@ def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = Non
     ax.set_xlabel("term set to 0 (ranked)")
     if n_blow:
         _mark_blowup_row(ax, cap)
-    note = (f"N = {dd.sizes['rule']} rules, {dd.sizes['network']} networks each; bar: median over rules; "
-            f"order: median rank over rules")
+    note = (f"per rule: max(median dropped − median full, 0); N = {dd.sizes['rule']} rules, "
+            f"{dd.sizes['network']} networks each; bar: median over rules; order: median rank over rules")
     if n_blow:
         note += f"; crosses: {n_blow} blow-ups (at the top)"
-    _title(ax, title or "shift max(median(dropped) − median(full), 0)", note)
+    _title(ax, title or "rise of the median loss with the term set to 0", note)
 
 
 def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None = None):
