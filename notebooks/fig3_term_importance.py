@@ -53,7 +53,6 @@ hv = plots.setup()
 # The Figure 2 searches (read from `data/`, or run now).
 
 # %%
-from plasticity_repro.experiments.refit import elbow
 cfg = paper.search_config(profile, generations=generations, n_activations=n_activations)
 search = paper.searches(profile, data, seed=seed, progress=False, cfg=cfg, runs=runs)
 rules = paper.learned_rules(search, cfg)
@@ -66,13 +65,9 @@ print("rules:", len(rules))
 # Each term set to 0 in turn, on the same fresh networks; per rule, the median over networks of the loss increase when the term is dropped (a network that blows up counts as +inf), ranked within the rule; terms ordered by their median rank over rules, blow-ups counted apart (`experiments.evaluate.dropout_ranks`).
 
 # %%
-from plasticity_repro.experiments.evaluate import dropout_ranks
 dd, ranking, req = paper.term_dropout("fig3", profile, data, cfg, search, rules, names,
                                      n_networks=n_dropout_networks, seed=seed)
-rk = dropout_ranks(dd)
-print("top terms by median rank over rules:", ranking[:5])
-print("their median ranks:", [float(rk.median_rank.sel(term=t)) for t in ranking[:5]],
-      "| networks that blew up with the term dropped:", [int(rk.blowup_networks.sel(term=t)) for t in ranking[:5]])
+print(paper.dropout_summary(dd, ranking))
 
 # %% [markdown]
 # ## Progressive refitting
@@ -81,8 +76,7 @@ print("their median ranks:", [float(rk.median_rank.sel(term=t)) for t in ranking
 # %%
 rf = paper.term_refit("fig3", profile, data, cfg, rules, ranking, req, seed=seed, n_networks=n_networks,
                       k_max=refit_k_max, generations=refit_generations)
-print("refit median test loss per k:", [round(float(v)) for v in rf.median_loss.values])
-print("elbow at k =", elbow(rf.median_loss.values))
+print(paper.refit_summary(rf))
 
 # %% [markdown]
 # ## The paper's claims

@@ -54,7 +54,6 @@ hv = plots.setup()
 # The profile's searches with turnover on the even training slots (read from `data/`, or run now).
 
 # %%
-from plasticity_repro.experiments.refit import elbow
 from plasticity_repro.experiments.stress import handmade_search_config, stress_dataset, stress_protocol
 cfg = paper.search_config(profile, p_turnover=p_turnover, generations=generations)
 search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
@@ -71,13 +70,9 @@ print("best test loss per network:", np.round(search.best_test_loss.values / n_t
 
 # %%
 fp = paper.FIGURE_PROFILES[profile]
-from plasticity_repro.experiments.evaluate import dropout_ranks
 dd, ranking, req = paper.term_dropout("fig4", profile, data, cfg, search, rules, names, p_turnover=p_turnover,
                                      n_networks=n_dropout_networks, seed=seed)
-rk = dropout_ranks(dd)
-print("top terms by median rank over rules:", ranking[:5])
-print("their median ranks:", [float(rk.median_rank.sel(term=t)) for t in ranking[:5]],
-      "| networks that blew up with the term dropped:", [int(rk.blowup_networks.sel(term=t)) for t in ranking[:5]])
+print(paper.dropout_summary(dd, ranking))
 
 # %% [markdown]
 # ## Progressive refitting
@@ -86,8 +81,7 @@ print("their median ranks:", [float(rk.median_rank.sel(term=t)) for t in ranking
 # %%
 rf = paper.term_refit("fig4", profile, data, cfg, rules, ranking, req, seed=seed, p_turnover=p_turnover,
                       n_networks=n_networks, k_max=refit_k_max, generations=refit_generations)
-print("refit median test loss per k:", [round(float(v)) for v in rf.median_loss.values])
-print("elbow at k =", elbow(rf.median_loss.values))
+print(paper.refit_summary(rf))
 
 # %% [markdown]
 # ## The hand-made rule

@@ -126,7 +126,7 @@ print("Mann-Whitney p (1 significant digit):", [float(f"{p:.0e}") for p in sw.ma
 # Each E→I term dropped in turn (same networks, trained turnover p_ST on every network); per rule, the median over networks of the loss increase when the term is dropped (a network that blows up counts as +inf), ranked within the rule; terms ordered by their median rank over rules, blow-ups counted apart (`experiments.evaluate.dropout_ranks`).
 
 # %%
-from plasticity_repro.experiments.evaluate import dropout_dataset, dropout_ranks, term_ranking
+from plasticity_repro.experiments.evaluate import dropout_dataset, term_ranking
 fp = paper.FIGURE_PROFILES[profile]
 seeds_drop = paper.eval_seeds(profile, n_dropout_networks, seed)
 req = paper.request_hash("fig5_dropout_ei", search_all.attrs.get("request_hash"), seeds_drop.tolist(), p_turnover)
@@ -134,10 +134,7 @@ dd = paper.cached(paper.data_path(data, "fig5_dropout_ei", profile, {"r": req}),
                   lambda: dropout_dataset(cfg_all.model, rules_all, names_all, seeds_drop, profile=profile,
                                           synapse="ei", p_turnover_ee=p_turnover), req)
 ranking = term_ranking(dd)
-rk = dropout_ranks(dd)
-print("top terms by median rank over rules:", ranking[:5])
-print("their median ranks:", [float(rk.median_rank.sel(term=t)) for t in ranking[:5]],
-      "| networks that blew up with the term dropped:", [int(rk.blowup_networks.sel(term=t)) for t in ranking[:5]])
+print(paper.dropout_summary(dd, ranking))
 xx = dd.coefs.sel(term="x~ x").values
 print("E->I coefficient of x~ x per rule:", [round(float(v), 2) for v in xx])
 

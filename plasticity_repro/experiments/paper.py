@@ -216,6 +216,23 @@ def request_hash(*parts) -> str:
     return datasets.params_hash(json.loads(json.dumps(parts, default=str)))
 
 
+def dropout_summary(dd: xr.Dataset, ranking: list, top: int = 5) -> str:
+    """Two lines for a notebook: the top terms of the dropout ranking, their median ranks over
+    rules and how many networks blew up with each dropped."""
+    from .evaluate import dropout_ranks
+    rk = dropout_ranks(dd)
+    return (f"top terms by median rank over rules: {ranking[:top]}\n"
+            f"their median ranks: {[float(rk.median_rank.sel(term=t)) for t in ranking[:top]]} | networks that "
+            f"blew up with the term dropped: {[int(rk.blowup_networks.sel(term=t)) for t in ranking[:top]]}")
+
+
+def refit_summary(rf: xr.Dataset) -> str:
+    """Two lines for a notebook: the refit's median test loss per k and where the curve bends."""
+    from .refit import elbow
+    return (f"refit median test loss per k: {[round(float(v)) for v in rf.median_loss.values]}\n"
+            f"elbow at k = {elbow(rf.median_loss.values)}")
+
+
 def evaluation_model(profile: str, model):
     """The protocol the post-hoc evaluations run the learned rules on (Fig 2's evaluation, Fig 4's
     stress test, Fig 5's weights and turnover sweep, Fig 6's perturbations; the stress, sweep and
