@@ -21,6 +21,7 @@ from .config import SYNAPSE_TYPES, ModelConfig
 from .network import Network
 from .engine.xla_rule import block_effects, block_factors, block_matvec, update_from_vectors, update_vectors
 from .engine.xla_rule import gate_sums as block_gate_sums
+from .engine import fused as fused_engine
 from .rules import N_TERMS, POST_TRACE_SLOTS, PRE_TRACE_SLOTS, Rule
 from .parallel import batch_devices, chunk_plan, jit, map_networks, pad_networks
 from .model import activation_draws, draws, fresh_events  # noqa: F401  (the run's random draws)
@@ -223,11 +224,6 @@ def _fused_arguments(cfg: ModelConfig, rule: Rule, n_b: int):
     return coefs, decay, hetero
 
 
-def _fused_activation(cfg, coefs, decay, hetero, w, plastic, frozen, events, n_threads, write_rates):
-    from .engine import fused
-    return fused.activation(cfg, coefs, decay, hetero, w, plastic, frozen, events, n_threads, write_rates)
-
-
 def run_batch(cfg: ModelConfig, rule: Rule, networks: Network) -> RunResult:
     """All activations of a batch of networks (leading axis) under one rule, or under one rule
     per network (rule leaves with the same leading axis: candidates x networks flattened into one
@@ -339,7 +335,7 @@ def _run_local(cfg: ModelConfig, rule: Rule, networks: Network, fused_threads: i
         w_last = {t: _last(x) for t, x in w.items()}
 
         def run(write_rates, buf):
-            rates, mean, w_new, effects = _fused_activation(
+            rates, mean, w_new, effects = fused_engine.activation(
                 cfg, *args, w_last, plastic_last, frozen, events, fused_threads, write_rates)
             if write_rates:
                 buf = jax.vmap(record_rates, (0, 0, 0, None))(networks, _first(rates), buf, a)
