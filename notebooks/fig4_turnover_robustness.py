@@ -54,7 +54,6 @@ hv = plots.setup()
 # The profile's searches with turnover on the even training slots (read from `data/`, or run now).
 
 # %%
-from plasticity_repro.experiments.stress import handmade_search_config, stress_dataset, stress_protocol
 cfg = paper.search_config(profile, p_turnover=p_turnover, generations=generations)
 search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
 rules = paper.learned_rules(search, cfg)
@@ -84,39 +83,22 @@ rf = paper.term_refit("fig4", profile, data, cfg, rules, ranking, req, seed=seed
 print(paper.refit_summary(rf))
 
 # %% [markdown]
-# ## The hand-made rule
-# Multiplicative STDP, c(w x̃y) ≥ 0 and c(w xỹ) ≤ 0, with a summed incoming/outgoing E→E weight bound (limit, depression rate) and a single-weight cap: 7 numbers tuned by CMA-ES (no restarts, σ0 = 0.1) on the learned rules' training problem with turnover.
+# ## The hand-made rule and the stress test
+# The hand-made rule is the reference's (Fiete et al. 2010 style): additive STDP x ỹ (−0.001) and x̃ y (+0.001), τ 10 ms, held fixed; multiplicative STDP c(w xỹ) ≤ 0 and c(w x̃y) ≥ 0 with their τ, a summed incoming/outgoing E→E weight bound (limit, rate per step) and a single-weight cap: 7 numbers tuned by CMA-ES (no restarts, σ0 = 0.33 with every number in units of its start) without turnover, with an organising phase 3× the learned rules' (1200 activations at the paper's sizes).
+#
+# The stress test: learned rules trained with turnover, learned rules trained without it (the Figure 2 searches) and the hand-made rule, on the same fresh networks: the unperturbed loss (end of the organising phase, no turnover) and the stressed loss (decoder fit before the turnover window, tested after it without refitting; turnover on all networks). The hand-made rule runs the same phases after its longer organising phase. Groups pool their rules' networks; Kruskal–Wallis per pair with Bonferroni correction over the three pairs, and Cohen's d (d < 0: the first group has the lower loss).
 
 # %%
-hm = paper.handmade_search(profile, data, seed=seed, p_turnover=p_turnover, progress=False)
-hcfg = handmade_search_config(profile, p_turnover)
-best = int(np.nanargmin(hm.best_test_loss.values))
-handmade = hcfg.space.to_rule(np.asarray(hm.best_params.values[best], np.float32))
-print("hand-made rule:", {str(k): float(f"{v:.2g}") for k, v in zip(hm.param.values, hm.best_params.values[best])})
-print("hand-made best test loss per network:", round(float(hm.best_test_loss.values[best] / hcfg.n_test)))
-
-# %% [markdown]
-# ## Stress test
-# Learned rules trained with turnover, learned rules trained without it (the Figure 2 searches) and the hand-made rule, on the same fresh networks: the unperturbed loss (training protocol, no turnover) and the stressed loss (decoder fit before the turnover window, tested after it without refitting; turnover on all networks). Groups pool their rules' networks; Kruskal–Wallis per pair with Bonferroni correction over the three pairs, and Cohen's d (d < 0: the first group has the lower loss).
-
-# %%
-search0 = paper.searches(profile, data, seed=seed, progress=False, runs=runs, generations=generations)
-rules0 = paper.learned_rules(search0, paper.search_config(profile, generations=generations))
-all_rules = rules + rules0 + [handmade]
-groups = ["learned, turnover"] * len(rules) + ["learned, no turnover"] * len(rules0) + ["hand-made"]
-rule_names = names + [f"no-turnover run {i}" for i in range(len(rules0))] + ["hand-made"]
-emodel = paper.evaluation_model(profile, cfg.model)   # the training protocol, or the paper's 400 activations (repro)
-proto = stress_protocol(emodel)
-print("turnover before activations (0-based) %d..%d; decoder fit on %s, tested on %s"
-      % (proto.turnover_window[0], proto.turnover_window[1] - 1, proto.stressed.loss.fit_activations,
-         proto.stressed.loss.test_activations))
-seeds_stress = paper.eval_seeds(profile, n_stress_networks, seed)
-req = paper.request_hash("fig4_stress", search.attrs["params_hash"], search0.attrs["params_hash"],
-                         hm.attrs["params_hash"], seeds_stress.tolist(), p_turnover,
-                         *paper.evaluation_key(profile, cfg.model))
-sd = paper.cached(paper.data_path(data, "fig4_stress", profile, {"r": req}), "stress",
-                  lambda: stress_dataset(emodel, all_rules, rule_names, seeds_stress, profile=profile,
-                                         groups=groups, p_turnover=p_turnover), req)
+hm, sd = paper.stress_test(profile, data, search, rules, names, seed=seed, p_turnover=p_turnover,
+                           n_networks=n_stress_networks, runs=runs, generations=generations)
+_, hm_values = paper.handmade_rule(hm, profile)
+print("hand-made rule:", {k: float(f"{v:.2g}") for k, v in hm_values.items()})
+print("hand-made best test loss per network:", round(float(np.nanmin(hm.best_test_loss.values)) / cfg.n_test))
+for key in ("", "hand_made_"):
+    print("%sturnover before activations (0-based) %d..%d; decoder fit on %s, tested on %s"
+          % (key.replace("_", " ").replace("hand made", "hand-made"), sd.attrs[key + "turnover_first_activation"],
+             sd.attrs[key + "turnover_stop_activation"] - 1, sd.attrs[key + "fit_activations"],
+             sd.attrs[key + "test_activations"]))
 for c in sd.condition.values:
     print(c, "median loss per network:", {str(g): round(float(v)) for g, v in
                                           zip(sd.group.values, sd.group_median_loss.sel(condition=c).values)})

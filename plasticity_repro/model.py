@@ -96,7 +96,7 @@ def activation(cfg: ModelConfig, rule: Rule, w, plastic, arrivals):
             eff[k] = eff[k] + jnp.sum(jnp.where(g, jnp.abs(cf), 0.0), axis=(1, 2))
             wb = w[post, pre] + pl.lr * jnp.where(g, jnp.sum(cf, axis=0), 0.0)
             if pl.heterosynaptic and t == "ee":
-                wb = heterosynaptic(wb, g, pl.lr, rule.hetero.astype(dtype))
+                wb = heterosynaptic(wb, g, rule.hetero.astype(dtype))
             wb = jnp.where(sign0[post, pre] * wb < 0, sign0[post, pre] * pl.dale_eps, wb)
             w_new = w_new.at[post, pre].set(wb)
         return (s_new, r_new, A, B, w_new, traces, tuple(eff)), r_new
@@ -108,14 +108,15 @@ def activation(cfg: ModelConfig, rule: Rule, w, plastic, arrivals):
     return jnp.concatenate([zeros[None], rates]), w_end, jnp.stack(eff)
 
 
-def heterosynaptic(w, gate, lr, hetero):
-    """The hand-made rule's bound (spec §8) on an E->E block after a step's update: every gated
-    synapse is depressed by lr x rate x (its post cell's summed incoming weight above the limit +
-    its pre cell's summed outgoing weight above it), then capped."""
+def heterosynaptic(w, gate, hetero):
+    """The hand-made rule's bound (spec §8) on an E->E block after a step's update, in the
+    reference's order: every gated synapse is depressed by rate x (its pre cell's summed outgoing
+    weight above the limit); then, on the weights so depressed, by rate x (its post cell's summed
+    incoming weight above the limit); then capped. rate is per Euler step (the reference's 0.01),
+    not scaled by the learning rate."""
     sum_max, rate, cap = hetero
-    excess = (jnp.maximum(jnp.sum(w, axis=1) - sum_max, 0.0)[:, None]
-              + jnp.maximum(jnp.sum(w, axis=0) - sum_max, 0.0)[None, :])
-    w = jnp.where(gate, w - lr * rate * excess, w)
+    w = jnp.where(gate, w - rate * jnp.maximum(jnp.sum(w, axis=0) - sum_max, 0.0)[None, :], w)
+    w = jnp.where(gate, w - rate * jnp.maximum(jnp.sum(w, axis=1) - sum_max, 0.0)[:, None], w)
     return jnp.where(gate, jnp.minimum(w, cap), w)
 
 

@@ -82,9 +82,10 @@ def activation(W, drive, plastic, coefs, taus, synapses=("ee",), n_e=25, dt=1e-4
     """Run one activation (T = drive.shape[0] time points, T-1 updates) with plasticity.
 
     hetero = (sum limit, rate, cap): the hand-made rule's bound on E->E after every step's update
-    (spec §8): each gated synapse is depressed by lr * rate * (excess of its post cell's summed
-    incoming E->E weight over the limit + excess of its pre cell's summed outgoing weight), then
-    capped at `cap`; None: no bound.
+    (spec §8): each gated synapse is depressed by rate * (excess of its pre cell's summed outgoing
+    E->E weight over the limit), then, on the depressed weights, by rate * (excess of its post
+    cell's summed incoming weight), then capped at `cap`; rate is per step (not x lr); None: no
+    bound.
 
     Returns dict(r=(T, N) rates, W=(N, N) final weights, effects=(3, 20) summed |c_k F_k|).
     """
@@ -131,9 +132,8 @@ def activation(W, drive, plastic, coefs, taus, synapses=("ee",), n_e=25, dt=1e-4
             if hetero is not None and typ == "ee":
                 sum_max, rate, cap = hetero
                 w_new = W[post, pre]
-                excess = (np.maximum(w_new.sum(axis=1) - sum_max, 0.0)[:, None]
-                          + np.maximum(w_new.sum(axis=0) - sum_max, 0.0)[None, :])
-                w_new = w_new - lr * g * rate * excess
+                w_new = w_new - g * rate * np.maximum(w_new.sum(axis=0) - sum_max, 0.0)[None, :]
+                w_new = w_new - g * rate * np.maximum(w_new.sum(axis=1) - sum_max, 0.0)[:, None]
                 W[post, pre] = np.where(g, np.minimum(w_new, cap), w_new)
 
         # Dale's law against the sign at the start of the activation

@@ -127,7 +127,7 @@ def _search_all(c: Context) -> xr.Dataset:
 
 
 def _search_handmade(c: Context) -> xr.Dataset:
-    return paper.handmade_search(c.profile, c.data_dir, seed=c.seed, p_turnover=P_TURNOVER, progress=c.progress)
+    return paper.handmade_search(c.profile, c.data_dir, seed=c.seed, progress=c.progress)
 
 
 def _fig2_eval(c: Context) -> xr.Dataset:
@@ -181,27 +181,9 @@ def _refit(stem: str):
 
 
 def _fig4_stress(c: Context) -> xr.Dataset:
-    """notebooks/fig4_turnover_robustness.py, 'The hand-made rule' and 'Stress test'."""
-    from .experiments.stress import handmade_search_config, stress_dataset
-    profile, data, p_turnover = c.profile, c.data_dir, P_TURNOVER
-    p, cfg, search, rules, names = _term_rules(c, "fig4")
-    fp = paper.FIGURE_PROFILES[profile]
-    hm = paper.handmade_search(profile, data, seed=c.seed, p_turnover=p_turnover, progress=False)
-    hcfg = handmade_search_config(profile, p_turnover)
-    best = int(np.nanargmin(hm.best_test_loss.values))
-    handmade = hcfg.space.to_rule(np.asarray(hm.best_params.values[best], np.float32))
-    search0 = paper.searches(profile, data, seed=c.seed, progress=False)
-    rules0 = paper.learned_rules(search0, paper.search_config(profile))
-    all_rules = rules + rules0 + [handmade]
-    groups = ["learned, turnover"] * len(rules) + ["learned, no turnover"] * len(rules0) + ["hand-made"]
-    rule_names = names + [f"no-turnover run {i}" for i in range(len(rules0))] + ["hand-made"]
-    seeds_stress = paper.eval_seeds(profile, fp["stress_networks"], c.seed)
-    req = paper.request_hash("fig4_stress", search.attrs["params_hash"], search0.attrs["params_hash"],
-                             hm.attrs["params_hash"], seeds_stress.tolist(), p_turnover,
-                             *paper.evaluation_key(profile, cfg.model))
-    return paper.cached(paper.data_path(data, "fig4_stress", profile, {"r": req}), "stress",
-                        lambda: stress_dataset(paper.evaluation_model(profile, cfg.model), all_rules, rule_names, seeds_stress, profile=profile,
-                                               groups=groups, p_turnover=p_turnover), req)
+    """notebooks/fig4_turnover_robustness.py, 'Stress test'."""
+    _, _, search, rules, names = _term_rules(c, "fig4")
+    return paper.stress_test(c.profile, c.data_dir, search, rules, names, seed=c.seed, p_turnover=P_TURNOVER)[1]
 
 
 def _fig5_rules(c: Context):
@@ -353,7 +335,7 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
     and `seed` (the notebooks' seed) only name the campaign's files and the runs in the
     parameters; the producers take both from their Context."""
     from .experiments.perturb import KINDS, perturbation_protocol
-    from .experiments.stress import handmade_search_config, stress_protocol
+    from .experiments.stress import handmade_search_config, handmade_stress_protocol, stress_protocol
     from .experiments.sweep import P_VALUES, sweep_protocol
     if profile not in paper.FIGURE_PROFILES:
         raise ValueError(f"profile must be one of {list(paper.FIGURE_PROFILES)}, got {profile!r}")
@@ -398,9 +380,10 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
         add(all_name, _search_all, needs=["search_ee_turnover"] if warm else [], figures=figs[all_name],
             function="paper.all_synapse_search" + (" (warm start from search_ee_turnover)" if warm else ""),
             params=search_params(cfg), cost=_search_cost(cfg, runs))
-    hcfg = handmade_search_config(profile, P_TURNOVER)
-    add("search_handmade_turnover", _search_handmade, figures=["fig4"], function="paper.handmade_search",
-        params=dict(p_turnover=P_TURNOVER, runs=fp["handmade_runs"]), cost=_search_cost(hcfg, fp["handmade_runs"]))
+    hcfg = handmade_search_config(profile)
+    add("search_handmade", _search_handmade, figures=["fig4"], function="paper.handmade_search",
+        params=dict(p_turnover=0.0, runs=fp["handmade_runs"], activations=hcfg.model.n_activations,
+                    generations=hcfg.max_generations), cost=_search_cost(hcfg, fp["handmade_runs"]))
 
     n_eval = paper.evaluation_model(profile, cfg_ee.model).n_activations   # post-hoc protocol (repro: 400)
     add("fig2_eval", _fig2_eval, ["search_ee"], ["fig2"], "experiments.evaluate.evaluate_dataset",
@@ -413,10 +396,11 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
             dict(ks=f"{fp['refit_ks'][0]}..{fp['refit_ks'][-1]}", generations=fp["refit_generations"],
                  train=fp["refit_train"], networks=fp["eval_networks"]), _refit_cost(profile, n_act))
     sp = stress_protocol(paper.evaluation_model(profile, cfg_eet.model))
-    add("fig4_stress", _fig4_stress, ["search_ee_turnover", "search_ee", "search_handmade_turnover"], ["fig4"],
-        "experiments.stress.stress_dataset", dict(networks=fp["stress_networks"], p_turnover=P_TURNOVER),
-        _eval_cost(2 * runs + 1, 1, fp["stress_networks"],
-                   (sp.unperturbed.n_activations, sp.stressed.n_activations)))
+    hp = handmade_stress_protocol(sp, profile)
+    n, text = _eval_cost(2 * runs, 1, fp["stress_networks"], (sp.unperturbed.n_activations, sp.stressed.n_activations))
+    nh, text_h = _eval_cost(1, 1, fp["stress_networks"], (hp.unperturbed.n_activations, hp.stressed.n_activations))
+    add("fig4_stress", _fig4_stress, ["search_ee_turnover", "search_ee", "search_handmade"], ["fig4"],
+        "paper.stress_test", dict(networks=fp["stress_networks"], p_turnover=P_TURNOVER), (n + nh, f"{text} + hand-made {text_h}"))
     add("fig5_eval", _fig5_eval, [all_name, "search_ee_turnover"], ["fig5"], "experiments.evaluate.evaluate_dataset",
         dict(networks=fp["eval_networks"], activations=n_eval), _eval_cost(runs, 1, fp["eval_networks"], n_eval))
     n_sweep = sweep_protocol(paper.evaluation_model(profile, cfg_all.model)).n_activations

@@ -2,8 +2,9 @@
 
 `search`: n_act (activations of a training run; the decoder windows scale with it), lr_scale
 (learning rate x 5e-4), and SearchConfig fields (read by `search.profile_config`).
-`figures`: search runs, evaluation, dropout and stress-test networks, refit settings, hand-made
-rule runs, the all-synapse warm start, and `eval_activations` where the post-hoc evaluations run
+`figures`: search runs, evaluation, dropout and stress-test networks, refit settings, the hand-made
+rule's tuning (runs, organising activations, learning rate x 5e-4, generations: the reference
+tunes it at 1200 activations, 3x the learned rules' protocol), the all-synapse warm start, and `eval_activations` where the post-hoc evaluations run
 longer than the training protocol (`experiments.paper.evaluation_model`; read by
 `experiments.paper` and `pipeline`).
 The shipped datasets are named by a hash of the parameters these give: a changed value needs
@@ -16,14 +17,16 @@ PROFILES = {
     "quick": dict(
         search=dict(n_act=24, lr_scale=8.0, n_train=2, n_test=2, max_generations=3),
         figures=dict(runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2), refit_generations=2,
-                     refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, ei_warm_start=False,
+                     refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, handmade_activations=72,
+                     handmade_lr_scale=8.0, handmade_generations=3, ei_warm_start=False,
                      ei_warm_generations=3)),
     # laptop: ~1 h on 2 cores (measured 46 min for 2 batched runs); 4 networks, 200 activations,
     # doubled learning rate
     "laptop": dict(
         search=dict(n_act=200, lr_scale=2.0, n_train=4, n_test=4, max_generations=35),
         figures=dict(runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
-                     refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, ei_warm_start=True,
+                     refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, handmade_activations=600,
+                     handmade_lr_scale=2.0, handmade_generations=35, ei_warm_start=True,
                      ei_warm_generations=15)),
     # the reproduction campaign on 2 cores (issue 17): the paper's 10 + 10 networks, each run its own,
     # 150 generations without restarts; 200 activations at twice the learning rate (a named
@@ -36,6 +39,7 @@ PROFILES = {
                     independent_networks=True),
         figures=dict(runs=8, eval_networks=100, dropout_networks=40, refit_ks=(1, 2, 3, 4, 5, 6, 7),
                      refit_generations=60, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=2,
+                     handmade_activations=1200, handmade_lr_scale=1.0, handmade_generations=60,
                      ei_warm_start=False, eval_activations=400)),
     # the paper's numbers (GPU)
     "paper": dict(
@@ -43,6 +47,7 @@ PROFILES = {
                     stall_generations=200),
         figures=dict(runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
                      refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4,
+                     handmade_activations=1200, handmade_lr_scale=1.0, handmade_generations=5000,
                      ei_warm_start=False, ei_warm_generations=5000)),
 }
 

@@ -69,11 +69,18 @@ class ParamSpace:
     c_start: float = static(0.0)
     tau_start: float = static(5e-3)
     start: tuple = static(())     # optional full start vector (e.g. a mean rule, for refits)
-    # the hand-made rule's heterosynaptic bound (sum limit, rate, cap) searched as 3 more numbers
+    # the hand-made rule's heterosynaptic bound (sum limit, rate per step, cap) searched as 3 more
+    # numbers
     heterosynaptic: bool = static(False)
     hetero_lo: tuple = static((0.5, 0.0, 0.05))
-    hetero_hi: tuple = static((20.0, 10.0, 2.0))
-    hetero_start: tuple = static((5.0, 0.5, 1.0))
+    hetero_hi: tuple = static((20.0, 0.005, 2.0))
+    hetero_start: tuple = static((5.0, 2.5e-4, 1.0))
+    # terms held at fixed values, not searched: ((synapse, term, coefficient, tau in s), ...), e.g.
+    # the hand-made rule's additive STDP (("ee", "x y~", -0.001, 0.01), ("ee", "x~ y", 0.001, 0.01))
+    fixed: tuple = static(())
+    # CMA-ES coordinates are the parameters divided by these units (one per parameter; () = 1):
+    # the reference searches the hand-made rule with every parameter 1 at its start
+    scale: tuple = static(())
 
     def __post_init__(self):
         PlasticityConfig(synapses=self.synapses, tau_convention=self.tau_convention)
@@ -93,6 +100,14 @@ class ParamSpace:
             raise ValueError("term_mask leaves no coefficient to search")
         if self.start and len(self.start) != self.n_params:
             raise ValueError(f"start must have n_params = {self.n_params} entries, got {len(self.start)}")
+        if self.scale and (len(self.scale) != self.n_params or min(self.scale) <= 0):
+            raise ValueError(f"scale must have n_params = {self.n_params} positive entries, got {list(self.scale)}")
+        for f in self.fixed:
+            if (len(f) != 4 or f[0] not in self.synapses or f[1] not in TERM_NAMES
+                    or self.term_mask[SYNAPSE_TYPES.index(f[0])][TERM_NAMES.index(f[1])]):
+                raise ValueError(f"fixed entries must be (synapse in {list(self.synapses)}, an unsearched term, "
+                                 f"coefficient, tau in s), got {f!r}")
+            check_number(f"fixed {f[1]!r} tau", f[3], self.tau_min, self.tau_max)
 
     @classmethod
     def for_terms(cls, terms, synapses=("ee",), signs=None, start_rule=None, **kw) -> "ParamSpace":
@@ -110,7 +125,7 @@ class ParamSpace:
         space = cls(synapses=synapses, term_mask=_tup(mask), signs=_tup(sg), **kw)
         if start_rule is not None:
             lo, hi = space.bounds()
-            x = np.clip(space.from_rule(start_rule), lo, hi)
+            x = np.clip(space.rule_values(start_rule), lo, hi)
             space = cls(synapses=synapses, term_mask=_tup(mask), signs=_tup(sg), start=tuple(float(v) for v in x), **kw)
         return space
 
@@ -168,7 +183,11 @@ class ParamSpace:
             x = np.r_[x, self.hetero_start]
         if self.start:
             x = np.asarray(self.start, np.float64)
-        return np.clip(x, lo, hi)
+        return np.clip(x, lo, hi) / self._units
+
+    @property
+    def _units(self) -> np.ndarray:
+        return np.asarray(self.scale, np.float64) if self.scale else np.ones(self.n_params)
 
     def to_box(self, x):
         """Mirror transform of CMA coordinates into the box (identity inside)."""
@@ -181,7 +200,7 @@ class ParamSpace:
 
     def to_rule(self, x) -> Rule:
         """Rule from one flat vector of CMA coordinates (jit/vmap-able)."""
-        v = self.to_box(x)
+        v = self.to_box(x * jnp.asarray(self._units, x.dtype) if self.scale else x)
         nc = len(self.coef_index)
         coefs = jnp.zeros((3, N_TERMS), x.dtype)
         if nc:
@@ -191,10 +210,25 @@ class ParamSpace:
         taus = jnp.full((3 * N_TAUS,), self.tau_start, x.dtype)
         taus = taus.at[np.asarray(self.tau_flat_index, int)].set(v[nc:nc + nt]).reshape(3, N_TAUS)
         hetero = v[nc + nt:nc + nt + 3] if self.heterosynaptic else jnp.asarray(HETERO_OFF, x.dtype)
-        return Rule(coefs=coefs, taus=taus, term_mask=jnp.asarray(self.term_mask, x.dtype), hetero=hetero)
+        mask = np.asarray(self.term_mask)
+        if self.fixed:
+            idx = tau_index(self.tau_convention)
+            for syn, term, c, tau in self.fixed:
+                t, k = SYNAPSE_TYPES.index(syn), TERM_NAMES.index(term)
+                coefs = coefs.at[t, k].set(c)
+                mask = mask.copy()
+                mask[t, k] = 1
+                if TERMS[k].tau_slot >= 0:
+                    f = int(idx[t, TERMS[k].tau_slot])
+                    taus = taus.reshape(-1).at[f].set(tau).reshape(3, N_TAUS)
+        return Rule(coefs=coefs, taus=taus, term_mask=jnp.asarray(mask, x.dtype), hetero=hetero)
 
     def from_rule(self, rule: Rule) -> np.ndarray:
-        """Flat vector (inside the box) of a rule's searched numbers."""
+        """CMA coordinates of a rule's searched numbers (inverse of `to_rule` inside the box)."""
+        return self.rule_values(rule) / self._units
+
+    def rule_values(self, rule: Rule) -> np.ndarray:
+        """A rule's searched numbers in the rule's units (coefficients, tau in s, bound)."""
         c = np.asarray(rule.coefs)
         taus = np.asarray(rule.taus).reshape(-1)
         x = np.r_[[c[t, k] for t, k in self.coef_index], taus[list(self.tau_flat_index)]]
@@ -265,6 +299,9 @@ class SearchConfig:
         d = to_dict(self)
         if not self.independent_networks:   # added later: configs without it keep their hashes
             del d["independent_networks"]
+        for name in ("fixed", "scale"):      # likewise
+            if not d["space"][name]:
+                del d["space"][name]
         return d
 
 

@@ -137,7 +137,7 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
             with jax.named_scope("rule_update"):
                 w_t = wb[t] + lr_gate[t] * update_from_vectors(vec[t], wb[t])
                 if pl.heterosynaptic and t == "ee":
-                    w_t = _heterosynaptic(w_t, lr_gate[t], gate[t], rule.hetero.astype(dtype))
+                    w_t = _heterosynaptic(w_t, gate[t], rule.hetero.astype(dtype))
                 wb_new[t] = jnp.where(sign0[t] * w_t < 0, sign0[t] * pl.dale_eps, w_t)
             if pl.track_effects:
                 with jax.named_scope("effects"):
@@ -161,14 +161,12 @@ def _activation_batch(cfg: ModelConfig, rule: Rule, w: dict, plastic: dict, arri
     return rates, w_end, effects
 
 
-def _heterosynaptic(w, lr_gate, gate, hetero):
-    """Hand-made rule's bound: depress every gated E->E synapse onto a cell whose summed incoming
-    weight exceeds hetero[0] (and from a cell whose summed outgoing weight does) by lr x hetero[1]
-    x the excess, then cap single weights at hetero[2]. w (n_post, n_pre, ...)."""
+def _heterosynaptic(w, gate, hetero):
+    """`model.heterosynaptic` on a batch: w (n_post, n_pre, ...), gate 0/1 of the same shape,
+    hetero (3, ...) = (summed-weight limit, rate per step, cap)."""
     sum_max, rate, cap = hetero[0], hetero[1], hetero[2]
-    excess_in = jnp.maximum(jnp.sum(w, axis=1) - sum_max, 0.0)
-    excess_out = jnp.maximum(jnp.sum(w, axis=0) - sum_max, 0.0)
-    w = w - lr_gate * rate * (excess_in[:, None] + excess_out[None, :])
+    w = w - gate * rate * jnp.maximum(jnp.sum(w, axis=0) - sum_max, 0.0)[None]
+    w = w - gate * rate * jnp.maximum(jnp.sum(w, axis=1) - sum_max, 0.0)[:, None]
     return jnp.where(gate > 0, jnp.minimum(w, cap), w)
 
 

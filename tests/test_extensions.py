@@ -59,7 +59,7 @@ def test_heterosynaptic_bound_caps_and_limits_sums():
     nets = make_networks(cfg, [0, 1])
     hebb = Rule.create(coefs=np.r_[np.zeros(17), [0.2], np.zeros(2)])   # w x~ y only: runaway growth
     free = run_networks(cfg, hebb, nets)
-    bounded = run_networks(cfg, hebb.replace(hetero=jnp.asarray([4.0, 5.0, 0.3])), nets)
+    bounded = run_networks(cfg, hebb.replace(hetero=jnp.asarray([4.0, 0.0025, 0.3])), nets)
     w_free = np.asarray(free.w_final)[:, :25, :25]
     w_b = np.asarray(bounded.w_final)[:, :25, :25]
     assert w_free.max() > 0.45
@@ -67,7 +67,7 @@ def test_heterosynaptic_bound_caps_and_limits_sums():
     assert w_b.sum(axis=2).mean() < w_free.sum(axis=2).mean()
     # with the flag off, hetero is ignored
     off = run_networks(dataclasses.replace(cfg, plasticity=PlasticityConfig()),
-                       hebb.replace(hetero=jnp.asarray([4.0, 5.0, 0.3])), nets)
+                       hebb.replace(hetero=jnp.asarray([4.0, 0.0025, 0.3])), nets)
     np.testing.assert_allclose(np.asarray(off.w_final), np.asarray(free.w_final), rtol=1e-6)
 
 

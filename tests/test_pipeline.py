@@ -92,7 +92,7 @@ def _notebook_datasets(source: str, profile: str) -> set:
     if "paper.all_synapse_search(" in source:
         names.add("search_eeeiie_turnover" + ("_warm" if paper.FIGURE_PROFILES[profile]["ei_warm_start"] else ""))
     if "paper.handmade_search(" in source:
-        names.add("search_handmade_turnover")
+        names.add("search_handmade")
     return names
 
 

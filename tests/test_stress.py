@@ -1,4 +1,5 @@
-"""Fig 4 stress test: protocol windows, the hand-made space, and the statistics helpers."""
+"""Fig 4 stress test: protocol windows, the hand-made rule (spec §8), groups on their own phases, and
+the statistics helpers."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,9 +7,12 @@ import pytest
 
 from plasticity_repro.config import InputConfig, LossConfig, ModelConfig, NetworkConfig
 from plasticity_repro.experiments.stats import cohens_d, kruskal_bonferroni
-from plasticity_repro.experiments.stress import handmade_search_config, handmade_space, stress_protocol
+from plasticity_repro.experiments import paper
+from plasticity_repro.experiments.stress import (handmade_search_config, handmade_space, handmade_stress_protocol,
+                                                 stress_dataset, stress_protocol)
 from plasticity_repro.network import make_network
-from plasticity_repro.search import profile_config
+from plasticity_repro.rules import TAU_NAMES, TERM_NAMES, Rule
+from plasticity_repro.search import ParamSpace, profile_config
 from plasticity_repro.simulate import activation_draws
 
 
@@ -61,7 +65,70 @@ def test_handmade_space_size_and_signs():
     names = space.names
     assert hi[names.index("ee:w x y~")] == 0.0 and lo[names.index("ee:w x~ y")] == 0.0
     cfg = handmade_search_config("quick")
-    assert cfg.model.plasticity.heterosynaptic and cfg.max_restarts == 0 and cfg.p_turnover == 0.00072
+    assert cfg.model.plasticity.heterosynaptic and cfg.max_restarts == 0 and cfg.p_turnover == 0.0
+
+
+def test_handmade_rule_is_the_references():
+    # spec §8: start at -0.02 / +0.02, tau 10 ms, limit 7.5, rate 0.01 per step, cap 2.5, every
+    # number 1 in CMA coordinates (sigma0 0.33); additive STDP -0.001 x y~ and +0.001 x~ y (tau
+    # 10 ms) in effect but not searched; tuned at 1200 activations, stress-tested at 1400
+    cfg = handmade_search_config("repro")
+    space = cfg.space
+    x0 = space.x0()
+    np.testing.assert_allclose(np.abs(x0), 1.0)
+    rule = space.to_rule(jnp.asarray(x0, jnp.float32))
+    c = dict(zip(TERM_NAMES, np.asarray(rule.coefs[0])))
+    mask = dict(zip(TERM_NAMES, np.asarray(rule.term_mask[0])))
+    want = {"x y~": -0.001, "x~ y": 0.001, "w x y~": -0.02, "w x~ y": 0.02}
+    for term, v in want.items():   # float32 mirror transform: ~1e-6 absolute (ParamSpace.to_box)
+        assert c[term] == pytest.approx(v, rel=1e-4) and mask[term] == 1, term
+    assert sum(mask.values()) == 4
+    values = dict(zip(space.names, space.rule_values(rule)))
+    for name, v in {"ee:tau[w x y~]": 0.01, "ee:tau[w x~ y]": 0.01, "hetero:sum_max": 7.5, "hetero:rate": 0.01,
+                    "hetero:w_cap": 2.5}.items():
+        assert values[name] == pytest.approx(v, rel=1e-4), name
+    taus = dict(zip(TAU_NAMES, np.asarray(rule.taus[0])))
+    assert taus["tau[x y~]"] == pytest.approx(0.01) and taus["tau[x~ y]"] == pytest.approx(0.01)
+    # from_rule inverts to_rule in CMA coordinates
+    np.testing.assert_allclose(space.from_rule(rule), x0, rtol=1e-4)
+    assert cfg.sigma0 == 0.33 and cfg.model.n_activations == 1200 and cfg.model.plasticity.lr == 5e-4
+    assert cfg.model.loss.fit_activations[0] == 1144 and cfg.model.loss.test_activations[-1] == 1199
+    learned = stress_protocol(paper.evaluation_model("repro", paper.search_config("repro").model))
+    own = handmade_stress_protocol(learned, "repro")
+    assert own.turnover_window == (1200, 1349) and own.stressed.n_activations == 1400
+    assert own.stressed.loss.fit_activations[0] == 1174 and own.stressed.loss.test_activations == tuple(range(1374, 1400, 5))
+    # the fixed terms and the scale leave configs without them (and their dataset names) unchanged
+    assert "fixed" not in paper.search_config("repro").to_dict()["space"]
+    assert cfg.to_dict()["space"]["fixed"][0] == ["ee", "x y~", -0.001, 0.01]
+
+
+def test_fixed_terms_are_checked():
+    with pytest.raises(ValueError, match="fixed entries"):
+        ParamSpace.for_terms(["w x~ y"], fixed=(("ee", "w x~ y", 0.1, 0.01),))   # also searched
+    with pytest.raises(ValueError, match="fixed entries"):
+        ParamSpace.for_terms(["w x~ y"], fixed=(("ei", "x y~", 0.1, 0.01),))     # not a plastic type
+    with pytest.raises(ValueError, match="scale must have"):
+        ParamSpace.for_terms(["w x~ y"], scale=(1.0, 0.0))
+
+
+def test_groups_on_their_own_protocol():
+    # the hand-made group runs on its own phases: its losses equal a run of that protocol alone,
+    # the others' equal a run without `protocols`
+    base = paper.search_config("quick").model
+    rules = [Rule.create(np.r_[np.zeros(7), [0.3], np.zeros(12)]), Rule.create(np.zeros(20))]
+    learned = stress_protocol(base)
+    own = handmade_stress_protocol(learned, "quick")
+    kw = dict(profile="quick", groups=["a", "b"], p_turnover=0.00072)
+    both = stress_dataset(base, rules, ["r0", "r1"], [7, 8], protocols={"b": own}, **kw)
+    plain = stress_dataset(base, rules, ["r0", "r1"], [7, 8], **kw)
+    alone = stress_dataset(base, rules[1:], ["r1"], [7, 8], profile="quick", groups=["b"], p_turnover=0.00072,
+                           protocols={"b": own})
+    np.testing.assert_allclose(both.loss.sel(rule="r0"), plain.loss.sel(rule="r0"), rtol=1e-6)
+    np.testing.assert_allclose(both.loss.sel(rule="r1"), alone.loss.sel(rule="r1"), rtol=1e-6)
+    assert not np.allclose(both.loss.sel(rule="r1"), plain.loss.sel(rule="r1"))
+    assert both.attrs["b_n_activations"] == own.stressed.n_activations
+    with pytest.raises(ValueError, match="protocols names groups"):
+        stress_dataset(base, rules, ["r0", "r1"], [7], protocols={"c": own}, **kw)
 
 
 def test_cohens_d_of_shifted_normals():

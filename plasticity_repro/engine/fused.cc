@@ -360,20 +360,24 @@ void run_chunk(const Args<T>& a, int64_t b0) {
       if (track) { dale ? sp.template run<true, true>() : sp.template run<true, false>(); }
       else { dale ? sp.template run<false, true>() : sp.template run<false, false>(); }
       if (hetero_on && t == 0) {
-        // the hand-made rule's bound (simulate._heterosynaptic), then Dale's clamp
+        // the hand-made rule's bound (model.heterosynaptic): the outgoing excess, then the
+        // incoming excess of the weights so depressed, then the cap and Dale's clamp
         const V sum_max = b.hetero[0], rate = b.hetero[1], cap = b.hetero[2];
         std::vector<V> ex_in(np, zero), ex_out(nq, zero);
         for (int i = 0; i < np; ++i)
-          for (int j = 0; j < nq; ++j) {
-            ex_in[i] += b.w[size_t(i) * nq + j];
-            ex_out[j] += b.w[size_t(i) * nq + j];
-          }
-        for (int i = 0; i < np; ++i) ex_in[i] = relu(ex_in[i] - sum_max);
-        for (int j = 0; j < nq; ++j) ex_out[j] = relu(ex_out[j] - sum_max);
+          for (int j = 0; j < nq; ++j) ex_out[j] += b.w[size_t(i) * nq + j];
+        for (int j = 0; j < nq; ++j) ex_out[j] = rate * relu(ex_out[j] - sum_max);
         for (int i = 0; i < np; ++i)
           for (int j = 0; j < nq; ++j) {
             const size_t k = size_t(i) * nq + j;
-            V wn = b.w[k] - (vlr * b.g[k]) * rate * (ex_in[i] + ex_out[j]);
+            b.w[k] = b.w[k] - b.g[k] * ex_out[j];
+            ex_in[i] += b.w[k];
+          }
+        for (int i = 0; i < np; ++i) ex_in[i] = rate * relu(ex_in[i] - sum_max);
+        for (int i = 0; i < np; ++i)
+          for (int j = 0; j < nq; ++j) {
+            const size_t k = size_t(i) * nq + j;
+            V wn = b.w[k] - b.g[k] * ex_in[i];
             wn = b.g[k] > 0 ? (wn > cap ? cap : wn) : wn;
             b.w[k] = b.sgn[k] * wn < 0 ? b.sgn[k] * veps : wn;
           }

@@ -260,10 +260,11 @@ def evaluation_key(profile: str, model) -> tuple:
     return () if ev is model else (dict(evaluation_model=ev.to_dict()),)
 
 
-def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.00072,
+def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.0,
                     progress=True) -> xr.Dataset:
-    """The hand-made rule (Fig 4) tuned by CMA-ES on the learned rules' training problem with
-    turnover, the profile's handmade_runs runs (search_seeds of `seed`), cached in data/."""
+    """The hand-made rule (Fig 4) tuned by CMA-ES (`stress.handmade_search_config`; the reference
+    tunes it without turnover), the profile's handmade_runs runs (search_seeds of `seed`), cached
+    in data/."""
     from .stress import handmade_search_config
     cfg = handmade_search_config(profile, p_turnover)
     seeds = search_seeds(profile, seed, FIGURE_PROFILES[profile]["handmade_runs"])
@@ -273,6 +274,44 @@ def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: fl
     return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress, checkpoint=ckpt,
                                                       resume=ckpt.exists()),
                   datasets.params_hash(request))
+
+
+def handmade_rule(hm: xr.Dataset, profile: str):
+    """The hand-made search's best rule (lowest test loss over its runs) and its numbers by name
+    in the rule's units (coefficients, tau in s, summed limit, rate per step, cap)."""
+    from .stress import handmade_search_config
+    space = handmade_search_config(profile).space
+    best = int(np.nanargmin(hm.best_test_loss.values))
+    rule = space.to_rule(jnp.asarray(hm.best_params.values[best], jnp.float32))
+    return rule, dict(zip(space.names, (float(v) for v in space.rule_values(rule))))
+
+
+def stress_test(profile: str, data_dir, search: xr.Dataset, rules: list, names: list, seed: int = 0,
+                p_turnover: float = 0.00072, n_networks: int | None = None, runs: int | None = None,
+                generations: int | None = None) -> tuple:
+    """Fig 4d: the rules trained with turnover (`search`, `rules`, `names`), the Fig 2 rules of
+    the same runs and generations, and the hand-made rule on its own, longer organising phase,
+    on `n_networks` stress networks of `seed` (None: the profile's stress_networks), cached as
+    data/fig4_stress_...; returns (hand-made search, stress dataset)."""
+    from .stress import handmade_stress_protocol, stress_dataset, stress_protocol
+    hm = handmade_search(profile, data_dir, seed=seed, progress=False)
+    handmade, _ = handmade_rule(hm, profile)
+    cfg0 = search_config(profile, generations=generations)
+    search0 = searches(profile, data_dir, seed=seed, progress=False, runs=runs, generations=generations)
+    rules0 = learned_rules(search0, cfg0)
+    all_rules = list(rules) + rules0 + [handmade]
+    groups = ["learned, turnover"] * len(rules) + ["learned, no turnover"] * len(rules0) + ["hand-made"]
+    rule_names = list(names) + [f"no-turnover run {i}" for i in range(len(rules0))] + ["hand-made"]
+    model = evaluation_model(profile, cfg0.model)   # the training protocol, or the paper's 400 (repro)
+    own = {"hand-made": handmade_stress_protocol(stress_protocol(model), profile)}
+    seeds = eval_seeds(profile, FIGURE_PROFILES[profile]["stress_networks"] if n_networks is None else n_networks,
+                       seed)
+    req = request_hash("fig4_stress", search.attrs["params_hash"], search0.attrs["params_hash"],
+                       hm.attrs["params_hash"], seeds.tolist(), p_turnover, *evaluation_key(profile, cfg0.model))
+    sd = cached(data_path(data_dir, "fig4_stress", profile, {"r": req}), "stress",
+                lambda: stress_dataset(model, all_rules, rule_names, seeds, profile=profile, groups=groups,
+                                       p_turnover=p_turnover, protocols=own), req)
+    return hm, sd
 
 
 def term_dropout(stem: str, profile: str, data_dir, cfg: SearchConfig, search: xr.Dataset, rules: list,

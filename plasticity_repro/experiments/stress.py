@@ -8,10 +8,11 @@ In this package's 0-based indices: fit on 374, 379, ..., 399; turnover before ac
 The "unperturbed" loss of the same rule and network is the ordinary training protocol's loss
 at the end of the organising phase (fit 344..369, test 374..399, no turnover).
 
-The hand-made rule is multiplicative STDP (w x~ y with c > 0, w x y~ with c < 0) with a summed
-incoming/outgoing weight bound and a single-weight cap (Fiete et al. 2010 style), its 2
-coefficients, 2 time constants and 3 bound parameters tuned by CMA-ES under the learned rules'
-training protocol (turnover on the even train slots).
+The hand-made rule is the reference's (spec §8): fixed additive STDP plus multiplicative STDP
+(w x~ y with c > 0, w x y~ with c < 0) with a summed incoming/outgoing weight bound and a
+single-weight cap (Fiete et al. 2010 style), its 2 coefficients, 2 time constants and 3 bound
+parameters tuned by CMA-ES on the learned rules' loss with a 3x longer organising phase (1200
+activations); its stress test runs on the same phases shifted by that difference.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import xarray as xr
 from .. import datasets
 from ..config import ModelConfig
 from ..rules import HETERO_NAMES, TERM_NAMES
-from ..search import ParamSpace, SearchConfig, profile_config
+from ..profiles import FIGURE_PROFILES
+from ..search import ParamSpace, SearchConfig, profile_config, scaled_protocol
 from .evaluate import network_losses, stack_rules
 from .stats import cohens_d, kruskal_bonferroni
 
@@ -100,33 +102,65 @@ def stress_protocol(base: ModelConfig, organise: int | None = None, turnover_sto
 
 
 # -- the hand-made rule -----------------------------------------------------------------------
+# the reference's hand-made rule (spec §8): additive STDP held fixed, w-STDP and the bound tuned
+HANDMADE_FIXED = (("ee", "x y~", -0.001, 10e-3), ("ee", "x~ y", 0.001, 10e-3))
+# start, in the space's order: c(w x y~), c(w x~ y), their tau (s), summed limit, rate per step, cap
+HANDMADE_START = (-0.02, 0.02, 10e-3, 10e-3, 7.5, 0.01, 2.5)
+
+
 def handmade_space(synapses=("ee",), **kw) -> ParamSpace:
-    """Multiplicative STDP + summed incoming/outgoing bound + cap: c(w x~ y) >= 0, c(w x y~) <= 0,
-    their two time constants, and (sum limit, rate, cap): 7 numbers."""
+    """The reference's hand-made rule (Fiete et al. 2010 style): additive STDP x y~ (-0.001) and
+    x~ y (+0.001), tau 10 ms, held fixed; multiplicative STDP c(w x y~) <= 0 and c(w x~ y) >= 0,
+    their two time constants, and the summed incoming/outgoing bound (limit, rate per step) and
+    the single-synapse cap searched: 7 numbers, starting at HANDMADE_START, each in units of its
+    start's magnitude (so CMA-ES starts at +-1, as the reference's). Boxes as the reference's:
+    coefficients within 10 of 0 on their sign's side, tau 0.5-40 ms, bound and cap in [0, 10]."""
+    kw = dict(dict(fixed=HANDMADE_FIXED, start=HANDMADE_START, scale=tuple(abs(v) for v in HANDMADE_START),
+                   hetero_lo=(0.0, 0.0, 0.0), hetero_hi=(10.0, 10.0, 10.0), hetero_start=HANDMADE_START[4:]), **kw)
     return ParamSpace.for_terms(list(HANDMADE_TERMS), synapses=synapses, signs=list(HANDMADE_SIGNS),
                                 heterosynaptic=True, **kw)
 
 
-def handmade_search_config(profile: str, p_turnover: float = P_STRESS, sigma0: float = 0.1,
-                           **overrides) -> SearchConfig:
-    """The learned rules' training problem of `profile` (same networks, protocol and turnover on
-    the even slots) over the hand-made space, CMA-ES without restarts.
+def handmade_model(profile: str) -> ModelConfig:
+    """The hand-made rule's organising protocol: the profile's handmade_activations (the
+    reference's 1200 at repro and paper) at its handmade_lr_scale, decoder windows scaled as
+    the learned rules' (1144..1169 -> 1174..1199 at 1200), the summed-weight bound compiled in."""
+    fp = FIGURE_PROFILES[profile]
+    base = scaled_protocol(fp["handmade_activations"], fp["handmade_lr_scale"])
+    return dataclasses.replace(base, plasticity=dataclasses.replace(base.plasticity, heterosynaptic=True))
 
-    sigma0 = 0.1 (not the learned rules' 0.003): the 7 numbers start far from their useful values
-    (c = 0, bound (5, 0.5, 1)) and the space is small; time constants (box 0.5-40 ms) are then
-    explored across their whole box through the mirror transform."""
+
+def handmade_search_config(profile: str, p_turnover: float = 0.0, sigma0: float = 0.33,
+                           **overrides) -> SearchConfig:
+    """The hand-made rule's tuning: the learned rules' networks and loss (the profile's train and
+    test networks), its own organising protocol (`handmade_model`), the hand-made space, CMA-ES
+    at sigma0 = 0.33 in that space's units without restarts for the profile's
+    handmade_generations. The reference tunes it without turnover (p_turnover = 0)."""
     base = profile_config(profile, p_turnover=p_turnover)
-    model = dataclasses.replace(base.model, plasticity=dataclasses.replace(base.model.plasticity, heterosynaptic=True))
-    kw = dict(max_restarts=0, sigma0=sigma0)
+    kw = dict(max_restarts=0, sigma0=sigma0, max_generations=FIGURE_PROFILES[profile]["handmade_generations"])
     kw.update(overrides)
-    return dataclasses.replace(base, model=model, space=handmade_space(), **kw)
+    return dataclasses.replace(base, model=handmade_model(profile), space=handmade_space(), **kw)
+
+
+def handmade_stress_protocol(protocol: StressProtocol, profile: str) -> StressProtocol:
+    """The learned rules' stress `protocol` shifted to start after the hand-made rule's longer
+    organising phase (the reference: organise 1200, decoder 1174..1199, turnover before
+    1200..1348, test 1374..1399, against 400 / 374..399 / 400..548 / 574..599)."""
+    organise = protocol.unperturbed.n_activations
+    first, stop = protocol.turnover_window
+    base = handmade_model(profile)
+    shift = base.n_activations - organise
+    test = base.loss.test_activations   # a short profile's hand-made decoder windows may be longer
+    total = max(protocol.stressed.n_activations + shift, stop + shift + 1 + test[-1] - test[0] + 1)
+    return stress_protocol(base, organise=organise + shift, turnover_stop=stop + shift, total=total)
 
 
 # -- the stress test --------------------------------------------------------------------------
 def stress_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, profile: str,
                    groups: list | None = None, reference: str = "hand-made", p_turnover: float = P_STRESS,
                    organise: int | None = None, turnover_stop: int | None = None, total: int | None = None,
-                   chunk: int = 32, extra_params: dict | None = None) -> xr.Dataset:
+                   chunk: int = 32, extra_params: dict | None = None,
+                   protocols: dict | None = None) -> xr.Dataset:
     """Per rule and network the unperturbed loss (training protocol, no turnover) and the stressed
     loss (decoder fit before the turnover window, tested after it without refitting) on the same
     fresh networks (`cfg`: the training protocol's ModelConfig); group medians; pairwise
@@ -136,6 +170,9 @@ def stress_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, pr
     (ranked worst); Cohen's d, a difference of means, is taken over networks that did not blow
     up (the counts are stored). Groups pool all networks of all their rules; d < 0 means the
     first group of a pair has the lower loss.
+    protocols: {group: StressProtocol} for groups that run on their own phases (the hand-made
+    rule: `handmade_stress_protocol`); every other rule runs on stress_protocol(cfg, organise,
+    turnover_stop, total). Rules that share a protocol run in one batch.
     """
     seeds = np.asarray(seeds)
     groups = list(rule_names) if groups is None else list(groups)
@@ -143,13 +180,21 @@ def stress_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, pr
         raise ValueError(f"rules, rule_names and groups must have one entry per rule, got "
                          f"{len(rules)}, {len(rule_names)}, {len(groups)}")
     proto = stress_protocol(cfg, organise, turnover_stop, total)
+    protocols = dict(protocols or {})
+    unknown = sorted(set(protocols) - set(groups))
+    if unknown:
+        raise ValueError(f"protocols names groups {unknown} that no rule belongs to; groups: {sorted(set(groups))}")
+    of_rule = [protocols.get(g, proto) for g in groups]
     batch = stack_rules(rules)
-    outs = [network_losses(proto.unperturbed, batch, seeds, 0.0, chunk),
-            network_losses(proto.stressed, batch, seeds, p_turnover, chunk)]
-    blew = np.stack([o["blew_up"] for o in outs]).astype(bool)              # (condition, rule, network)
-    raw = np.stack([o["loss"] for o in outs])
+    shape = (2, len(rules), len(seeds))
+    blew, raw, r2 = np.zeros(shape, bool), np.zeros(shape), np.zeros(shape)
+    for pr in {id(p): p for p in of_rule}.values():
+        idx = [i for i, p in enumerate(of_rule) if p is pr]
+        sub = stack_rules([rules[i] for i in idx])
+        for c, (model, p) in enumerate(((pr.unperturbed, 0.0), (pr.stressed, p_turnover))):
+            o = network_losses(model, sub, seeds, p, chunk)
+            blew[c, idx], raw[c, idx], r2[c, idx] = np.asarray(o["blew_up"], bool), o["loss"], o["decoder_r2"]
     loss = np.where(blew, cfg.loss.blowup_loss, raw)
-    r2 = np.stack([o["decoder_r2"] for o in outs])
     conditions = ["unperturbed", "stressed"]
     group_names = list(dict.fromkeys(groups))
     gidx = {g: [i for i, x in enumerate(groups) if x == g] for g in group_names}
@@ -191,12 +236,21 @@ def stress_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, pr
     first, stop = proto.turnover_window
     ds.attrs.update(datasets.provenance(
         dict(unperturbed=proto.unperturbed.to_dict(), stressed=proto.stressed.to_dict(),
-             seeds=seeds.tolist(), p_turnover=p_turnover, groups=groups, **(extra_params or {})),
+             seeds=seeds.tolist(), p_turnover=p_turnover, groups=groups, **(extra_params or {}),
+             **({"protocols": {g: dict(unperturbed=pr.unperturbed.to_dict(), stressed=pr.stressed.to_dict())
+                               for g, pr in protocols.items()}} if protocols else {})),
         profile, seeds, cfg.float64, kind="stress"))
     ds.attrs.update(p_turnover=float(p_turnover), turnover_first_activation=first, turnover_stop_activation=stop,
                     n_activations=proto.stressed.n_activations,
                     fit_activations=",".join(map(str, proto.stressed.loss.fit_activations)),
                     test_activations=",".join(map(str, proto.stressed.loss.test_activations)),
                     activation_indexing="0-based; turnover acts before activations first..stop-1")
+    for g, pr in protocols.items():   # the groups on their own phases, e.g. the hand-made rule's
+        key = g.replace(" ", "_").replace("-", "_")
+        gf, gs = pr.turnover_window
+        ds.attrs.update({f"{key}_n_activations": pr.stressed.n_activations, f"{key}_turnover_first_activation": gf,
+                         f"{key}_turnover_stop_activation": gs,
+                         f"{key}_fit_activations": ",".join(map(str, pr.stressed.loss.fit_activations)),
+                         f"{key}_test_activations": ",".join(map(str, pr.stressed.loss.test_activations))})
     return ds
 
