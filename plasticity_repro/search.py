@@ -70,11 +70,12 @@ class ParamSpace:
     tau_start: float = static(5e-3)
     start: tuple = static(())     # optional full start vector (e.g. a mean rule, for refits)
     # the hand-made rule's heterosynaptic bound (sum limit, rate per step, cap) searched as 3 more
-    # numbers
+    # numbers (these defaults enter every space's parameters, hence dataset names; the hand-made
+    # rule's space, experiments.stress.handmade_space, sets the reference's)
     heterosynaptic: bool = static(False)
     hetero_lo: tuple = static((0.5, 0.0, 0.05))
-    hetero_hi: tuple = static((20.0, 0.005, 2.0))
-    hetero_start: tuple = static((5.0, 2.5e-4, 1.0))
+    hetero_hi: tuple = static((20.0, 10.0, 2.0))
+    hetero_start: tuple = static((5.0, 0.5, 1.0))
     # terms held at fixed values, not searched: ((synapse, term, coefficient, tau in s), ...), e.g.
     # the hand-made rule's additive STDP (("ee", "x y~", -0.001, 0.01), ("ee", "x~ y", 0.001, 0.01))
     fixed: tuple = static(())
