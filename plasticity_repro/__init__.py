@@ -28,3 +28,23 @@ def configure(**kw):
     host devices, the persistent compilation cache). Importing the package changes no setting."""
     from .engine import configure as _configure
     return _configure(**kw)
+
+
+def load_rules(profile: str = "laptop", data_dir="data"):
+    """The learned (and the tuned hand-made) rules of a profile as an xr.Dataset, one row per
+    search run (experiments.learned)."""
+    from .experiments.learned import load_rules as _load
+    return _load(profile, data_dir)
+
+
+def rule_of(rules, name: str):
+    """The Rule of one row (e.g. "ee/0") of `load_rules`' dataset."""
+    from .experiments.learned import rule_of as _rule_of
+    return _rule_of(rules, name)
+
+
+def rule_config(rules, name: str):
+    """The ModelConfig a row of `load_rules`' dataset was trained on (learning rate, horizon,
+    plastic synapse types)."""
+    from .experiments.learned import rule_config as _rule_config
+    return _rule_config(rules, name)

@@ -314,6 +314,23 @@ def stress_test(profile: str, data_dir, search: xr.Dataset, rules: list, names: 
     return hm, sd
 
 
+def rules_table(profile: str, data_dir="data", seed: int = 0) -> xr.Dataset:
+    """The best rule of every run of the profile's three arms and the tuned hand-made rule
+    (`experiments.learned.rules_dataset`), cached as data/learned_rules_<profile>_<hash>.nc."""
+    from .learned import rules_dataset
+    from .stress import handmade_search_config
+    p = 0.00072
+    cfg_all = all_synapse_search(profile, data_dir, seed=seed, p_turnover=p, progress=False)
+    arms = {"ee": (searches(profile, data_dir, seed=seed, progress=False), search_config(profile)),
+            "ee_turnover": (searches(profile, data_dir, seed=seed, p_turnover=p, progress=False),
+                            search_config(profile, p_turnover=p)),
+            "all_turnover": (cfg_all[1], cfg_all[0]),
+            "handmade": (handmade_search(profile, data_dir, seed=seed, progress=False), handmade_search_config(profile))}
+    req = request_hash("learned_rules", *(ds.attrs["params_hash"] for ds, _ in arms.values()))
+    return cached(data_path(data_dir, "learned_rules", profile, {"r": req}), "rules",
+                  lambda: rules_dataset(arms, profile), req)
+
+
 def term_dropout(stem: str, profile: str, data_dir, cfg: SearchConfig, search: xr.Dataset, rules: list,
                  names: list, p_turnover: float | None = None, n_networks: int | None = None,
                  seed: int = 0) -> tuple:

@@ -1,0 +1,138 @@
+"""The learned rules as data: the best rule of every run of a profile's three meta-learning arms
+(E->E; E->E trained with turnover; E->E + E->I + I->E trained with turnover) and the tuned
+hand-made rule, one row each, with what it was trained on and how it scored on its search's
+held-out test networks.
+
+    import plasticity_repro as pr
+    rules = pr.load_rules("laptop")           # an xr.Dataset, one `rule` per row
+    rule = pr.rule_of(rules, "ee_turnover/1")  # a Rule the simulator runs
+    cfg = pr.rule_config(rules, "ee_turnover/1")  # the protocol it was trained on
+
+A rule's coefficients multiply the learning rate it was trained at (`learning_rate`): run it at
+that rate and on its organising horizon (`n_activations`) to get the dynamics it was selected
+for (`rule_config`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from .. import datasets
+from ..config import SYNAPSE_TYPES, ModelConfig
+from ..rules import HETERO_NAMES, HETERO_OFF, N_TERMS, TERM_NAMES, TERMS, Rule
+from ..search import SearchConfig
+
+ARMS = ("ee", "ee_turnover", "all_turnover", "handmade")
+ARM_TITLES = {"ee": "E->E, no turnover (Fig 2, 3)", "ee_turnover": "E->E, trained with turnover (Fig 4)",
+              "all_turnover": "E->E, E->I, I->E, trained with turnover (Fig 5, 6)",
+              "handmade": "hand-made rule, tuned (Fig 4d)"}
+
+
+def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
+    """One row per run of each arm: `arms` maps an arm name of ARMS to (search dataset,
+    SearchConfig). Coefficients are zero on synapse types the arm does not make plastic; the
+    hand-made rule's fixed additive terms are included (its `term_mask` says which terms are on)."""
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        raise ValueError(f"arms must be among {list(ARMS)}, got {unknown}")
+    rows = {k: [] for k in ("name", "arm", "run", "coefs", "mask", "taus", "hetero", "test", "train", "r2", "seed",
+                            "lr", "n_act", "p", "n_test", "hash")}
+    for arm in [a for a in ARMS if a in arms]:
+        ds, cfg = arms[arm]
+        plastic = np.array([t in cfg.space.synapses for t in SYNAPSE_TYPES])
+        for r in range(ds.sizes["run"]):
+            rule = cfg.space.to_rule(jnp.asarray(ds.best_params.values[r], jnp.float32))
+            mask = np.asarray(rule.term_mask) * plastic[:, None]
+            rows["name"].append(f"{arm}/{r}")
+            rows["arm"].append(arm)
+            rows["run"].append(r)
+            rows["coefs"].append(np.asarray(rule.coefs, np.float64) * mask)
+            rows["mask"].append(mask.astype(np.int8))
+            rows["taus"].append(np.asarray(rule.taus, np.float64))
+            rows["hetero"].append(np.asarray(rule.hetero, np.float64) if cfg.space.heterosynaptic
+                                  else np.asarray(HETERO_OFF, np.float64))
+            n_test = max(cfg.n_test, 1)
+            rows["test"].append(float(ds.best_test_loss.values[r]) / n_test)
+            rows["train"].append(float(ds.best_train_loss.values[r]) / cfg.n_train)
+            rows["r2"].append(float(ds.best_test_r2.values[r]))
+            rows["seed"].append(int(ds.search_seed.values[r]))
+            rows["lr"].append(cfg.model.plasticity.lr)
+            rows["n_act"].append(cfg.model.n_activations)
+            rows["p"].append(float(ds.p_turnover.values[r]))
+            rows["n_test"].append(cfg.n_test)
+            rows["hash"].append(ds.attrs.get("params_hash", ""))
+    tau_names = [TERM_NAMES[k] for k in range(N_TERMS) if TERMS[k].tau_slot >= 0]
+    out = xr.Dataset(
+        {"coefs": (("rule", "synapse", "term"), np.stack(rows["coefs"])),
+         "term_on": (("rule", "synapse", "term"), np.stack(rows["mask"])),
+         "taus": (("rule", "synapse", "tau_of"), np.stack(rows["taus"])),
+         "hetero": (("rule", "hetero_param"), np.stack(rows["hetero"])),
+         "test_loss": (("rule",), np.asarray(rows["test"])),
+         "train_loss": (("rule",), np.asarray(rows["train"])),
+         "test_r2": (("rule",), np.asarray(rows["r2"])),
+         "search_seed": (("rule",), np.asarray(rows["seed"])),
+         "learning_rate": (("rule",), np.asarray(rows["lr"])),
+         "n_activations": (("rule",), np.asarray(rows["n_act"])),
+         "p_turnover_training": (("rule",), np.asarray(rows["p"])),
+         "n_test_networks": (("rule",), np.asarray(rows["n_test"]))},
+        coords={"rule": rows["name"], "arm": ("rule", rows["arm"]), "run": ("rule", rows["run"]),
+                "search_params_hash": ("rule", rows["hash"]), "synapse": list(SYNAPSE_TYPES),
+                "term": list(TERM_NAMES), "tau_of": tau_names, "hetero_param": list(HETERO_NAMES)})
+    out["coefs"].attrs["long_name"] = "coefficient c_k (the update is learning_rate x sum_k c_k F_k per Euler step)"
+    out["taus"].attrs.update(units="s", long_name="time constant of the trace the term reads")
+    out["hetero"].attrs["long_name"] = ("hand-made bound: summed-weight limit, rate per step, cap "
+                                        "(learned rules: a bound that never binds)")
+    out["test_loss"].attrs["long_name"] = "loss per network on the search's held-out test networks"
+    out["train_loss"].attrs["long_name"] = "loss per network on the search's training networks"
+    out["test_r2"].attrs["long_name"] = "decoder R^2 on the test networks (mean over networks)"
+    out["p_turnover_training"].attrs["long_name"] = "E->E turnover per synapse and activation while training (even slots)"
+    out.attrs.update(datasets.provenance(
+        dict(arms={a: dict(search_params_hash=arms[a][0].attrs.get("params_hash", ""),
+                           title=ARM_TITLES[a]) for a in arms}),
+        profile, sorted({int(s) for s in rows["seed"]}), False, kind="rules"))
+    out.attrs["arms"] = "; ".join(f"{a}: {ARM_TITLES[a]}" for a in ARMS if a in arms)
+    return out
+
+
+def rule_of(ds: xr.Dataset, name: str) -> Rule:
+    """The Rule of row `name` (e.g. "ee/0") of a rules dataset."""
+    names = [str(v) for v in ds.rule.values]
+    if name not in names:
+        raise ValueError(f"rule must be one of {names}, got {name!r}")
+    row = ds.sel(rule=name)
+    return Rule.create(row.coefs.values, row.taus.values, term_mask=row.term_on.values, hetero=tuple(row.hetero.values))
+
+
+def rule_config(ds: xr.Dataset, name: str, base: ModelConfig | None = None) -> ModelConfig:
+    """A ModelConfig that runs row `name` as it was trained: its learning rate, its organising
+    horizon (decoder windows as the search's), its plastic synapse types and, for the hand-made
+    rule, the summed-weight bound."""
+    from ..search import scaled_protocol
+    rule_of(ds, name)   # checks the name
+    row = ds.sel(rule=name)
+    synapses = tuple(t for t in SYNAPSE_TYPES if int(row.term_on.sel(synapse=t).sum()) > 0) or ("ee",)
+    cfg = scaled_protocol(int(row.n_activations), float(row.learning_rate) / 5e-4, synapses)
+    if base is not None:
+        cfg = dataclasses.replace(base, plasticity=cfg.plasticity, loss=cfg.loss, n_activations=cfg.n_activations)
+    hetero = str(row.arm.values) == "handmade"
+    return dataclasses.replace(cfg, plasticity=dataclasses.replace(cfg.plasticity, heterosynaptic=hetero))
+
+
+def load_rules(profile: str = "laptop", data_dir: str | os.PathLike = "data") -> xr.Dataset:
+    """The shipped rules dataset of `profile` (data/learned_rules_<profile>_<hash>.nc; made by
+    `make data PROFILE=<profile>`)."""
+    from ..profiles import PROFILES
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    found = sorted(glob.glob(os.path.join(str(data_dir), f"learned_rules_{profile}_*.nc")))
+    if not found:
+        raise FileNotFoundError(f"no learned rules of profile {profile!r} in {str(data_dir)!r}: "
+                                f"make data PROFILE={profile}")
+    if len(found) > 1:
+        raise ValueError(f"more than one rules dataset of profile {profile!r} in {str(data_dir)!r}: {found}")
+    return datasets.read_dataset(found[0], kind="rules")

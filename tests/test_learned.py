@@ -1,0 +1,51 @@
+"""The learned rules as a dataset (experiments.learned): one row per search run, loadable in one
+line, and each row's Rule and protocol reproduce the loss its search measured."""
+import numpy as np
+import pytest
+
+import plasticity_repro as pr
+from plasticity_repro.experiments import paper
+from plasticity_repro.experiments.evaluate import network_losses, stack_rules
+from plasticity_repro.experiments.learned import ARMS
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return pr.load_rules("quick", "data")
+
+
+def test_one_row_per_run_of_every_arm(rules):
+    runs = paper.FIGURE_PROFILES["quick"]["runs"]
+    hm_runs = paper.FIGURE_PROFILES["quick"]["handmade_runs"]
+    assert list(rules.rule.values) == [f"{a}/{r}" for a in ARMS for r in range(hm_runs if a == "handmade" else runs)]
+    # E->E arms have nothing on E->I / I->E; the all-synapse arm does
+    ee = rules.sel(rule=rules.arm == "ee")
+    assert float(np.abs(ee.coefs.sel(synapse=["ei", "ie"])).max()) == 0.0
+    assert int(rules.sel(rule="all_turnover/0").term_on.sel(synapse="ie").sum()) == 20
+    # the hand-made row carries its fixed additive terms and a bound that binds
+    hm = rules.sel(rule="handmade/0")
+    assert float(hm.coefs.sel(synapse="ee", term="x y~")) == pytest.approx(-0.001, rel=1e-3)
+    assert int(hm.term_on.sel(synapse="ee").sum()) == 4 and float(hm.hetero[0]) < 1e3
+    assert rules.attrs["kind"] == "rules" and "git_commit" in rules.attrs
+
+
+def test_a_row_reproduces_its_search_test_loss(rules):
+    search = paper.searches("quick", "data", progress=False)
+    cfg = paper.search_config("quick")
+    run = 1
+    name = f"ee/{run}"
+    assert float(rules.test_loss.sel(rule=name)) == pytest.approx(
+        float(search.best_test_loss.values[run]) / cfg.n_test)
+    rule, model = pr.rule_of(rules, name), pr.rule_config(rules, name)
+    assert model.n_activations == cfg.model.n_activations and model.plasticity.lr == cfg.model.plasticity.lr
+    losses = network_losses(model, stack_rules([rule]), search.test_network_seed.values[run])["loss"]
+    assert float(np.sum(losses)) == pytest.approx(float(search.best_test_loss.values[run]), rel=1e-4)
+
+
+def test_bad_names_and_profiles(rules, tmp_path):
+    with pytest.raises(ValueError, match="rule must be one of"):
+        pr.rule_of(rules, "ee/99")
+    with pytest.raises(ValueError, match="profile must be one of"):
+        pr.load_rules("laptopp")
+    with pytest.raises(FileNotFoundError, match="make data PROFILE=quick"):
+        pr.load_rules("quick", tmp_path)
