@@ -38,7 +38,8 @@ def test_a_row_reproduces_its_search_test_loss(rules):
         float(search.best_test_loss.values[run]) / cfg.n_test)
     rule, model = pr.rule_of(rules, name), pr.rule_config(rules, name)
     assert model.n_activations == cfg.model.n_activations and model.plasticity.lr == cfg.model.plasticity.lr
-    losses = network_losses(model, stack_rules([rule]), search.test_network_seed.values[run])["loss"]
+    seeds = rules.test_network_seed.sel(rule=name).values
+    losses = network_losses(model, stack_rules([rule]), seeds)["loss"]
     assert float(np.sum(losses)) == pytest.approx(float(search.best_test_loss.values[run]), rel=1e-4)
 
 

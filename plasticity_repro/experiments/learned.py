@@ -25,7 +25,7 @@ import xarray as xr
 from .. import datasets
 from ..config import SYNAPSE_TYPES, ModelConfig
 from ..rules import HETERO_NAMES, HETERO_OFF, N_TERMS, TERM_NAMES, TERMS, Rule
-from ..search import SearchConfig
+from ..search import network_seeds
 
 ARMS = ("ee", "ee_turnover", "all_turnover", "handmade")
 ARM_TITLES = {"ee": "E->E, no turnover (Fig 2, 3)", "ee_turnover": "E->E, trained with turnover (Fig 4)",
@@ -41,7 +41,7 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
     if unknown:
         raise ValueError(f"arms must be among {list(ARMS)}, got {unknown}")
     rows = {k: [] for k in ("name", "arm", "run", "coefs", "mask", "taus", "hetero", "test", "train", "r2", "seed",
-                            "lr", "n_act", "p", "n_test", "hash")}
+                            "lr", "n_act", "p", "n_test", "hash", "test_seeds")}
     for arm in [a for a in ARMS if a in arms]:
         ds, cfg = arms[arm]
         plastic = np.array([t in cfg.space.synapses for t in SYNAPSE_TYPES])
@@ -66,6 +66,7 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
             rows["p"].append(float(ds.p_turnover.values[r]))
             rows["n_test"].append(cfg.n_test)
             rows["hash"].append(ds.attrs.get("params_hash", ""))
+            rows["test_seeds"].append(network_seeds(cfg, cfg.test_seed, cfg.n_test, int(ds.search_seed.values[r])))
     tau_names = [TERM_NAMES[k] for k in range(N_TERMS) if TERMS[k].tau_slot >= 0]
     out = xr.Dataset(
         {"coefs": (("rule", "synapse", "term"), np.stack(rows["coefs"])),
@@ -79,7 +80,8 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
          "learning_rate": (("rule",), np.asarray(rows["lr"])),
          "n_activations": (("rule",), np.asarray(rows["n_act"])),
          "p_turnover_training": (("rule",), np.asarray(rows["p"])),
-         "n_test_networks": (("rule",), np.asarray(rows["n_test"]))},
+         "n_test_networks": (("rule",), np.asarray(rows["n_test"])),
+         "test_network_seed": (("rule", "test_slot"), np.stack(rows["test_seeds"]))},
         coords={"rule": rows["name"], "arm": ("rule", rows["arm"]), "run": ("rule", rows["run"]),
                 "search_params_hash": ("rule", rows["hash"]), "synapse": list(SYNAPSE_TYPES),
                 "term": list(TERM_NAMES), "tau_of": tau_names, "hetero_param": list(HETERO_NAMES)})
@@ -90,6 +92,8 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
     out["test_loss"].attrs["long_name"] = "loss per network on the search's held-out test networks"
     out["train_loss"].attrs["long_name"] = "loss per network on the search's training networks"
     out["test_r2"].attrs["long_name"] = "decoder R^2 on the test networks (mean over networks)"
+    out["test_network_seed"].attrs["long_name"] = ("seeds of the test networks (network.make_networks; turnover "
+                                                   "while training on the even slots)")
     out["p_turnover_training"].attrs["long_name"] = "E->E turnover per synapse and activation while training (even slots)"
     out.attrs.update(datasets.provenance(
         dict(arms={a: dict(search_params_hash=arms[a][0].attrs.get("params_hash", ""),
@@ -116,7 +120,8 @@ def rule_config(ds: xr.Dataset, name: str, base: ModelConfig | None = None) -> M
     rule_of(ds, name)   # checks the name
     row = ds.sel(rule=name)
     synapses = tuple(t for t in SYNAPSE_TYPES if int(row.term_on.sel(synapse=t).sum()) > 0) or ("ee",)
-    cfg = scaled_protocol(int(row.n_activations), float(row.learning_rate) / 5e-4, synapses)
+    # stored at float32: the profiles' rates are 5e-4 x a short decimal
+    cfg = scaled_protocol(int(row.n_activations), round(float(row.learning_rate) / 5e-4, 4), synapses)
     if base is not None:
         cfg = dataclasses.replace(base, plasticity=cfg.plasticity, loss=cfg.loss, n_activations=cfg.n_activations)
     hetero = str(row.arm.values) == "handmade"
