@@ -77,10 +77,10 @@ ev = paper.cached(paper.data_path(data, "fig2_eval", profile, {"r": req}), "eval
                                            extra_params={"search_hash": search.attrs["params_hash"]}), req)
 med_r2 = ev.decoder_r2.median("network")
 print("median R^2:", {str(k): round(float(v), 2) for k, v in zip(ev.rule.values, med_r2.values)})
-print("median loss per network:", {str(k): round(float(v)) for k, v in zip(ev.rule.values, ev.loss.median("network").values)})
+print("median loss per network:", paper.loss_summary(ev))
 
 # %%
-best = str(ev.rule.values[int(np.argmin(ev.loss.median("network").values[:-1]))])
+best = str(ev.rule.values[int(np.argmin(paper.median_losses(ev)[:-1]))])
 
 # %% [markdown]
 # ## The paper's claims

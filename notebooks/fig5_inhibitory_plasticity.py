@@ -87,13 +87,13 @@ ev = paper.cached(paper.data_path(data, "fig5_eval", profile, {"r": req}), "eval
                   lambda: evaluate_dataset(emodel_all, rules_all, names_all, seeds_eval, profile=profile,
                                            rates_at=(0, n_act - 1), weights_at=(0, n_act - 1),
                                            extra_params={"search_hash": search_all.attrs["params_hash"]}), req)
-best = str(ev.rule.values[int(np.argmin(ev.loss.median("network").values))])
+best = str(ev.rule.values[int(np.argmin(paper.median_losses(ev)))])
 W = np.abs(ev.example_weights.sel(rule=best).values)     # (example, activation, post, pre)
 n_e = 25
 blocks = {"E->E": (slice(0, n_e), slice(0, n_e)), "E->I": (slice(n_e, None), slice(0, n_e)),
           "I->E": (slice(0, n_e), slice(n_e, None))}
 mean_w = {k: [round(float(W[:, a][:, p, q][W[:, 0][:, p, q] > 0].mean()), 3) for a in range(2)] for k, (p, q) in blocks.items()}
-print("median loss per network:", {str(k): round(float(v)) for k, v in zip(ev.rule.values, ev.loss.median("network").values)})
+print("median loss per network:", paper.loss_summary(ev))
 print("best rule:", best, "| mean |w| of initially present synapses, first -> last activation:", mean_w)
 
 # %% [markdown]

@@ -216,6 +216,22 @@ def request_hash(*parts) -> str:
     return datasets.params_hash(json.loads(json.dumps(parts, default=str)))
 
 
+def median_losses(ev: xr.Dataset) -> np.ndarray:
+    """Per rule of an evaluation dataset, the median loss per network with a network that blew
+    up counting as +inf (so a rule that blew up on most networks has median inf)."""
+    loss = np.where(ev.blew_up.values.astype(bool), np.inf, ev.loss.values)
+    return np.median(loss, axis=-1)
+
+
+def loss_summary(ev: xr.Dataset) -> dict:
+    """{rule: its median loss per network, rounded, or "blew up (k of N networks)"} to print."""
+    med = median_losses(ev)
+    n = ev.sizes["network"]
+    blown = ev.blew_up.values.astype(bool).sum(axis=-1)
+    return {str(r): (round(float(m)) if np.isfinite(m) else f"blew up ({int(b)} of {n} networks)")
+            for r, m, b in zip(ev.rule.values, med, blown)}
+
+
 def dropout_summary(dd: xr.Dataset, ranking: list, top: int = 5) -> str:
     """Two lines for a notebook: the top terms of the dropout ranking, their median ranks over
     rules and how many networks blew up with each dropped."""
