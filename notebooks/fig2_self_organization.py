@@ -90,8 +90,10 @@ best = str(ev.rule.values[int(np.argmin(paper.median_losses(ev)[:-1]))])
 
 # %%
 from plasticity_repro import claims
+found = []   # drawn under the figure too
 if params.at_defaults(globals(), "fig2"):
-    claims.report(claims.evaluate(profile, data, figure="fig2"))
+    found = claims.evaluate(profile, data, figure="fig2")
+    claims.report(found)
 else:
     print("claims are computed from the default parameters' datasets: python -m plasticity_repro.claims --profile", profile)
 
@@ -147,5 +149,6 @@ plots.rasters(sheet, raster, ev, best)
 plots.weight_matrices(sheet, ["f", "f.2"], ev, best)
 plots.kernel_plot(sheet, "g", ev)
 plots.coefficient_heatmaps(sheet, heat, search)
+sheet.footnote(claims.figure_note(found))
 plots.save(sheet, figs / profile / "fig2")
 sheet

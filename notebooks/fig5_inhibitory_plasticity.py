@@ -134,7 +134,7 @@ dd = paper.cached(paper.data_path(data, "fig5_dropout_ei", profile, {"r": req}),
                   lambda: dropout_dataset(cfg_all.model, rules_all, names_all, seeds_drop, profile=profile,
                                           synapse="ei", p_turnover_ee=p_turnover), req)
 ranking = term_ranking(dd)
-print(paper.dropout_summary(dd, ranking))
+print(paper.dropout_summary(dd, ranking, thresholded=False))
 xx = dd.coefs.sel(term="x~ x").values
 print("E->I coefficient of x~ x per rule:", [round(float(v), 2) for v in xx])
 
@@ -146,8 +146,10 @@ print("E->I coefficient of x~ x per rule:", [round(float(v), 2) for v in xx])
 
 # %%
 from plasticity_repro import claims
+found = []   # drawn under the figure too
 if params.at_defaults(globals(), "fig5"):
-    claims.report(claims.evaluate(profile, data, figure="fig5"))
+    found = claims.evaluate(profile, data, figure="fig5")
+    claims.report(found)
 else:
     print("claims are computed from the default parameters' datasets: python -m plasticity_repro.claims --profile", profile)
 
@@ -183,5 +185,6 @@ plots.sweep_plot(sheet, "b", sw)
 plots.coefficient_distributions(sheet, "c", search_all.coefs.sel(synapse="ei").rename(run="rule"),
                                 title=f"E→I coefficients (N = {search_all.sizes['run']} rules)")
 plots.dropout_shifts(sheet, "d", dd, title="rise of the median loss with the E→I term set to 0")
+sheet.footnote(claims.figure_note(found))
 plots.save(sheet, figs / profile / "fig5")
 sheet

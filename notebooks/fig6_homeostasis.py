@@ -129,8 +129,10 @@ for m in rd.mode.values:
 
 # %%
 from plasticity_repro import claims
+found = []   # drawn under the figure too
 if params.at_defaults(globals(), "fig6"):
-    claims.report(claims.evaluate(profile, data, figure="fig6"))
+    found = claims.evaluate(profile, data, figure="fig6")
+    claims.report(found)
 else:
     print("claims are computed from the default parameters' datasets: python -m plasticity_repro.claims --profile", profile)
 
@@ -181,5 +183,6 @@ for key, mode in zip(["g", "h", "i", "i.2"], ["two_rules", "swapped", "w_only", 
     plots.reduced_before_after(sheet, key, rd, mode, first=(key == "g"))
 plots.reduced_delay_amplitude(sheet, "j", rd, "two_rules")
 plots.reduced_legend(sheet, "j.2", rd)
+sheet.footnote(claims.figure_note(found))
 plots.save(sheet, figs / profile / "fig6")
 sheet

@@ -268,6 +268,16 @@ def evaluate(profile: str, data_dir="data", figure: str | None = None) -> list:
 TABLE_HEADER = ("| claim | paper | criterion | ours | verdict |", "|---|---|---|---|---|")
 
 
+def figure_note(claims: list, width: int = 150) -> str:
+    """The claims of one figure as lines to print under it: verdict and our numbers."""
+    import textwrap
+    lines = []
+    for c in claims:
+        lines += textwrap.wrap(f"{c.figure}, {c.statement}: {c.verdict} ({c.ours}; paper: {c.paper})", width,
+                               subsequent_indent="    ")
+    return "\n".join(lines)
+
+
 def markdown_table(claims: list) -> str:
     """The README's results table."""
     rows = [f"| {c.figure}: {c.statement} | {c.paper} | {c.criterion} | {c.ours} | **{c.verdict}** |" for c in claims]

@@ -179,9 +179,10 @@ def _refit(stem: str):
     def produce(c: Context) -> xr.Dataset:
         p, cfg, search, rules, names = _term_rules(c, stem)
         kw = {} if p is None else dict(p_turnover=p)
-        _, ranking, req = paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed,
-                                             **kw)
-        return paper.term_refit(stem, c.profile, c.data_dir, cfg, rules, ranking, req, seed=c.seed, **kw)
+        dd, ranking, req = paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed,
+                                              **kw)
+        return paper.term_refit(stem, c.profile, c.data_dir, cfg, paper.ranking_rules(dd, rules), ranking, req,
+                                seed=c.seed, **kw)
     return produce
 
 

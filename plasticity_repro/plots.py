@@ -236,6 +236,14 @@ class Sheet:
                          x=(x0 - axpos.x0) / axpos.width if axpos.width > 0 else 0.0, ha="left",
                          pad=getattr(ax, "_house_title_pad", RC["axes.titlepad"]))
 
+    def footnote(self, text: str):
+        """Lines of small text under the sheet (the figure's claims and verdicts); nothing when
+        `text` is empty."""
+        if text:
+            self.figure.supxlabel(text, x=0.005, ha="left", fontsize=FONT["note"], color="#333333",
+                                  linespacing=1.15)
+        return self
+
     def finish(self):
         if not getattr(self, "_lettered", False):
             self.letter()

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from plasticity_repro.experiments.evaluate import dropout_ranks, term_ranking
+from plasticity_repro.experiments.evaluate import dropout_ranks, ranking_selection, term_ranking
 from plasticity_repro.rules import TERM_NAMES
 
 BLOW = 1e8
@@ -41,3 +41,24 @@ def test_term_that_blows_up_most_rules_ranks_first():
     loss[:5, t] = BLOW
     loss[:, 1 + TERM_NAMES.index("x~ y")] += 50
     assert term_ranking(_dropout(loss))[0] == "w x~"
+
+
+def _with_turnover(ds: xr.Dataset, p: float) -> xr.Dataset:
+    params = json.loads(ds.attrs["params_json"])
+    return ds.assign_attrs(params_json=json.dumps(dict(params, p_turnover_ee=p)))
+
+
+def test_ranking_uses_rules_below_the_references_loss_threshold():
+    # spec §8: rules with mean full-rule loss per network >= 80 (150 with turnover) do not rank;
+    # here the excluded rules would put "w x~" first
+    loss = 60 + np.random.default_rng(2).normal(0, 1, (4, 21, 10))
+    loss[:, 1 + TERM_NAMES.index("x~ y")] += 50          # the kept rules' top term
+    loss[2:, 0] += 40                                     # rules 2, 3: full loss ~100
+    loss[2:, 1 + TERM_NAMES.index("w x~")] = BLOW
+    ds = _dropout(loss)
+    assert list(ranking_selection(ds)) == [0, 1]
+    assert term_ranking(ds.isel(rule=ranking_selection(ds)))[0] == "x~ y"
+    assert term_ranking(ds)[0] == "w x~"
+    assert list(ranking_selection(_with_turnover(ds, 0.00072))) == [0, 1, 2, 3]   # all below 150
+    loss[:, 0] += 200                                     # none passes: all of them
+    assert list(ranking_selection(_dropout(loss))) == [0, 1, 2, 3]

@@ -93,6 +93,8 @@ def _notebook_datasets(source: str, profile: str) -> set:
         names.add("search_eeeiie_turnover" + ("_warm" if paper.FIGURE_PROFILES[profile]["ei_warm_start"] else ""))
     if "paper.handmade_search(" in source:
         names.add("search_handmade")
+    if "paper.stress_test(" in source:   # the hand-made search, the Fig 2 searches and the stress test
+        names |= {"search_handmade", "search_ee", "fig4_stress"}
     return names
 
 

@@ -220,6 +220,22 @@ def _blowup_floor(ds_dropout: xr.Dataset) -> float:
         return 1e8
 
 
+# spec §8: the dropout ranking and the refits' mean rule use only rules whose mean full-rule loss
+# per network on the dropout networks is below this (turnover-trained rules: 150; others: 80)
+FULL_LOSS_MAX = {"turnover": 150.0, "none": 80.0}
+
+
+def ranking_selection(ds_dropout: xr.Dataset) -> np.ndarray:
+    """Indices of the rules that enter the ranking (spec §8): mean full-rule loss per network
+    (a blown-up network at the blow-up loss) below FULL_LOSS_MAX, the turnover threshold when the
+    dropout networks had turnover. When no rule passes, all of them (the dataset of the refit
+    says so in its `ranking_rules`)."""
+    full = ds_dropout["loss"].values[:, 0, :].astype(float).mean(axis=-1)
+    turnover = float(datasets.params_of(ds_dropout).get("p_turnover_ee", 0.0)) > 0
+    keep = np.flatnonzero(full < FULL_LOSS_MAX["turnover" if turnover else "none"])
+    return keep if keep.size else np.arange(len(full))
+
+
 def term_ranking(ds_dropout: xr.Dataset) -> list:
     """Terms ordered by how much dropping them hurts: the median over rules of their within-rule
     rank (dropout_ranks), then the mean rank, then mean |c| to break ties."""

@@ -232,12 +232,29 @@ def loss_summary(ev: xr.Dataset) -> dict:
             for r, m, b in zip(ev.rule.values, med, blown)}
 
 
-def dropout_summary(dd: xr.Dataset, ranking: list, top: int = 5) -> str:
-    """Two lines for a notebook: the top terms of the dropout ranking, their median ranks over
-    rules and how many networks blew up with each dropped."""
-    from .evaluate import dropout_ranks
+def _mean_text(losses: np.ndarray, floor: float) -> str:
+    """A rule's mean loss per network, or how many of its networks blew up."""
+    k = int((losses >= floor).sum())
+    return f"blew up on {k} of {losses.size}" if k else str(round(float(losses.mean())))
+
+
+def dropout_summary(dd: xr.Dataset, ranking: list, top: int = 5, thresholded: bool = True) -> str:
+    """Lines for a notebook: which rules the ranking uses (`thresholded`: spec §8's selection, as
+    `term_dropout` ranks; else all), the top terms of the dropout ranking, their median ranks over
+    those rules and how many networks blew up with each dropped."""
+    from .evaluate import FULL_LOSS_MAX, _blowup_floor, dropout_ranks, ranking_selection
+    keep = ranking_selection(dd) if thresholded else np.arange(dd.sizes["rule"])
+    dd = dd.isel(rule=keep)
     rk = dropout_ranks(dd)
-    return (f"top terms by median rank over rules: {ranking[:top]}\n"
+    turnover = float(datasets.params_of(dd).get("p_turnover_ee", 0.0)) > 0
+    full_rows = dd["loss"].values[:, 0, :].astype(float)
+    floor = _blowup_floor(dd)
+    why = (f"the rules with a mean full-rule loss per network below "
+           f"{FULL_LOSS_MAX['turnover' if turnover else 'none']:g}, or all when none is" if thresholded else "all rules")
+    return (f"ranking over {len(keep)} rule{'s' if len(keep) != 1 else ''} ({why}): "
+            f"{[str(r) for r in dd.rule.values]}, mean full-rule loss per network "
+            f"{[_mean_text(row, floor) for row in full_rows]}\n"
+            f"top terms by median rank over rules: {ranking[:top]}\n"
             f"their median ranks: {[float(rk.median_rank.sel(term=t)) for t in ranking[:top]]} | networks that "
             f"blew up with the term dropped: {[int(rk.blowup_networks.sel(term=t)) for t in ranking[:top]]}")
 
@@ -352,8 +369,9 @@ def term_dropout(stem: str, profile: str, data_dir, cfg: SearchConfig, search: x
                  seed: int = 0) -> tuple:
     """Fig 3 / Fig 4 dropout of the search's rules on `n_networks` evaluation networks of `seed`
     (None: the profile's dropout_networks), with E->E turnover at p_turnover when given, cached as
-    data/<stem>_dropout_...; returns (dataset, term ranking, request hash for the refit that follows)."""
-    from .evaluate import dropout_dataset, term_ranking
+    data/<stem>_dropout_...; returns (dataset, term ranking, request hash for the refit that follows).
+    The ranking uses the rules below spec §8's full-rule loss threshold (`ranking_rules`)."""
+    from .evaluate import dropout_dataset, ranking_selection, term_ranking
     n = FIGURE_PROFILES[profile]["dropout_networks"] if n_networks is None else n_networks
     seeds = eval_seeds(profile, n, seed)
     tail = [] if p_turnover is None else [p_turnover]
@@ -362,7 +380,17 @@ def term_dropout(stem: str, profile: str, data_dir, cfg: SearchConfig, search: x
     kw = {} if p_turnover is None else dict(p_turnover_ee=p_turnover)
     dd = cached(data_path(data_dir, f"{stem}_dropout", profile, {"r": req}), "dropout",
                 lambda: dropout_dataset(cfg.model, rules, names, seeds, profile=profile, **kw), req)
-    return dd, term_ranking(dd), req
+    keep = ranking_selection(dd)
+    if len(keep) < dd.sizes["rule"]:   # the refit starts from these rules' mean: it names them
+        req = request_hash(req, "ranking_rules", [str(dd.rule.values[i]) for i in keep])
+    return dd, term_ranking(dd.isel(rule=keep)), req
+
+
+def ranking_rules(dd: xr.Dataset, rules: list) -> list:
+    """The rules of a dropout dataset that its ranking uses (spec §8's loss threshold,
+    `evaluate.ranking_selection`): the refit starts from their mean."""
+    from .evaluate import ranking_selection
+    return [rules[i] for i in ranking_selection(dd)]
 
 
 def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list, ranking: list,
