@@ -51,14 +51,30 @@ def _with_turnover(ds: xr.Dataset, p: float) -> xr.Dataset:
 def test_ranking_uses_rules_below_the_references_loss_threshold():
     # spec §8: rules with mean full-rule loss per network >= 80 (150 with turnover) do not rank;
     # here the excluded rules would put "w x~" first
-    loss = 60 + np.random.default_rng(2).normal(0, 1, (4, 21, 10))
+    loss = 60 + np.random.default_rng(2).normal(0, 1, (5, 21, 10))
     loss[:, 1 + TERM_NAMES.index("x~ y")] += 50          # the kept rules' top term
-    loss[2:, 0] += 40                                     # rules 2, 3: full loss ~100
+    loss[2:, 0] += 40                                     # rules 2-4: full loss ~100
     loss[2:, 1 + TERM_NAMES.index("w x~")] = BLOW
     ds = _dropout(loss)
     assert list(ranking_selection(ds)) == [0, 1]
     assert term_ranking(ds.isel(rule=ranking_selection(ds)))[0] == "x~ y"
     assert term_ranking(ds)[0] == "w x~"
-    assert list(ranking_selection(_with_turnover(ds, 0.00072))) == [0, 1, 2, 3]   # all below 150
+    assert list(ranking_selection(_with_turnover(ds, 0.00072))) == [0, 1, 2, 3, 4]   # all below 150
     loss[:, 0] += 200                                     # none passes: all of them
-    assert list(ranking_selection(_dropout(loss))) == [0, 1, 2, 3]
+    assert list(ranking_selection(_dropout(loss))) == [0, 1, 2, 3, 4]
+
+
+def test_rule_whose_full_rule_blew_up_does_not_rank(recwarn):
+    # Fig 5 quick data: one rule's full rule blew up on every network, so its increases are
+    # undefined; the ranking is the other rule's, with no warning and no nan ranks
+    loss = 100 + np.random.default_rng(3).normal(0, 1, (2, 21, 2))
+    loss[0, 1 + TERM_NAMES.index("x~ y")] += 50
+    loss[1, 0] = BLOW
+    loss[1, 1:, 0] = BLOW                       # dropped variants: half blew up, half did not
+    r = dropout_ranks(_dropout(loss))
+    assert np.isnan(r.rank_in_rule.sel(rule="run 1")).all()
+    assert np.isfinite(r.median_rank).all() and term_ranking(_dropout(loss))[0] == "x~ y"
+    loss[0, 0] = BLOW
+    loss[0, 1:, 0] = BLOW
+    assert np.isnan(dropout_ranks(_dropout(loss)).median_rank).all()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

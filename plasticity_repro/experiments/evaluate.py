@@ -193,21 +193,30 @@ def dropout_ranks(ds_dropout: xr.Dataset) -> xr.Dataset:
     removal blows up most networks has an infinite increase, and one blow-up among many networks
     moves the median by one place only); `rank_in_rule`, the term's rank within its rule (1 = the
     largest increase; ties share their mean rank); `blowups`, the networks that blew up. Per
-    term: `median_rank` and `mean_rank` over rules, and `blowup_networks` summed over rules."""
+    term: `median_rank` and `mean_rank` over the rules whose ranks are defined, and
+    `blowup_networks` summed over rules."""
     loss = ds_dropout["loss"].values.astype(float)                     # (rule, variant, network)
     floor = _blowup_floor(ds_dropout)
     blown = loss >= floor
     diff = np.where(blown[:, 1:], np.inf, loss[:, 1:] - loss[:, :1])   # (rule, term, network)
     diff = np.where(blown[:, :1] & ~blown[:, 1:], np.nan, diff)        # the full rule blew up: no reference
-    increase = np.nanmedian(np.where(np.isnan(diff), -np.inf, diff), axis=-1) if diff.size else diff
+    with np.errstate(invalid="ignore"):   # inf and -inf as the two middle values: undefined (nan)
+        increase = np.nanmedian(np.where(np.isnan(diff), -np.inf, diff), axis=-1) if diff.size else diff
     from scipy.stats import rankdata
     rank = np.stack([rankdata(-row, method="average") for row in increase]) if increase.size else increase
+    # a rule with an undefined increase (its full rule blew up on too many networks) has no ranks;
+    # the per-term statistics are over the rules that have them (nan when none has)
+    defined = ~np.isnan(rank).any(axis=1) if rank.size else np.zeros(0, bool)
+    ranked = rank[defined]
+    n_terms = diff.shape[1] if diff.ndim == 3 else 0
+    median_rank = np.median(ranked, axis=0) if len(ranked) else np.full(n_terms, np.nan)
+    mean_rank = ranked.mean(axis=0) if len(ranked) else np.full(n_terms, np.nan)
     dims = ("rule", "term")
     return xr.Dataset(
         {"increase": (dims, increase), "rank_in_rule": (dims, rank),
          "blowups": (dims, blown[:, 1:].sum(axis=-1)),
-         "median_rank": (("term",), np.median(rank, axis=0)),
-         "mean_rank": (("term",), rank.mean(axis=0)),
+         "median_rank": (("term",), median_rank),
+         "mean_rank": (("term",), mean_rank),
          "blowup_networks": (("term",), blown[:, 1:].sum(axis=(0, 2)))},
         coords={"rule": ds_dropout["rule"].values, "term": ds_dropout["term"].values})
 
