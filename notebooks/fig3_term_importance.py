@@ -44,6 +44,7 @@ import xarray as xr
 xr.set_options(display_style="text")
 from plasticity_repro import plots
 from plasticity_repro.experiments import paper
+from plasticity_repro.experiments.evaluate import ranking_selection
 
 # %% tags=["nbval-ignore-output"]
 hv = plots.setup()
@@ -107,8 +108,10 @@ else:
 # 1e8 penalty; they are drawn as crosses on the top edge and counted above the panel.
 #
 # **c — per-rule dropout shift.** For each rule, max(median(dropped) − median(full), 0) of each term
-# (points) and its median over rules (bar), terms ranked by that median; symmetric-log axis (linear
-# below 1), blow-ups drawn on the top edge. The leftmost terms are the ones the rules cannot lose.
+# (points) and its median over rules (bar); terms in the order of the ranking above (median
+# within-rule rank over the rules below the loss threshold: filled points; open points are rules
+# above it, drawn but not ranked); symmetric-log axis (linear below 1), blow-ups drawn on the top
+# edge. The leftmost terms are the ones the rules cannot lose; d refits them in this order.
 #
 # **d — progressive refitting.** Median test loss per network (band: quartiles) of rules refitted
 # with only the top-k terms of the ranking in c (signs fixed, started from the mean rule, CMA-ES
@@ -123,7 +126,7 @@ sheet = plots.Sheet([(2.0, ["a", "a.2"], [20, 12]),
 plots.coefficient_distributions(sheet, "a", coefs.rename(run="rule"))
 plots.tau_distributions(sheet, "a.2", search.taus.sel(synapse="ee").rename(run="rule"))
 plots.dropout_losses(sheet, "b", dd)
-plots.dropout_shifts(sheet, "c", dd)
+plots.dropout_shifts(sheet, "c", dd, ranked=ranking_selection(dd))
 plots.refit_plot(sheet, "d", rf, reference=full)
 sheet.footnote(claims.figure_note(found))
 plots.save(sheet, figs / profile / "fig3")

@@ -287,6 +287,8 @@ def save(sheet: Sheet, stem, formats=("png", "svg")) -> list:
 # -- small drawing helpers ------------------------------------------------------------------------
 def _title(ax, text: str, note: str | None = None):
     """Panel title, with an optional smaller second line (a statistic, N, a clipping note)."""
+    if note:
+        note = _wrap_to_axes(ax, note)
     n = note.count("\n") + 1 if note else 0
     pad = RC["axes.titlepad"] + (n * FONT["note"] * 1.25 + 2 if n else 0)
     ax.set_title(text, fontsize=FONT["title"], loc="center", pad=pad)
@@ -294,6 +296,33 @@ def _title(ax, text: str, note: str | None = None):
     if note:
         ax.annotate(note, xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, 3), textcoords="offset points",
                     ha="center", va="bottom", fontsize=FONT["note"], color="#333333", linespacing=1.1)
+
+
+def _wrap_to_axes(ax, text: str, size: float = FONT["note"]) -> str:
+    """`text` broken into lines no wider than the panel (at ~0.55 em per character of `size` pt),
+    at '; ' or spaces: a note wider than its panel makes the constrained layout collapse the row."""
+    import textwrap
+    width_in = ax.get_position().width * ax.get_figure(root=True).get_size_inches()[0]
+    chars = max(int(width_in * 72 / (0.55 * size)), 20)
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= chars:
+            out.append(line)
+            continue
+        parts, cur = line.split("; "), ""
+        for part in parts:
+            cand = f"{cur}; {part}" if cur else part
+            if len(cand) <= chars:
+                cur = cand
+                continue
+            if cur:
+                out.append(cur + ";")
+            cur = part
+            while len(cur) > chars:
+                head, cur = textwrap.wrap(cur, chars)[0], cur[len(textwrap.wrap(cur, chars)[0]):].lstrip()
+                out.append(head)
+        out.append(cur)
+    return "\n".join(out)
 
 
 def _direct_labels(ax, items, min_gap_frac=0.075, logy=False):
@@ -696,14 +725,19 @@ def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = N
     _title(ax, "loss with one term dropped", note)
 
 
-def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = None, title=None):
+def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = None, title=None, ranked=None):
     """Per rule (points), the shift max(median(dropped) - median(full), 0) of each term, and its
     median over rules (bar); terms in the order of evaluate.term_ranking (median within-rule rank
     over rules, robust to blow-ups). Symmetric-log y (linear below 1); shifts from a blow-up
-    penalty (>= 1e7) drawn at the top edge as crosses and counted."""
+    penalty (>= 1e7) drawn at the top edge as crosses and counted. `ranked`: indices of the rules
+    the ranking uses (spec §8's loss threshold, evaluate.ranking_selection); the others are drawn
+    as open circles and do not set the order. None: all rules rank."""
     import holoviews as hv
     from .experiments.evaluate import term_ranking
-    terms = term_ranking(dd)
+    n_rules = dd.sizes["rule"]
+    ranked = np.arange(n_rules) if ranked is None else np.asarray(ranked, int)
+    in_rank = np.isin(np.arange(n_rules), ranked)
+    terms = term_ranking(dd.isel(rule=ranked))
     terms = terms if top is None else terms[:top]
     shift = dd["shift"]
     finite = shift.values[shift.values < PENALTY_FLOOR]
@@ -717,7 +751,10 @@ def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = Non
         med = float(dd.median_shift.sel(term=t))
         xs = i + _offsets(len(v), 0.5)
         els.append(hv.Segments([(i - 0.38, min(med, cap), i + 0.38, min(med, cap))]).opts(color=c, linewidth=1.4))
-        els.append(hv.Scatter((xs[~blow], v[~blow]), "x", "loss shift").opts(color=c, s=8, alpha=0.85))
+        for sel, face in ((~blow & in_rank, c), (~blow & ~in_rank, "none")):
+            if sel.any():
+                els.append(hv.Scatter((xs[sel], v[sel]), "x", "loss shift").opts(
+                    color=c, s=8, alpha=0.85, facecolors=face, edgecolors=c, linewidth=0.6))
         if blow.any():
             els.append(hv.Scatter((xs[blow], np.full(blow.sum(), cap)), "x", "loss shift").opts(
                 color=c, s=14, marker="X", edgecolors="none"))
@@ -730,7 +767,10 @@ def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = Non
     if n_blow:
         _mark_blowup_row(ax, cap)
     note = (f"per rule: max(median dropped − median full, 0); N = {dd.sizes['rule']} rules, "
-            f"{dd.sizes['network']} networks each; bar: median over rules; order: median rank over rules")
+            f"{dd.sizes['network']} networks each; bar: median over rules; order: median rank over "
+            + ("rules" if in_rank.all() else
+               f"the {len(ranked)} rule{'s' if len(ranked) != 1 else ''} below the loss threshold (filled; "
+               f"open: above it)"))
     if n_blow:
         note += f"; crosses: {n_blow} blow-ups (at the top)"
     _title(ax, title or "rise of the median loss with the term set to 0", note)
