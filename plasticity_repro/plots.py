@@ -304,6 +304,9 @@ def _wrap_to_axes(ax, text: str, size: float = FONT["note"]) -> str:
     import textwrap
     width_in = ax.get_position().width * ax.get_figure(root=True).get_size_inches()[0]
     chars = max(int(width_in * 72 / (0.55 * size)), 20)
+    nb = "\u00a0"   # no break inside "p = 0.04", "0.40 → 0.06", "N = 40 vs 20"
+    for op in (" = ", " → ", " vs ", " < ", " > "):
+        text = text.replace(op, op.replace(" ", nb))
     out = []
     for line in text.split("\n"):
         if len(line) <= chars:
@@ -322,7 +325,7 @@ def _wrap_to_axes(ax, text: str, size: float = FONT["note"]) -> str:
                 head, cur = textwrap.wrap(cur, chars)[0], cur[len(textwrap.wrap(cur, chars)[0]):].lstrip()
                 out.append(head)
         out.append(cur)
-    return "\n".join(out)
+    return "\n".join(out).replace(nb, " ")
 
 
 def _direct_labels(ax, items, min_gap_frac=0.075, logy=False):
