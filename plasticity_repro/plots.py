@@ -309,21 +309,16 @@ def _wrap_to_axes(ax, text: str, size: float = FONT["note"]) -> str:
         text = text.replace(op, op.replace(" ", nb))
     out = []
     for line in text.split("\n"):
-        if len(line) <= chars:
-            out.append(line)
-            continue
-        parts, cur = line.split("; "), ""
-        for part in parts:
+        cur = ""
+        for part in line.split("; "):
             cand = f"{cur}; {part}" if cur else part
             if len(cand) <= chars:
                 cur = cand
                 continue
             if cur:
                 out.append(cur + ";")
-            cur = part
-            while len(cur) > chars:
-                head, cur = textwrap.wrap(cur, chars)[0], cur[len(textwrap.wrap(cur, chars)[0]):].lstrip()
-                out.append(head)
+            *full, cur = textwrap.wrap(part, chars) or [""]   # a part longer than the panel
+            out.extend(full)
         out.append(cur)
     return "\n".join(out).replace(nb, " ")
 

@@ -206,11 +206,9 @@ def dropout_ranks(ds_dropout: xr.Dataset) -> xr.Dataset:
     rank = np.stack([rankdata(-row, method="average") for row in increase]) if increase.size else increase
     # a rule with an undefined increase (its full rule blew up on too many networks) has no ranks;
     # the per-term statistics are over the rules that have them (nan when none has)
-    defined = ~np.isnan(rank).any(axis=1) if rank.size else np.zeros(0, bool)
-    ranked = rank[defined]
-    n_terms = diff.shape[1] if diff.ndim == 3 else 0
-    median_rank = np.median(ranked, axis=0) if len(ranked) else np.full(n_terms, np.nan)
-    mean_rank = ranked.mean(axis=0) if len(ranked) else np.full(n_terms, np.nan)
+    ranked = rank[~np.isnan(rank).any(axis=1)]
+    median_rank = np.median(ranked, axis=0) if len(ranked) else np.full(diff.shape[1], np.nan)
+    mean_rank = ranked.mean(axis=0) if len(ranked) else np.full(diff.shape[1], np.nan)
     dims = ("rule", "term")
     return xr.Dataset(
         {"increase": (dims, increase), "rank_in_rule": (dims, rank),
