@@ -68,6 +68,11 @@ def _g(x: float) -> str:
     return f"{x:.2g}" if abs(x) < 10 else f"{x:.0f}"
 
 
+def _p(p: float) -> str:
+    """'p = 0.0068'; below 1e-12 (where a test's p-value may underflow to 0) 'p < 1e-12'."""
+    return "p < 1e-12" if float(p) < 1e-12 else f"p = {_g(p)}"
+
+
 def _learned(ev: xr.Dataset) -> list:
     return [str(r) for r in ev.rule.values if str(r) != "no plasticity"]
 
@@ -88,7 +93,7 @@ def fig2_r2(d: Mapping[str, xr.Dataset]) -> Claim:
                  "R² > 0.9 vs 0.55-0.62 without plasticity",
                  "median R² of the learned rules > 0.9, above no plasticity (one-sided Mann-Whitney p < 0.01)",
                  f"median R² {med:.2f} over {len(learned)} rules (per rule {', '.join(f'{v:.2f}' for v in per_rule)}) "
-                 f"vs {np.median(none):.2f} without plasticity; p = {_g(p)}; {none.size} networks",
+                 f"vs {np.median(none):.2f} without plasticity; {_p(p)}; {none.size} networks",
                  REPRODUCED if holds else NOT_REPRODUCED,
                  dict(median_r2=med, per_rule=per_rule, none_median_r2=float(np.median(none)), p=p,
                       n_rules=len(learned), n_networks=int(none.size)))
@@ -142,7 +147,7 @@ def fig4d_stress(d: Mapping[str, xr.Dataset]) -> Claim:
     return Claim("fig4d", "Fig 4d", "under turnover, rules learned with turnover beat the hand-made rule",
                  "Kruskal-Wallis p = 2.5e-8, d = −0.45, 100 networks",
                  "after turnover: Kruskal-Wallis, 4-fold Bonferroni p < 0.01, Cohen's d < 0",
-                 f"median loss {_g(ma)} ({n_rules} rules) vs {_g(mb)} (hand-made); p = {_g(p4)}, d = {dval:.2f}; "
+                 f"median loss {_g(ma)} ({n_rules} rules) vs {_g(mb)} (hand-made); {_p(p4)}, d = {dval:.2f}; "
                  f"{int(cond.sizes['network'])} networks",
                  verdict, dict(median_learned=ma, median_handmade=mb, kruskal_h=h, p=p, p_bonferroni=p4,
                                cohens_d=dval, n_rules=n_rules, n_networks=int(cond.sizes["network"])))
@@ -160,7 +165,7 @@ def fig5c_sweep(d: Mapping[str, xr.Dataset]) -> Claim:
     higher = [a > e for a, e in zip(med_all, med_ee)]
     verdict = (REPRODUCED if levels and all(better) else
                REVERSED if levels and all(higher) and any(worse) else NOT_REPRODUCED)
-    levels_text = "; ".join(f"{p * 1e4:g}e-4: {_g(a)} vs {_g(e)} (p = {_g(q)})"
+    levels_text = "; ".join(f"{p * 1e4:g}e-4: {_g(a)} vs {_g(e)} ({_p(q)})"
                             for p, a, e, q in zip(levels, med_all, med_ee, pv))
     return Claim("fig5c", "Fig 5c", "with turnover, rules on E→E, E→I, I→E beat E→E-only rules",
                  "all-synapse better, most at high p_ST (N = 8 vs 5 rules, 100 networks)",

@@ -409,6 +409,8 @@ def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list
     tail = [] if p_turnover is None else [p_turnover]
     req = request_hash(f"{stem}_refit", dropout_req, ranking, ks, n_gen, fp["refit_train"], seeds.tolist(), *tail)
     kw = {} if p_turnover is None else dict(p_turnover_eval=p_turnover)
-    return cached(data_path(data_dir, f"{stem}_refit", profile, {"r": req}), "refit",
+    path = data_path(data_dir, f"{stem}_refit", profile, {"r": req})
+    # each k's search checkpoints into <path>.parts/ (removed when the refit is made): it resumes
+    return cached(path, "refit",
                   lambda: refit_dataset(base, ranking, mean_rule(rules), seeds, ks=ks, seeds=(seed,),
-                                        profile=profile, **kw), req)
+                                        profile=profile, work_dir=path.with_suffix(".parts"), **kw), req)
