@@ -9,6 +9,11 @@ skips every shard already written. `combine_evaluation` joins the shards with xa
 dataset with provenance. `search_config_of` and `best_rules` read a search dataset's
 configuration and best rules (what a sweep evaluates).
 
+A search's runs are spread the same way (`DaskScorer`, `plasticity-repro search --scheduler` or
+`--workers`): every generation each worker scores the candidates of its share of the runs on those
+runs' networks, which it builds once from their seeds; CMA-ES, the incumbents and the checkpoint
+stay with the process that runs the search, so it resumes exactly, with or without a cluster.
+
 By default the cluster is an embedded `LocalCluster` of single-threaded worker processes; pass a
 scheduler address to use a running cluster. Each JAX worker process is limited to one thread
 (`WORKER_ENV`), so n workers use n cores and do not oversubscribe them.
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -62,6 +68,7 @@ WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
+    "PLASTICITY_REPRO_THREADS": "1",   # the fused engine: one thread
 }
 
 _ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://\S+$")
@@ -312,3 +319,64 @@ def best_rules(ds: xr.Dataset, cfg=None) -> tuple:
     rules = [cfg.space.to_rule(jnp.asarray(x, jnp.float32)) for x in ds["best_params"].values]
     names = [f"seed{int(s)}" for s in ds["search_seed"].values]
     return rules, names
+
+
+# -- searches ---------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _run_networks(cfg, seeds: tuple, p_turnover: tuple, split: str, x64: bool):
+    """A worker's networks of some runs of a search (built once per worker, split and x64)."""
+    from .search import test_networks, train_networks
+    make = train_networks if split == "train" else test_networks
+    return make(cfg, len(seeds), np.asarray(p_turnover), seeds)
+
+
+def score_runs(cfg, seeds: tuple, p_turnover: tuple, split: str, x, x64: bool = False) -> tuple:
+    """Pure work function of a search generation's share: losses (r, P) and R^2 (r, P, N) of the
+    candidates x (r, P, n_params) of the runs `seeds` on their `split` networks. x64: the
+    submitting process's jax_enable_x64 (it sets the dtype of the networks' arrays, so a float32
+    search's numbers depend on it), applied here for the task."""
+    import jax
+    import jax.numpy as jnp
+
+    from .search import score_batch
+    jax.config.update("jax_enable_x64", bool(x64 or cfg.model.float64))
+    losses, r2 = score_batch(cfg, jnp.asarray(x), _run_networks(cfg, tuple(seeds), tuple(p_turnover), split, bool(x64)))
+    return np.asarray(losses), np.asarray(r2)
+
+
+class DaskScorer:
+    """A scorer factory for `search.run_search(scorer=...)` that scores the runs on a Dask cluster:
+    the R runs are cut into `shares` contiguous groups (default: one per worker the scheduler has
+    when the search starts, at most R), one task per group and generation. Each simulation is the
+    in-process one on the same networks; a worker has one XLA host device, so float32 losses agree
+    with a multi-device process to rounding (parallel.py)."""
+
+    def __init__(self, client, shares: int | None = None):
+        if shares is not None:
+            check_number("shares", shares, 1, 4096, integer=True)
+        self.client, self.shares = client, shares
+
+    def _n_shares(self, n_runs: int) -> int:
+        workers = len(self.client.scheduler_info().get("workers", {}))
+        return max(1, min(n_runs, self.shares or workers or 1))
+
+    @property
+    def segment(self) -> dict:
+        """What a search's segment records about where it was scored."""
+        return dict(scorer="dask", dask_workers=len(self.client.scheduler_info().get("workers", {})))
+
+    def __call__(self, cfg, state):
+        seeds = np.asarray(state.seeds)
+        p = np.asarray(state.p_turnover, float)
+        groups = np.array_split(np.arange(len(seeds)), self._n_shares(len(seeds)))
+        client = self.client
+        import jax
+        x64 = bool(jax.config.jax_enable_x64)
+
+        def score(x, split: str):
+            x = np.asarray(x)
+            futures = [client.submit(score_runs, cfg, tuple(int(s) for s in seeds[g]), tuple(float(q) for q in p[g]),
+                                     split, x[g], x64, pure=False) for g in groups]
+            parts = client.gather(futures)
+            return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+        return score

@@ -25,6 +25,8 @@ search.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import json
@@ -34,7 +36,7 @@ import pickle
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -491,10 +493,39 @@ def search_networks(cfg: SearchConfig, state: SearchState) -> tuple:
     return train, (test_networks(cfg, R, state.p_turnover, state.seeds) if cfg.n_test else None)
 
 
-def step(cfg: SearchConfig, state: SearchState, train_nets, test_nets=None) -> SearchState:
+# A scorer scores candidates of every run of a search: score(x, split) with x (R, P, n_params) flat
+# vectors, run r's on its own networks of `split` ("train" or "test"), returns losses (R, P) and
+# R^2 (R, P, N). It comes from a factory (cfg, state) -> score; `local_scorer` builds the networks
+# here, `distributed.DaskScorer` spreads the runs over Dask workers. Both compute the same numbers.
+def local_scorer(cfg: SearchConfig, state: SearchState) -> Callable:
+    """The in-process scorer of the state's runs: their networks built once, score_batch on them."""
+    train, test = search_networks(cfg, state)
+
+    def score(x, split: str):
+        return score_batch(cfg, x, train if split == "train" else test)
+    return score
+
+
+_SCORER = contextvars.ContextVar("plasticity_repro_scorer", default=None)
+
+
+@contextlib.contextmanager
+def scored_by(scorer):
+    """Within the block every run_search without its own `scorer` uses this scorer factory (None:
+    the in-process one): how `plasticity-repro data --scheduler` sends the searches it makes, the
+    refits' included, to a Dask cluster."""
+    token = _SCORER.set(scorer)
+    try:
+        yield scorer
+    finally:
+        _SCORER.reset(token)
+
+
+def step(cfg: SearchConfig, state: SearchState, score: Callable) -> SearchState:
     """One generation of every run: ask, score on the train networks, tell (a stopped run keeps
     its state), the incumbents and their test losses, the stop criteria, and the IPOP restart
-    once every run has stopped. The keys come from (seed, restart, generation) alone."""
+    once every run has stopped. The keys come from (seed, restart, generation) alone; `score` is
+    a scorer of the state's runs (`local_scorer(cfg, state)`)."""
     t0 = time.time()
     es = _strategy(cfg, state.restart)
     R, gen = len(state.seeds), state.generation
@@ -502,7 +533,7 @@ def step(cfg: SearchConfig, state: SearchState, train_nets, test_nets=None) -> S
         jnp.asarray(state.seeds))
     k_ask, k_tell = jax.vmap(jax.random.split, out_axes=1)(keys)
     pop, asked = es.ask(k_ask, state.cma, es.params)
-    losses, _ = score_batch(cfg, pop, train_nets)
+    losses, _ = score(pop, "train")
     losses = np.asarray(losses, np.float64)
     fit = jnp.asarray(np.where(np.isfinite(losses), losses, 1e30), jnp.float32)
     told, _ = es.tell(k_tell, pop, fit, asked, es.params)
@@ -511,7 +542,7 @@ def step(cfg: SearchConfig, state: SearchState, train_nets, test_nets=None) -> S
     cma = jax.tree.map(lambda old, new: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), old, new),
                        state.cma, told)
     popx = np.asarray(jax.vmap(jax.vmap(cfg.space.to_box))(pop))
-    best = _incumbents(cfg, state.best, ~state.stopped, es.popsize, losses, popx, gen, test_nets)
+    best = _incumbents(cfg, state.best, ~state.stopped, es.popsize, losses, popx, gen, score)
     stopped = state.stopped | _stop_criteria(cfg, cma, best, gen)
     dt = time.time() - t0
     full = np.full((R, cfg.base_popsize * 2 ** cfg.max_restarts), np.nan)
@@ -534,7 +565,7 @@ def finished(cfg: SearchConfig, state: SearchState) -> bool:
     return state.generation >= cfg.max_generations or bool(state.stopped.all() and state.restart >= cfg.max_restarts)
 
 
-def _incumbents(cfg, best: Incumbents, active, popsize: int, losses, popx, gen: int, test_nets) -> Incumbents:
+def _incumbents(cfg, best: Incumbents, active, popsize: int, losses, popx, gen: int, score) -> Incumbents:
     """The incumbents after a generation with candidate losses (R, P) at popx (R, P, n) in the box:
     an active run's best candidate replaces its incumbent if it is better on the train networks,
     and an improved incumbent is scored on the test networks."""
@@ -547,10 +578,10 @@ def _incumbents(cfg, best: Incumbents, active, popsize: int, losses, popx, gen: 
     evals = np.where(active, best.evals + popsize, best.evals)
     best = dataclasses.replace(best, train_loss=train_loss, x=x, evals=evals,
                                last_improve=np.where(improved, gen, best.last_improve))
-    if test_nets is None or not improved.any():
+    if not cfg.n_test or not improved.any():
         return best
     # the incumbents lie inside the box, where the mirror transform is the identity
-    tl, tr2 = score_batch(cfg, jnp.asarray(x[:, None], jnp.float32), test_nets)
+    tl, tr2 = score(jnp.asarray(x[:, None], jnp.float32), "test")
     tl = np.asarray(tl)[:, 0]
     better = improved & (tl < best.test_loss)
     return dataclasses.replace(
@@ -648,13 +679,16 @@ def load_checkpoint(path, cfg: SearchConfig, seeds=(0,), p_turnover=None) -> Sea
 
 # -- the loop ---------------------------------------------------------------------------------
 def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, resume=False,
-               max_seconds=None, progress=True, stop_after=None) -> xr.Dataset:
+               max_seconds=None, progress=True, stop_after=None, scorer=None) -> xr.Dataset:
     """Run len(seeds) independent CMA-ES searches batched together; return their dataset.
 
     p_turnover: per-run E->E turnover while training (default cfg.p_turnover for all runs).
     checkpoint: path of an atomic per-generation checkpoint; resume=True continues from it.
     max_seconds: wall-time budget; stop_after: stop (as if killed) after this many generations
     of this call, leaving the checkpoint (for tests of resume).
+    scorer: a scorer factory (cfg, state) -> score (default: the one `scored_by` set, else
+    `local_scorer`; a `distributed.DaskScorer` scores the runs on a Dask cluster). The state and the checkpoint do
+    not depend on it: a search may be resumed with another.
     """
     seeds, p_runs = _runs(cfg, seeds, p_turnover)
     if max_seconds is not None:
@@ -664,8 +698,10 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
         raise ValueError("resume=True needs a checkpoint path")
     # a checkpoint is read and checked before any network is built
     state = load_checkpoint(ckpt, cfg, seeds, p_runs) if resume else init(cfg, seeds, p_runs)
-    state = dataclasses.replace(state, segments=state.segments + (_segment(state.generation),))
-    train_nets, test_nets = search_networks(cfg, state)
+    scorer = scorer or _SCORER.get() or local_scorer
+    segment = {**_segment(state.generation), **getattr(scorer, "segment", {})}
+    state = dataclasses.replace(state, segments=state.segments + (segment,))
+    score = scorer(cfg, state)
     bar = _progress(progress, cfg.max_generations, state.generation)
     done_this_call = 0
     while not finished(cfg, state):
@@ -675,7 +711,7 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
             if bar is not None:
                 bar.close()
             return None
-        state = step(cfg, state, train_nets, test_nets)
+        state = step(cfg, state, score)
         done_this_call += 1
         if ckpt is not None:
             save_checkpoint(ckpt, cfg, state)

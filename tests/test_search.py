@@ -185,10 +185,10 @@ def test_init_and_step_are_the_search_and_leave_their_input_unchanged(v1_uninter
     leaves the one it was given as it was."""
     cfg = V1.config()
     state = search.init(cfg, V1.SEEDS)
-    nets = search.search_networks(cfg, state)
+    score = search.local_scorer(cfg, state)
     while not search.finished(cfg, state):
         before = search.to_checkpoint(cfg, state)
-        new = search.step(cfg, state, *nets)
+        new = search.step(cfg, state, score)
         _assert_same_tree(search.to_checkpoint(cfg, state), before, "the state before the step")
         assert new.generation == state.generation + 1 and len(new.history) == len(state.history) + 1
         state = new
