@@ -9,8 +9,8 @@ skips every shard already written. `combine_evaluation` joins the shards with xa
 dataset with provenance. `search_config_of` and `best_rules` read a search dataset's
 configuration and best rules (what a sweep evaluates).
 
-A search's runs are spread the same way (`DaskScorer`, `plasticity-repro search --scheduler` or
-`--workers`): every generation each worker scores the candidates of its share of the runs on those
+A search's runs are spread the same way (`DaskScorer`, from Python: `run_search(scorer=...)` or
+`search.scored_by`; the CLI has no option for it yet): every generation each worker scores the candidates of its share of the runs on those
 runs' networks, which it builds once from their seeds; CMA-ES, the incumbents and the checkpoint
 stay with the process that runs the search, so it resumes exactly, with or without a cluster.
 
@@ -356,14 +356,16 @@ class DaskScorer:
             check_number("shares", shares, 1, 4096, integer=True)
         self.client, self.shares = client, shares
 
+    def _workers(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {}))
+
     def _n_shares(self, n_runs: int) -> int:
-        workers = len(self.client.scheduler_info().get("workers", {}))
-        return max(1, min(n_runs, self.shares or workers or 1))
+        return max(1, min(n_runs, self.shares or self._workers() or 1))
 
     @property
     def segment(self) -> dict:
         """What a search's segment records about where it was scored."""
-        return dict(scorer="dask", dask_workers=len(self.client.scheduler_info().get("workers", {})))
+        return dict(scorer="dask", dask_workers=self._workers())
 
     def __call__(self, cfg, state):
         seeds = np.asarray(state.seeds)

@@ -496,7 +496,8 @@ def search_networks(cfg: SearchConfig, state: SearchState) -> tuple:
 # A scorer scores candidates of every run of a search: score(x, split) with x (R, P, n_params) flat
 # vectors, run r's on its own networks of `split` ("train" or "test"), returns losses (R, P) and
 # R^2 (R, P, N). It comes from a factory (cfg, state) -> score; `local_scorer` builds the networks
-# here, `distributed.DaskScorer` spreads the runs over Dask workers. Both compute the same numbers.
+# here, `distributed.DaskScorer` spreads the runs over Dask workers; their numbers agree to float32
+# rounding (a worker has one XLA host device, parallel.py).
 def local_scorer(cfg: SearchConfig, state: SearchState) -> Callable:
     """The in-process scorer of the state's runs: their networks built once, score_batch on them."""
     train, test = search_networks(cfg, state)
@@ -512,8 +513,8 @@ _SCORER = contextvars.ContextVar("plasticity_repro_scorer", default=None)
 @contextlib.contextmanager
 def scored_by(scorer):
     """Within the block every run_search without its own `scorer` uses this scorer factory (None:
-    the in-process one): how `plasticity-repro data --scheduler` sends the searches it makes, the
-    refits' included, to a Dask cluster."""
+    the in-process one): how a caller sends every search a pipeline step makes, the refits'
+    included, to a Dask cluster."""
     token = _SCORER.set(scorer)
     try:
         yield scorer
@@ -687,8 +688,8 @@ def run_search(cfg: SearchConfig, seeds=(0,), p_turnover=None, checkpoint=None, 
     max_seconds: wall-time budget; stop_after: stop (as if killed) after this many generations
     of this call, leaving the checkpoint (for tests of resume).
     scorer: a scorer factory (cfg, state) -> score (default: the one `scored_by` set, else
-    `local_scorer`; a `distributed.DaskScorer` scores the runs on a Dask cluster). The state and the checkpoint do
-    not depend on it: a search may be resumed with another.
+    `local_scorer`; a `distributed.DaskScorer` scores the runs on a Dask cluster). The state and
+    the checkpoint do not depend on it: a search may be resumed with another.
     """
     seeds, p_runs = _runs(cfg, seeds, p_turnover)
     if max_seconds is not None:

@@ -130,7 +130,7 @@ def test_search_scored_on_two_workers_resumes_a_local_search_to_the_same_dataset
     with dd.dask_client(n_workers=2) as client:
         scorer = dd.DaskScorer(client)
         assert scorer._n_shares(3) == 2 and dd.DaskScorer(client, shares=5)._n_shares(3) == 3
-        with search.scored_by(scorer):   # as `plasticity-repro data --workers 2` runs its searches
+        with search.scored_by(scorer):   # every run_search in the block, as a pipeline step's
             resumed = search.run_search(cfg, seeds=seeds, checkpoint=ck, resume=True, progress=False)
     drop = ["seconds_per_generation"]
     # one XLA host device per worker vs two here: float32 losses agree to rounding (parallel.py),
