@@ -5,9 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NB_TIMEOUT ?= 3600
 # The profile each figure is regenerated at by default: the one whose datasets are shipped in data/
-# (so `make figures` only reads and draws). `make figures PROFILE=quick|laptop|paper` overrides all.
-PROFILE_fig2_self_organization ?= laptop
-PROFILE_fig3_term_importance ?= laptop
+# (so `make figures` only reads and draws; plasticity_repro/profiles.py SHIPPED, checked by a test).
+# `make figures PROFILE=quick|laptop|repro|paper` overrides all.
+PROFILE_fig2_self_organization ?= repro
+PROFILE_fig3_term_importance ?= repro
 PROFILE_fig4_turnover_robustness ?= laptop
 PROFILE_fig5_inhibitory_plasticity ?= laptop
 PROFILE_fig6_homeostasis ?= laptop

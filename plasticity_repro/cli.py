@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .profiles import SHIPPED
 
 DESCRIPTION = """\
 Reproduction of Bell, Duffy & Fairhall (NeurIPS 2024) in JAX: meta-learn the plasticity rules of a
@@ -219,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebook parameters (`plasticity-repro params FIGURE` lists them); a list as 0.5,1.5; "
                         "None: the profile's value")
     f.add_argument("--profile", choices=list(FIGURE_PROFILES), default=None,
-                   help="the figure's profile (or profile=NAME). Default: laptop, the shipped data's")
+                   help="the figure's profile (or profile=NAME). Default: the figure's shipped profile ("
+                        + ", ".join(f"{k} {v}" for k, v in SHIPPED.items()) + ")")
     f.add_argument("--runs-dir", default="runs",
                    help="folder of the reruns and their datasets (relative: to the project root). Default: runs")
     f.add_argument("--timeout", type=_float_in("--timeout", 1.0, 1e7), default=None, metavar="SECONDS",
@@ -326,7 +328,8 @@ def _figure(args, parser) -> int:
             if given.get("profile", args.profile) != args.profile:
                 raise ValueError(f"profile given twice: --profile {args.profile} and profile={given['profile']}")
             given["profile"] = args.profile
-        given = dict(profile=given.pop("profile", "laptop"), **given)
+        from .experiments import params
+        given = dict(profile=given.pop("profile", SHIPPED[params.figure_key(args.figure)]), **given)
         run = figure_runs.prepare(args.figure, given, args.runs_dir)
     except ValueError as e:
         parser.exit(2, f"plasticity-repro: error: {e}\n")

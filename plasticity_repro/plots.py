@@ -495,9 +495,11 @@ def r2_comparison(sheet: Sheet, key: str, ev: xr.Dataset, clip: float = -0.5):
     sheet.render(key, hv.Overlay(els), aspect="auto", ylim=(clip - 0.05, 1.02), xlabel="", ylabel="decoder $R^2$")
     ax = sheet.ax(key)
     ax.set_xticks(range(len(rules)))
-    ax.set_xticklabels([r.replace("no plasticity", "no\nplasticity") for r in rules], fontsize=FONT["ticks"])
+    many = len(rules) > 4     # "run 0 .. run 7" would overlap: run numbers under a "learned rule (run)" label
+    ax.set_xticklabels([r.replace("no plasticity", "no\nplasticity").removeprefix("run " if many else "\0")
+                        for r in rules], fontsize=FONT["ticks"])
     ax.set_xlim(-0.6, len(rules) - 0.4)
-    ax.set_xlabel("")
+    ax.set_xlabel("learned rule (run)" if many and any(r.startswith("run ") for r in rules) else "")
     learned = [r for r in rules if rule_family(r) != "no plasticity"]
     notes = []
     if "no plasticity" in rules and learned:

@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from plasticity_repro import claims
+from plasticity_repro.profiles import SHIPPED
 from plasticity_repro.rules import TERM_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,19 +74,24 @@ def _refit(med: list) -> xr.Dataset:
     return xr.Dataset({"median_loss": (("k",), med)}, coords={"k": np.arange(1, len(med) + 1)})
 
 
-def _eval(full: float) -> xr.Dataset:
-    loss = np.full((2, 10), full)
-    loss[1] = 300.0
-    return xr.Dataset({"loss": (("rule", "network"), loss)}, coords={"rule": ["run 0", "no plasticity"]})
+def _dropout_full(full: float) -> xr.Dataset:
+    """A dropout test whose unmodified rules score `full` on every network (the dropped variants far worse)."""
+    loss = np.full((2, 3, 10), 5 * full)
+    loss[:, 0] = full
+    return xr.Dataset({"loss": (("rule", "variant", "network"), loss)},
+                      coords={"rule": ["run 0", "run 1"], "variant": ["full", "1", "y"]})
 
 
 def test_fig3_refit_elbow_at_three():
-    ok = {"fig3_refit": _refit([400, 200, 110, 105, 100]), "fig2_eval": _eval(100)}
+    ok = {"fig3_refit": _refit([400, 200, 110, 105, 100]), "fig3_dropout": _dropout_full(100)}
     assert claims.fig3_refit(ok).verdict == claims.REPRODUCED
-    no_elbow = {"fig3_refit": _refit([400, 130, 110, 105, 100]), "fig2_eval": _eval(100)}   # k=2 only 18 % above
+    no_elbow = {"fig3_refit": _refit([400, 130, 110, 105, 100]), "fig3_dropout": _dropout_full(100)}   # k=2 only 18 % above
     assert claims.fig3_refit(no_elbow).verdict == claims.NOT_REPRODUCED
-    far = {"fig3_refit": _refit([400, 300, 150, 105, 100]), "fig2_eval": _eval(100)}        # k=3 50 % above full
+    far = {"fig3_refit": _refit([400, 300, 150, 105, 100]), "fig3_dropout": _dropout_full(100)}        # k=3 50 % above full
     assert claims.fig3_refit(far).verdict == claims.NOT_REPRODUCED
+    # the full rules are read from the dropout test (the refit's protocol), not from Fig 2's evaluation
+    assert claims.NEEDS[claims.fig3_refit] == ("fig3_refit", "fig3_dropout")
+    assert claims.fig3_refit(ok).statistic["first_within"] == 3 and claims.fig3_refit(far).statistic["first_within"] == 4
 
 
 def _perturb(later_ratio: list, later: int) -> xr.Dataset:
@@ -111,15 +117,20 @@ def _readme_block() -> str:
 
 
 def test_readme_results_table_is_what_the_claims_compute_from_the_shipped_data():
-    computed = claims.readme_block(claims.evaluate(claims.SHIPPED_PROFILE, ROOT / "data"))
+    computed = claims.readme_block(claims.evaluate(None, ROOT / "data"))
     assert _readme_block() == computed, ("README's claims table is stale; regenerate it with\n"
                                          f"python -m plasticity_repro.claims --markdown\n{computed}")
 
 
-def test_shipped_profile_is_the_makefiles_figure_profile():
+def test_each_claim_is_computed_at_its_figures_shipped_profile():
+    found = claims.evaluate(None, ROOT / "data")
+    assert [c.profile for c in found] == [SHIPPED[claims.FIGURE[c]] for c in claims.CLAIMS]
+
+
+def test_shipped_profiles_are_the_makefiles_figure_profiles():
     make = (ROOT / "Makefile").read_text()
-    profiles = set(re.findall(r"^PROFILE_fig\w+ \?= (\w+)$", make, re.M))
-    assert profiles == {claims.SHIPPED_PROFILE}
+    profiles = dict(re.findall(r"^PROFILE_(fig\d)_\w+ \?= (\w+)$", make, re.M))
+    assert profiles == SHIPPED
 
 
 def test_missing_dataset_is_a_one_line_error_naming_make_data(tmp_path):

@@ -342,12 +342,12 @@ def test_make_figure_with_p_runs_the_rerun_and_without_p_the_read_only_notebook(
         return subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True,
                               text=True, check=True).stdout
     with_p = dry("fig2", 'P=seed=1 n_networks=50')
-    assert re.search(r"plasticity-repro figure fig2_self_organization --runs-dir runs .*\n?.*--profile laptop "
-                     r"seed=1 n_networks=50", with_p)
+    assert re.search(r"plasticity-repro figure fig2_self_organization --runs-dir runs .*\n?.*--profile repro "
+                     r"seed=1 n_networks=50", with_p)   # fig2's shipped profile (profiles.SHIPPED)
     assert "papermill" not in with_p
     assert "--profile quick seed=1" in dry("fig2", "PROFILE=quick", "P=seed=1")
     assert "--profile" not in dry("fig2", "P=profile=quick seed=1")
-    assert "PLASTICITY_REPRO_READ_ONLY=1" in dry("fig2") and "-p profile laptop" in dry("fig2")
+    assert "PLASTICITY_REPRO_READ_ONLY=1" in dry("fig2") and "-p profile repro" in dry("fig2")
 
 
 def test_runs_are_git_ignored():

@@ -18,7 +18,7 @@ from plasticity_repro.experiments import paper
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("fig*_*.py"))
-SHIPPED = ("quick", "laptop")   # the profiles whose datasets are in data/
+from plasticity_repro.profiles import SHIPPED   # each figure's shipped profile (and quick, for CI)
 
 
 def _run(argv, capsys):
@@ -98,7 +98,7 @@ def _notebook_datasets(source: str, profile: str) -> set:
     return names
 
 
-@pytest.mark.parametrize("profile", SHIPPED)
+@pytest.mark.parametrize("profile", ["quick", "laptop", "repro"])
 def test_every_dataset_a_notebook_reads_is_declared(profile):
     assert len(NOTEBOOKS) == 5
     declared = {d.name: d for d in pipeline.declare(profile)}
@@ -110,18 +110,37 @@ def test_every_dataset_a_notebook_reads_is_declared(profile):
             if fig in d.figures:
                 assert d.name in read, (fig, d.name)
     # and every declared dataset is read by some notebook, but the tables made for users
-    assert {d.name for d in declared.values() if d.figures} == set(declared) - set(pipeline.TABLES)
+    campaign = {d.name for d in declared.values() if d.name.startswith("campaign_")}   # repro: read via their copies
+    assert {d.name for d in declared.values() if d.figures} == set(declared) - set(pipeline.TABLES) - campaign
     assert all(not declared[t].figures for t in pipeline.TABLES)
 
 
-@pytest.mark.parametrize("profile", SHIPPED)
-def test_declared_datasets_of_the_shipped_profiles_exist_in_data(profile, no_compute):
+def _figure_datasets(profile: str, figures) -> list:
+    """The datasets `figures` read at `profile` and what they need."""
+    items = pipeline.declare(profile)
+    return pipeline.select(items, [d.name for d in items if set(d.figures) & set(figures)])
+
+
+def test_declared_datasets_of_the_quick_profile_exist_in_data(no_compute):
     """Same names and hashes as the notebooks: every declared file is found in data/ (read only)."""
-    found = pipeline.status(pipeline.declare(profile), pipeline.Context(profile, DATA))
+    found = pipeline.status(pipeline.declare("quick"), pipeline.Context("quick", DATA))
     missing = [n for n, st in found.items() if not st.exists]
     assert not missing, missing
+    assert {st.path.name for st in found.values()} == {p.name for p in DATA.glob("*_quick_*.nc")}
+
+
+@pytest.mark.parametrize("profile", sorted(set(SHIPPED.values())))
+def test_each_figure_finds_its_datasets_at_its_shipped_profile(profile, no_compute):
+    """`make figures` reads each figure at its shipped profile (profiles.SHIPPED): its datasets are all
+    in data/; every file of that profile in data/ is read by one of them or is a table for users."""
+    figures = [f for f, p in SHIPPED.items() if p == profile]
+    items = _figure_datasets(profile, figures)
+    found = pipeline.status(items, pipeline.Context(profile, DATA))
+    missing = [n for n, st in found.items() if not st.exists]
+    assert not missing, (figures, missing)
     shipped = {p.name for p in DATA.glob(f"*_{profile}_*.nc")}
-    assert {st.path.name for st in found.values()} == shipped   # no shipped file is left unused
+    unused = shipped - {st.path.name for st in found.values()}
+    assert all(n.startswith(pipeline.TABLES) for n in unused), unused   # no shipped file is left unused
 
 
 def test_repro_declares_the_campaign_searches(tmp_path, no_compute):
@@ -274,9 +293,9 @@ def test_dry_run_lists_and_computes_nothing(tmp_path, capsys, no_compute):
     assert _tree(tmp_path) == before
 
 
-def test_dry_run_at_the_shipped_profile_finds_everything(capsys, no_compute):
-    code, out, _ = _run(["data", "--profile", "laptop", "--dry-run", "--data-dir", str(DATA)], capsys)
-    n = len(pipeline.declare("laptop", DATA))
+def test_dry_run_at_the_quick_profile_finds_everything(capsys, no_compute):
+    code, out, _ = _run(["data", "--profile", "quick", "--dry-run", "--data-dir", str(DATA)], capsys)
+    n = len(pipeline.declare("quick", DATA))
     assert code == 0 and f"{n} datasets, {n} exist, 0 would be made" in out.splitlines()[0]
 
 
