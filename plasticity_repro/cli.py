@@ -1,9 +1,9 @@
 """The `plasticity-repro` command: meta-learn synaptic plasticity rules with CMA-ES and evaluate them.
 
-    plasticity-repro search --profile laptop --synapses ee --turnover 0.00072 --runs 4 --out PATH.nc
+    plasticity-repro search --profile laptop --synapses ee --turnover 0.00072 --runs 4 --out PATH.nc [--scheduler ADDRESS | --workers N]
     plasticity-repro sweep --search PATH.nc --networks 100 --shard-size 10 --workers 2 --out PATH.nc
     plasticity-repro profiles
-    plasticity-repro data --profile laptop [--only NAME ...] [--dry-run] [--plan]
+    plasticity-repro data --profile laptop [--only NAME ...] [--dry-run] [--plan] [--scheduler ADDRESS | --workers N]
     plasticity-repro params [fig2 ...]
     plasticity-repro figure fig2 --profile laptop seed=1 n_networks=50
 
@@ -42,6 +42,8 @@ examples:
       every dataset the figures need at a profile, what each needs and its planned cost in hours
   plasticity-repro data --profile laptop
       make the missing ones in order (searches resume from their checkpoints); `make data` runs it
+  plasticity-repro data --profile repro --scheduler tcp://host:8786
+      the same, each search's runs scored on a Dask cluster's workers (--workers N: a local one)
   plasticity-repro params fig2
       the parameters of the Fig 2 notebook: meaning, default, allowed values
   plasticity-repro figure fig2 --profile laptop seed=1 n_networks=50
@@ -143,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint file written atomically every generation. Default: OUT.ckpt")
     s.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _cluster_options(s, "the runs are scored")
 
     w = sub.add_parser("sweep", help="evaluate a search's best rules on fresh networks with Dask; writes a "
                                      "netCDF dataset",
@@ -196,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true",
                    help="resume a campaign checkpoint even if it was written in the last 15 minutes")
     d.add_argument("--no-progress", action="store_true", help="no progress bars inside searches")
+    _cluster_options(d, "the searches (the campaign's arms, the hand-made rule's tuning, the refits) score "
+                        "their candidates; the evaluations run in this process")
 
     from .experiments.params import NOTEBOOKS
     figures = list(NOTEBOOKS)
@@ -236,6 +241,17 @@ def _figure_name(text):
         return figure_key(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e).replace("figure must", "FIGURE must")) from None
+
+
+def _cluster_options(p, what: str):
+    """--scheduler and --workers of `search` and `data`: where searches score their candidates."""
+    g = p.add_argument_group("cluster", f"where {what}: in this process by default (the engine on all cores)")
+    g.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
+                   help="a running Dask scheduler (e.g. tcp://host:8786): each generation's runs are split "
+                        "over its workers (one task per worker and generation)")
+    g.add_argument("--workers", type=_int_in("--workers", 1, 1024), default=None,
+                   help="without --scheduler: an embedded Dask LocalCluster of this many single-threaded "
+                        "worker processes, in [1, 1024]")
 
 
 def _scheduler(text):
@@ -296,9 +312,13 @@ def _data(args, parser) -> int:
         for folder in folders:
             _check_location(parser, "--data-dir", folder, "data folder", directory=True)
     ctx = pipeline.Context(args.profile, Path(args.data_dir), progress=not args.no_progress, force=args.force)
+    from .distributed import cluster_scorer
+    from .search import scored_by
     try:   # every output is checked before the first computation (and again before its own)
-        pipeline.make(items, ctx, speed=args.speed, dry_run=args.dry_run, out=lambda line: print(line, flush=True),
-                      check_path=lambda name, path: _check_location(parser, "--data-dir", path, f"dataset {name}"))
+        with cluster_scorer(*((None, None) if args.dry_run else (args.scheduler, args.workers))) as scorer, \
+                scored_by(scorer):
+            pipeline.make(items, ctx, speed=args.speed, dry_run=args.dry_run, out=lambda line: print(line, flush=True),
+                          check_path=lambda name, path: _check_location(parser, "--data-dir", path, f"dataset {name}"))
     except ValueError as e:
         parser.exit(2, f"plasticity-repro: error: {e}\n")
     return 0
@@ -522,8 +542,10 @@ def main(argv=None) -> int:
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, float64=True))
         from .datasets import write_dataset
         ckpt = args.checkpoint or args.out + ".ckpt"
-        ds = run_search(cfg, seeds=range(args.seed, args.seed + args.runs), checkpoint=ckpt,
-                        resume=args.resume, max_seconds=args.max_seconds, progress=not args.no_progress)
+        from .distributed import cluster_scorer
+        with cluster_scorer(args.scheduler, args.workers) as scorer:
+            ds = run_search(cfg, seeds=range(args.seed, args.seed + args.runs), checkpoint=ckpt, resume=args.resume,
+                            max_seconds=args.max_seconds, progress=not args.no_progress, scorer=scorer)
         write_dataset(ds, args.out)
     except ValueError as e:
         parser.exit(2, f"plasticity-repro: error: {e}\n")

@@ -179,6 +179,18 @@ def dask_client(n_workers: int = 2, scheduler: str | None = None, timeout: float
         yield client
 
 
+@contextlib.contextmanager
+def cluster_scorer(scheduler: str | None = None, n_workers: int | None = None) -> Iterator:
+    """The scorer every search in the block uses (with search.scored_by): a DaskScorer on the
+    running scheduler at `scheduler`, else on an embedded LocalCluster of `n_workers`
+    single-threaded workers; None (in-process, the engine on all cores) when neither is given."""
+    if scheduler is None and n_workers is None:
+        yield None
+        return
+    with dask_client(2 if n_workers is None else n_workers, scheduler) as client:
+        yield DaskScorer(client)
+
+
 class ShardReport(NamedTuple):
     paths: list          # shard files, in the order of the units
     computed: int        # shards computed by this call

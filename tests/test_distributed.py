@@ -145,3 +145,25 @@ def test_search_scored_on_two_workers_resumes_a_local_search_to_the_same_dataset
 def test_dask_scorer_rejects_a_bad_share_count():
     with pytest.raises(ValueError, match="shares must be"):
         dd.DaskScorer(client=None, shares=0)
+
+
+def test_search_command_scores_on_a_local_cluster_with_workers(tmp_path, capsys):
+    """`plasticity-repro search --workers 1`: the candidates are scored on an embedded LocalCluster
+    and the dataset's segment says so."""
+    import json
+    from plasticity_repro import cli
+    out = tmp_path / "s.nc"
+    code = cli.main(["search", "--profile", "quick", "--max-generations", "1", "--n-train", "1", "--n-test", "1",
+                     "--workers", "1", "--no-progress", "--out", str(out)])
+    assert code == 0 and out.exists()
+    segments = json.loads(xr.open_dataset(out).attrs["segments_json"])
+    assert segments[-1]["scorer"] == "dask" and segments[-1]["dask_workers"] == 1
+
+
+@pytest.mark.parametrize("command", [["search", "--out", "x.nc"], ["data", "--profile", "quick", "--dry-run"]])
+def test_bad_scheduler_address_is_a_one_line_error(command, capsys):
+    from plasticity_repro import cli
+    with pytest.raises(SystemExit) as e:
+        cli.main(command + ["--scheduler", "host:8786"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--scheduler must be an address like tcp://host:8786" in err.splitlines()[-1]
