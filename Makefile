@@ -38,12 +38,13 @@ FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 
 env: $(VENV)/.installed $(if $(GPU),$(VENV)/.installed-$(GPU))
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock tools/quiet_kernel.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
+	$(PY) tools/quiet_kernel.py
 	$(PY) -c "from plasticity_repro.engine import fused; fused.build()" || echo "note: the fused CPU engine did not build; the XLA engine will run"
 	touch $@
 

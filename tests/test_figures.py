@@ -202,3 +202,12 @@ def test_notebooks_are_paired_with_their_sources():
         src = [c.source for c in jupytext.read(py, fmt="py:percent").cells if c.cell_type == "code"]
         nb = [c.source for c in jupytext.read(py.with_suffix(".ipynb")).cells if c.cell_type == "code"]
         assert src == nb, f"{py.with_suffix('.ipynb')} is not the notebook of {py}: jupytext --sync {py}"
+
+
+def test_the_notebook_kernel_logs_only_critical_messages():
+    # `make env` (tools/quiet_kernel.py): no kernel-application warnings between a figure's cells
+    import json
+    spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    if not spec.exists():
+        pytest.skip("no python3 kernelspec in this environment (make env installs it)")
+    assert "--IPKernelApp.log_level=CRITICAL" in json.loads(spec.read_text())["argv"]
