@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume a campaign checkpoint even if it was written in the last 15 minutes")
     d.add_argument("--no-progress", action="store_true", help="no progress bars inside searches")
     _cluster_options(d, "the searches (the campaign's arms, the hand-made rule's tuning, the refits) score "
-                        "their candidates; the evaluations run in this process")
+                        "their candidates and the evaluations their chunks of networks")
 
     from .experiments.params import NOTEBOOKS
     figures = list(NOTEBOOKS)
@@ -313,10 +313,11 @@ def _data(args, parser) -> int:
             _check_location(parser, "--data-dir", folder, "data folder", directory=True)
     ctx = pipeline.Context(args.profile, Path(args.data_dir), progress=not args.no_progress, force=args.force)
     from .distributed import cluster_scorer
+    from .experiments.evaluate import chunks_on
     from .search import scored_by
     try:   # every output is checked before the first computation (and again before its own)
         with cluster_scorer(*((None, None) if args.dry_run else (args.scheduler, args.workers))) as scorer, \
-                scored_by(scorer):
+                scored_by(scorer), chunks_on(None if scorer is None else scorer.client):
             pipeline.make(items, ctx, speed=args.speed, dry_run=args.dry_run, out=lambda line: print(line, flush=True),
                           check_path=lambda name, path: _check_location(parser, "--data-dir", path, f"dataset {name}"))
     except ValueError as e:

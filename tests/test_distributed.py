@@ -167,3 +167,50 @@ def test_bad_scheduler_address_is_a_one_line_error(command, capsys):
         cli.main(command + ["--scheduler", "host:8786"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--scheduler must be an address like tcp://host:8786" in err.splitlines()[-1]
+
+
+# -- network_losses: chunks kept on disk (a stopped evaluation resumes) and sent to a cluster -------
+def test_kept_chunks_are_reused_and_a_lost_one_is_recomputed(tmp_path, monkeypatch):
+    from plasticity_repro.experiments import evaluate
+    rules = stack_rules(_rules()[0])
+    plain = network_losses(TINY, rules, SEEDS, chunk=SHARD)
+    with evaluate.kept_in(tmp_path):
+        first = network_losses(TINY, rules, SEEDS, chunk=SHARD)
+    kept = sorted(tmp_path.glob("chunk_*.npz"))
+    assert len(kept) == len(SEEDS) // SHARD
+    (tmp_path / evaluate._chunk_name(TINY, rules, SEEDS[:SHARD], np.zeros(SHARD))).unlink()   # as if lost
+    calls = []
+    real = evaluate.chunk_losses
+    monkeypatch.setattr(evaluate, "chunk_losses", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    with evaluate.kept_in(tmp_path):
+        resumed = network_losses(TINY, rules, SEEDS, chunk=SHARD)
+    assert len(calls) == 1 and list(calls[0]) == list(SEEDS[:SHARD])   # only the lost chunk
+    for k in evaluate.LOSS_FIELDS:
+        np.testing.assert_array_equal(resumed[k], first[k])
+        np.testing.assert_array_equal(first[k], plain[k])
+    # other turnover, other rules: other chunk names, nothing reused
+    with evaluate.kept_in(tmp_path):
+        network_losses(TINY, rules, SEEDS, p_turnover_ee=0.01, chunk=SHARD)
+    assert len(list(tmp_path.glob("chunk_*.npz"))) == 2 * len(SEEDS) // SHARD
+
+
+def test_chunks_on_a_worker_process_equal_in_process():
+    from plasticity_repro.experiments import evaluate
+    rules = stack_rules(_rules()[0])
+    here = network_losses(TINY, rules, SEEDS, chunk=SHARD)
+    with dd.dask_client(n_workers=1) as client, evaluate.chunks_on(client):
+        there = network_losses(TINY, rules, SEEDS, chunk=SHARD)
+    for k in evaluate.LOSS_FIELDS:
+        np.testing.assert_allclose(there[k], here[k], rtol=1e-5, atol=1e-7)
+
+
+def test_cached_dataset_removes_its_kept_chunks(tmp_path):
+    from plasticity_repro.experiments import paper
+    path = tmp_path / "x_quick_0123456789.nc"
+
+    def compute():
+        out = network_losses(TINY, stack_rules(_rules()[0]), SEEDS, chunk=SHARD)
+        assert len(list(path.with_suffix(".parts").glob("chunk_*.npz"))) == len(SEEDS) // SHARD
+        return xr.Dataset({"loss": (("rule", "network"), out["loss"])}, attrs=dict(kind="evaluation"))
+    paper.cached(path, "evaluation", compute)
+    assert path.exists() and not path.with_suffix(".parts").exists()

@@ -6,6 +6,14 @@ networks (example networks only, strided in time).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,17 +68,107 @@ def weight_lag_kernel(w_ee, t_mean_e, edges_ms=LAG_EDGES_MS):
 _simulate_and_score = jit(simulate_and_score, static_argnums=0)   # (RunResult, NetworkLoss) of one rule
 
 
+LOSS_FIELDS = ("loss", "decoder_r2", "mean_rate", "blew_up")
+_PARTS = contextvars.ContextVar("plasticity_repro_evaluation_parts", default=None)
+_CLIENT = contextvars.ContextVar("plasticity_repro_evaluation_client", default=None)
+
+
+@contextlib.contextmanager
+def kept_in(folder):
+    """Within the block every chunk of networks `network_losses` scores is kept in `folder` (one
+    small .npz per chunk, written atomically, named by a hash of the protocol, the rules, the
+    networks' seeds and turnover) and read back instead of recomputed: an evaluation stopped
+    part-way resumes at the chunk it was on, with the same numbers. None: nothing kept."""
+    token = _PARTS.set(None if folder is None else Path(folder))
+    try:
+        yield
+    finally:
+        _PARTS.reset(token)
+
+
+@contextlib.contextmanager
+def chunks_on(client):
+    """Within the block `network_losses` sends its chunks of networks to the Dask `client`'s
+    workers (one task per chunk; None: in this process). A worker has one XLA host device, so
+    float32 numbers agree with an in-process run to rounding."""
+    token = _CLIENT.set(client)
+    try:
+        yield
+    finally:
+        _CLIENT.reset(token)
+
+
+def chunk_losses(cfg: ModelConfig, rules: Rule, seeds, p_turnover_ee, x64: bool | None = None) -> dict:
+    """LOSS_FIELDS of each rule on the networks of `seeds` (arrays (R, n)): one chunk of
+    `network_losses`, run here or on a Dask worker (x64: the submitter's float width)."""
+    if x64 is not None and bool(x64) != bool(jax.config.jax_enable_x64):
+        jax.config.update("jax_enable_x64", bool(x64))
+    nets = make_networks(cfg, np.asarray(seeds), p_turnover_ee=np.asarray(p_turnover_ee))
+    _, nl = evaluate_rules(cfg, rules, nets)
+    return {k: np.asarray(getattr(nl, k)) for k in LOSS_FIELDS}
+
+
+def _chunk_name(cfg: ModelConfig, rules: Rule, seeds, p) -> str:
+    h = hashlib.sha256(json.dumps(dict(model=cfg.to_dict(), seeds=np.asarray(seeds).tolist(),
+                                       p=np.asarray(p, np.float64).tolist(), x64=bool(jax.config.jax_enable_x64)),
+                                  sort_keys=True, default=str).encode())
+    for leaf in jax.tree.leaves(rules):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    return f"chunk_{h.hexdigest()[:20]}.npz"
+
+
+def _read_chunk(path: Path) -> dict | None:
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in LOSS_FIELDS}
+    except (OSError, ValueError, KeyError):   # unreadable: computed again
+        return None
+
+
+def _keep_chunk(path: Path, res: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **res)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def network_losses(cfg: ModelConfig, rules: Rule, seeds, p_turnover_ee=0.0, chunk: int = 64) -> dict:
     """Per-network loss, R^2, mean rate and blow-up flag of each rule (R, N): the rules' batch axis
-    is vmapped, networks are processed in chunks to bound memory."""
+    is vmapped, networks are processed in chunks of `chunk` to bound memory (p_turnover_ee: one
+    value or one per network). Chunks are kept and reused under `kept_in` and sent to a cluster
+    under `chunks_on`."""
     seeds = np.asarray(seeds)
-    out = {k: [] for k in ("loss", "decoder_r2", "mean_rate", "blew_up")}
-    for i in range(0, len(seeds), chunk):
-        nets = make_networks(cfg, seeds[i:i + chunk], p_turnover_ee=p_turnover_ee)
-        _, nl = evaluate_rules(cfg, rules, nets)
-        for k in out:
-            out[k].append(np.asarray(getattr(nl, k)))
-    return {k: np.concatenate(v, axis=1) for k, v in out.items()}
+    p = np.broadcast_to(np.asarray(p_turnover_ee, np.float64), seeds.shape)
+    parts = [(seeds[i:i + chunk], p[i:i + chunk]) for i in range(0, len(seeds), chunk)]
+    folder, client = _PARTS.get(), _CLIENT.get()
+    names = [folder / _chunk_name(cfg, rules, s, q) for s, q in parts] if folder is not None else [None] * len(parts)
+    results = [_read_chunk(n) if n is not None and n.exists() else None for n in names]
+    todo = [j for j, r in enumerate(results) if r is None]
+    if client is not None and todo:
+        from dask.distributed import as_completed
+        x64, host_rules = bool(jax.config.jax_enable_x64), jax.tree.map(np.asarray, rules)
+        futures = {client.submit(chunk_losses, cfg, host_rules, parts[j][0], parts[j][1], x64, pure=False): j
+                   for j in todo}
+        for fut, res in as_completed(list(futures), with_results=True):
+            j = futures[fut]
+            results[j] = res
+            if names[j] is not None:
+                _keep_chunk(names[j], res)
+    else:
+        for j in todo:
+            results[j] = chunk_losses(cfg, rules, *parts[j])
+            if names[j] is not None:
+                _keep_chunk(names[j], results[j])
+    return {k: np.concatenate([r[k] for r in results], axis=1) for k in LOSS_FIELDS}
 
 
 def evaluate_dataset(cfg: ModelConfig, rules: list, rule_names: list, seeds, *, profile: str,

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -88,7 +89,8 @@ def cached(path: Path, kind: str, compute, params_hash: str | None = None, *, na
     """Read `path` if it exists (or a file of its name in reuse_dirs()) and its kind and params
     hash match, else compute and write it. In read-only mode (`read_only()`) a missing file
     raises MissingDataset and nothing is computed; `name` and `profile` (default: read from the
-    file name) go into its message."""
+    file name) go into its message. While it computes, the evaluations' chunks of networks are
+    kept in <path>.parts/ (evaluate.kept_in), removed once the dataset is written."""
     path = Path(path)
     found = path
     if not path.exists():   # a file of the same name (the same parameters) in a reuse folder
@@ -100,10 +102,14 @@ def cached(path: Path, kind: str, compute, params_hash: str | None = None, *, na
         return ds
     if read_only():
         raise MissingDataset(path, name, profile)
-    ds = compute()
+    from .evaluate import kept_in
+    parts = path.with_suffix(".parts")   # the chunks of networks scored so far: a stopped evaluation resumes
+    with kept_in(parts):
+        ds = compute()
     if params_hash is not None:
         ds.attrs["request_hash"] = params_hash
     datasets.write_dataset(ds, path)
+    shutil.rmtree(parts, ignore_errors=True)
     return ds
 
 
