@@ -153,8 +153,8 @@ def _networks(name, meaning, key):
     return Param(name, "int", meaning, lo=1, hi=MAX_NETWORKS, profile_value=_fp(key))
 
 
-PROFILE = Param("profile", "choice", "problem size: quick (CI), laptop (the shipped data), repro (the campaign), "
-                "paper (the spec's numbers)", "quick", choices=tuple(paper.FIGURE_PROFILES))
+PROFILE = Param("profile", "choice", "problem size: quick (CI), laptop (2 runs per arm; the shipped data of Figs 4-6), "
+                "repro (the campaign; the shipped data of Figs 2-3), paper (the spec's numbers)", "quick", choices=tuple(paper.FIGURE_PROFILES))
 SEED = Param("seed", "int", "all the figure's randomness: search seeds seed*runs .. seed*runs+runs-1, evaluation "
              "networks 50000 + 100000*seed + i; 0: the shipped data", 0, lo=0, hi=paper.SEED_MAX)
 DATA_DIR = Param("data_dir", "path", "folder of the datasets (relative: to the project root)", "data")
