@@ -55,13 +55,14 @@ $(VENV)/.installed-cuda12 $(VENV)/.installed-cuda13: $(VENV)/.installed-%: $(VEN
 test: env
 	PLASTICITY_REPRO_SAVE_FIGURES=0 $(PY) -m pytest -q tests $(if $(FIGURE_NOTEBOOKS),--nbval $(FIGURE_NOTEBOOKS) --nbval-current-env,)
 
-# `make data PROFILE=laptop|quick|repro|paper`: every dataset the figures read at PROFILE (default
-# laptop), made in dependency order where missing (searches resume from their checkpoints);
+# `make data PROFILE=laptop|quick|repro|paper`: every dataset the figures read at PROFILE (default:
+# each figure's datasets at its shipped profile, what `make figures` reads), made in dependency
+# order where missing (searches resume from their checkpoints);
 # DATA_ARGS="--plan" prints the plan and its hours, "--dry-run" what exists and what would be made,
 # "--only NAME ..." limits it to those datasets and what they need (plasticity_repro/pipeline.py)
 DATA_ARGS ?=
 data: env
-	$(VENV)/bin/plasticity-repro data --profile $(or $(PROFILE),laptop) $(DATA_ARGS)
+	$(VENV)/bin/plasticity-repro data $(if $(PROFILE),--profile $(PROFILE)) $(DATA_ARGS)
 
 # the figure notebooks only read data/ (PLASTICITY_REPRO_READ_ONLY): a missing dataset stops the
 # notebook with the `make data` command that makes it; READ_ONLY=0 lets them compute it instead

@@ -17,7 +17,7 @@
 # %% [markdown]
 # # Figure 2 — a learned rule organises a decodable sequence (E→E plasticity, no turnover)
 #
-# CMA-ES searches the 32 parameters (20 coefficients, 12 time constants) of an E→E rule so that a time decoder reads the activation's time from the 25 E rates after 400 activations. This notebook reads (or computes) the search and an evaluation of the learned rules on fresh networks, then draws the paper's panels. Set `profile` to `quick` (CI), `laptop` or `paper`.
+# CMA-ES searches the 32 parameters (20 coefficients, 12 time constants) of an E→E rule so that a time decoder reads the activation's time from the 25 E rates after 400 activations. This notebook reads (or computes) the search and an evaluation of the learned rules on fresh networks, then draws the paper's panels. Set `profile` to `quick` (CI), `laptop`, `repro` (the campaign: what `make figures` draws) or `paper`.
 
 # %% tags=["parameters"]
 profile = "quick"

@@ -183,9 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "what is missing in dependency order (a search resumes from its checkpoint), "
                                    "a progress line per dataset with the plan's ETA. `make data PROFILE=P` runs "
                                    "it; `make figures` only reads.")
-    d.add_argument("--profile", choices=list(FIGURE_PROFILES), default="laptop",
+    d.add_argument("--profile", choices=list(FIGURE_PROFILES), default=None,
                    help="the figures' profile (repro: the reproduction campaign's searches in DATA_DIR/campaign). "
-                        "Default: laptop")
+                        "Default: each figure's datasets at its shipped profile, what `make figures` reads ("
+                        + ", ".join(f"{k} {v}" for k, v in SHIPPED.items()) + ")")
     d.add_argument("--only", nargs="+", default=None, metavar="NAME",
                    help="only these datasets and what they need (names as --plan lists them)")
     d.add_argument("--dry-run", action="store_true", help="say what exists and what would be made; make nothing")
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume a campaign checkpoint even if it was written in the last 15 minutes")
     d.add_argument("--no-progress", action="store_true", help="no progress bars inside searches")
     _cluster_options(d, "the searches (the campaign's arms, the hand-made rule's tuning, the refits) score "
-                        "their candidates and the evaluations their chunks of networks")
+                        "their candidates and the dropout tests, stress test and sweep their chunks of networks")
 
     from .experiments.params import NOTEBOOKS
     figures = list(NOTEBOOKS)
@@ -246,12 +247,12 @@ def _figure_name(text):
 def _cluster_options(p, what: str):
     """--scheduler and --workers of `search` and `data`: where searches score their candidates."""
     g = p.add_argument_group("cluster", f"where {what}: in this process by default (the engine on all cores)")
-    g.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
                    help="a running Dask scheduler (e.g. tcp://host:8786): each generation's runs are split "
-                        "over its workers (one task per worker and generation)")
-    g.add_argument("--workers", type=_int_in("--workers", 1, 1024), default=None,
-                   help="without --scheduler: an embedded Dask LocalCluster of this many single-threaded "
-                        "worker processes, in [1, 1024]")
+                        "over its workers (one task per worker, at most one per run)")
+    x.add_argument("--workers", type=_int_in("--workers", 1, 1024), default=None,
+                   help="an embedded Dask LocalCluster of this many single-threaded worker processes, in [1, 1024]")
 
 
 def _scheduler(text):
@@ -293,33 +294,43 @@ def _check_sweep_outputs(parser, args):
 
 
 def _data(args, parser) -> int:
-    """The `data` command: plan, dry-run or make the profile's datasets (plasticity_repro.pipeline)."""
+    """The `data` command: plan, dry-run or make the profile's datasets (plasticity_repro.pipeline);
+    without --profile, each figure's datasets at its shipped profile (profiles.SHIPPED)."""
     from . import pipeline
+    if args.profile is None and args.only:
+        _fail(parser, "--only", "names the datasets of one profile: give --profile too")
     try:
-        items = pipeline.select(pipeline.declare(args.profile, args.data_dir), args.only)
+        if args.profile is None:
+            runs = [(p, pipeline.shipped(p, args.data_dir)) for p in dict.fromkeys(SHIPPED.values())]
+        else:
+            runs = [(args.profile, pipeline.select(pipeline.declare(args.profile, args.data_dir), args.only))]
     except ValueError as e:
         _fail(parser, "--only", str(e).removeprefix("--only: "))
     if args.plan:
-        header, rows, total = pipeline.plan_rows(items, args.speed)
-        print(f"plan for profile {args.profile}: {len(items)} datasets, in dependency order\n")
-        print(_table(header, rows + [total], align="lllrrl"))
+        for i, (profile, items) in enumerate(runs):
+            header, rows, total = pipeline.plan_rows(items, args.speed)
+            print(("\n" if i else "") + f"plan for profile {profile}: {len(items)} datasets, in dependency order\n")
+            print(_table(header, rows + [total], align="lllrrl"))
         print("\n  network-activations: one network simulated through one activation; a search counts runs x"
               "\n  generations x (population x train networks + test networks) x activations, an evaluation"
               "\n  rules x variants x networks x activations")
         return 0
-    folders = [Path(args.data_dir)] + ([Path(args.data_dir) / "campaign"] if args.profile == "repro" else [])
     if not args.dry_run:
-        for folder in folders:
-            _check_location(parser, "--data-dir", folder, "data folder", directory=True)
-    ctx = pipeline.Context(args.profile, Path(args.data_dir), progress=not args.no_progress, force=args.force)
+        for profile, _ in runs:
+            for folder in [Path(args.data_dir)] + ([Path(args.data_dir) / "campaign"] if profile == "repro" else []):
+                _check_location(parser, "--data-dir", folder, "data folder", directory=True)
     from .distributed import cluster_scorer
     from .experiments.evaluate import chunks_on
     from .search import scored_by
     try:   # every output is checked before the first computation (and again before its own)
         with cluster_scorer(*((None, None) if args.dry_run else (args.scheduler, args.workers))) as scorer, \
                 scored_by(scorer), chunks_on(None if scorer is None else scorer.client):
-            pipeline.make(items, ctx, speed=args.speed, dry_run=args.dry_run, out=lambda line: print(line, flush=True),
-                          check_path=lambda name, path: _check_location(parser, "--data-dir", path, f"dataset {name}"))
+            for profile, items in runs:
+                ctx = pipeline.Context(profile, Path(args.data_dir), progress=not args.no_progress, force=args.force)
+                pipeline.make(items, ctx, speed=args.speed, dry_run=args.dry_run,
+                              out=lambda line: print(line, flush=True),
+                              check_path=lambda name, path: _check_location(parser, "--data-dir", path,
+                                                                            f"dataset {name}"))
     except ValueError as e:
         parser.exit(2, f"plasticity-repro: error: {e}\n")
     return 0

@@ -9,8 +9,8 @@ skips every shard already written. `combine_evaluation` joins the shards with xa
 dataset with provenance. `search_config_of` and `best_rules` read a search dataset's
 configuration and best rules (what a sweep evaluates).
 
-A search's runs are spread the same way (`DaskScorer`, from Python: `run_search(scorer=...)` or
-`search.scored_by`; the CLI has no option for it yet): every generation each worker scores the candidates of its share of the runs on those
+A search's runs are spread the same way (`DaskScorer`: `run_search(scorer=...)`, `search.scored_by`,
+the CLI's `search`/`data --scheduler` or `--workers`): every generation each worker scores the candidates of its share of the runs on those
 runs' networks, which it builds once from their seeds; CMA-ES, the incumbents and the checkpoint
 stay with the process that runs the search, so it resumes exactly, with or without a cluster.
 
@@ -174,7 +174,9 @@ def dask_client(n_workers: int = 2, scheduler: str | None = None, timeout: float
             client.close()
         return
     check_number("n_workers", n_workers, 1, 4096, integer=True)
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, env=worker_env(),
+    from .engine import settings   # the workers run the engine this process would
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      env=worker_env({"PLASTICITY_REPRO_ENGINE": settings()[0]}),
                       dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
 

@@ -451,6 +451,15 @@ def topological_order(items: list) -> list:
     return order
 
 
+def shipped(profile: str, data_dir="data") -> list:
+    """The datasets the figures shipped at `profile` (profiles.SHIPPED) read, and what they need:
+    what `make figures` reads at that profile."""
+    from .profiles import SHIPPED
+    figures = {f for f, p in SHIPPED.items() if p == profile}
+    items = declare(profile, data_dir)
+    return select(items, [d.name for d in items if figures & set(d.figures)])
+
+
 def select(items: list, only=None) -> list:
     """The datasets named in `only` and everything they need (all when `only` is empty), in order."""
     if not only:

@@ -79,7 +79,8 @@ def _dropout_full(full: float) -> xr.Dataset:
     loss = np.full((2, 3, 10), 5 * full)
     loss[:, 0] = full
     return xr.Dataset({"loss": (("rule", "variant", "network"), loss)},
-                      coords={"rule": ["run 0", "run 1"], "variant": ["full", "1", "y"]})
+                      coords={"rule": ["run 0", "run 1"], "variant": ["full", "1", "y"]},
+                      attrs={"params_json": '{"p_turnover_ee": 0.0}'})
 
 
 def test_fig3_refit_elbow_at_three():

@@ -188,7 +188,7 @@ def test_kept_chunks_are_reused_and_a_lost_one_is_recomputed(tmp_path, monkeypat
     for k in evaluate.LOSS_FIELDS:
         np.testing.assert_array_equal(resumed[k], first[k])
         np.testing.assert_array_equal(first[k], plain[k])
-    # other turnover, other rules: other chunk names, nothing reused
+    # other turnover: other chunk names, nothing reused
     with evaluate.kept_in(tmp_path):
         network_losses(TINY, rules, SEEDS, p_turnover_ee=0.01, chunk=SHARD)
     assert len(list(tmp_path.glob("chunk_*.npz"))) == 2 * len(SEEDS) // SHARD

@@ -1,6 +1,6 @@
 """The declared pipeline (plasticity_repro.pipeline), `plasticity-repro data` and the figures'
 read-only mode: the order is a topological one, every dataset a notebook reads is declared and
-shipped in data/ at quick and laptop, a missing dataset under read-only mode is one line naming
+shipped in data/ at quick and at each figure's shipped profile, a missing dataset under read-only mode is one line naming
 `make data` before anything is computed, --plan prints a total, --dry-run computes nothing.
 Nothing here searches or simulates: every compute function is replaced by one that fails."""
 import os
@@ -241,7 +241,7 @@ def test_a_figure_notebook_in_read_only_mode_stops_at_its_first_missing_dataset(
 def test_figure_targets_are_read_only():
     make = (ROOT / "Makefile").read_text()
     assert re.search(r"PLASTICITY_REPRO_READ_ONLY=\$\(READ_ONLY\) \$\(VENV\)/bin/papermill", make)
-    assert re.search(r"^data: env\n\t.*plasticity-repro data --profile \$\(or \$\(PROFILE\),laptop\)", make, re.M)
+    assert re.search(r"^data: env\n\t.*plasticity-repro data \$\(if \$\(PROFILE\),--profile \$\(PROFILE\)\)", make, re.M)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -297,6 +297,24 @@ def test_dry_run_at_the_quick_profile_finds_everything(capsys, no_compute):
     code, out, _ = _run(["data", "--profile", "quick", "--dry-run", "--data-dir", str(DATA)], capsys)
     n = len(pipeline.declare("quick", DATA))
     assert code == 0 and f"{n} datasets, {n} exist, 0 would be made" in out.splitlines()[0]
+
+
+def test_data_without_a_profile_finds_every_figures_shipped_datasets(capsys, no_compute, monkeypatch):
+    # what `make figures` reads, each figure at its shipped profile: all in data/, nothing to make,
+    # and no cluster started for a dry run even with --workers
+    from plasticity_repro import distributed
+    monkeypatch.setattr(distributed, "dask_client", lambda *a, **k: (_ for _ in ()).throw(AssertionError("cluster")))
+    code, out, _ = _run(["data", "--dry-run", "--workers", "2", "--data-dir", str(DATA)], capsys)
+    heads = [line for line in out.splitlines() if line.startswith("profile ")]
+    assert code == 0 and [h.split(":")[0] for h in heads] == [f"profile {p}" for p in dict.fromkeys(SHIPPED.values())]
+    assert all(", 0 would be made" in h for h in heads), heads
+    code, out, _ = _run(["data", "--plan", "--workers", "2"], capsys)
+    assert code == 0 and out.count("plan for profile") == len(set(SHIPPED.values()))
+
+
+def test_only_without_a_profile_is_a_one_line_error(capsys, no_compute):
+    code, _, err = _run(["data", "--only", "fig2_eval"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--only" in err and "--profile" in err
 
 
 def test_bad_data_dir_exits_2_before_compute(tmp_path, capsys, no_compute):

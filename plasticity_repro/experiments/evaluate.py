@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import os
@@ -108,9 +109,28 @@ def chunk_losses(cfg: ModelConfig, rules: Rule, seeds, p_turnover_ee, x64: bool 
     return {k: np.asarray(getattr(nl, k)) for k in LOSS_FIELDS}
 
 
+# the code a chunk's numbers depend on: a kept chunk is reused only by the same simulation code
+SIMULATION_SOURCES = ("config.py", "network.py", "inputs.py", "rules.py", "turnover.py", "decoder.py", "loss.py",
+                      "simulate.py", "parallel.py", "engine/*.py", "engine/*.cc")
+
+
+@functools.lru_cache(maxsize=1)
+def simulation_code_hash() -> str:
+    """A hash of the package's simulation sources (SIMULATION_SOURCES)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for pattern in SIMULATION_SOURCES:
+        for f in sorted(root.glob(pattern)):
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def _chunk_name(cfg: ModelConfig, rules: Rule, seeds, p) -> str:
+    from ..engine import settings
     h = hashlib.sha256(json.dumps(dict(model=cfg.to_dict(), seeds=np.asarray(seeds).tolist(),
-                                       p=np.asarray(p, np.float64).tolist(), x64=bool(jax.config.jax_enable_x64)),
+                                       p=np.asarray(p, np.float64).tolist(), x64=bool(jax.config.jax_enable_x64),
+                                       code=simulation_code_hash(), backend=settings()[0]),
                                   sort_keys=True, default=str).encode())
     for leaf in jax.tree.leaves(rules):
         a = np.ascontiguousarray(np.asarray(leaf))
@@ -123,7 +143,7 @@ def _read_chunk(path: Path) -> dict | None:
     try:
         with np.load(path) as z:
             return {k: z[k] for k in LOSS_FIELDS}
-    except (OSError, ValueError, KeyError):   # unreadable: computed again
+    except Exception:   # unreadable (truncated, not an npz, a field missing): computed again
         return None
 
 
@@ -339,6 +359,13 @@ def ranking_selection(ds_dropout: xr.Dataset) -> np.ndarray:
     turnover = float(datasets.params_of(ds_dropout).get("p_turnover_ee", 0.0)) > 0
     keep = np.flatnonzero(full < FULL_LOSS_MAX["turnover" if turnover else "none"])
     return keep if keep.size else np.arange(len(full))
+
+
+def full_rule_losses(ds_dropout: xr.Dataset) -> np.ndarray:
+    """Per-network losses of the unmodified rules of a dropout test (blow-ups at the blow-up loss),
+    of the rules that enter the ranking (`ranking_selection`), pooled: what the progressive refit,
+    started from those rules' mean and run on the same protocol, is compared with (Fig 3d, 4b)."""
+    return ds_dropout["loss"].sel(variant="full").values[ranking_selection(ds_dropout)].ravel()
 
 
 def term_ranking(ds_dropout: xr.Dataset) -> list:

@@ -89,8 +89,9 @@ def cached(path: Path, kind: str, compute, params_hash: str | None = None, *, na
     """Read `path` if it exists (or a file of its name in reuse_dirs()) and its kind and params
     hash match, else compute and write it. In read-only mode (`read_only()`) a missing file
     raises MissingDataset and nothing is computed; `name` and `profile` (default: read from the
-    file name) go into its message. While it computes, the evaluations' chunks of networks are
-    kept in <path>.parts/ (evaluate.kept_in), removed once the dataset is written."""
+    file name) go into its message. While it computes, the chunks of networks that
+    evaluate.network_losses scores (dropout tests, stress test, sweep, refits) are kept in
+    <path>.parts/ (evaluate.kept_in), removed once the dataset is written."""
     path = Path(path)
     found = path
     if not path.exists():   # a file of the same name (the same parameters) in a reuse folder
