@@ -85,12 +85,60 @@ def table(rs: list) -> str:
     return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class Made:
+    """Which simulation code made one dataset, or one segment (generations first..) of a search."""
+    file: str
+    part: str                  # "" or "generations 62.." of a search
+    commit: str | None
+    code: str | None           # datasets.simulation_code_hash of the sources at `commit`; None: unknown
+
+
+def simulation_provenance(data_dir="data") -> list:
+    """Per repro dataset in data_dir (and data_dir/campaign), and per segment of a search, the
+    commit and the hash of the simulation sources that made it: recorded in the file (datasets
+    made since the hash was recorded), else read from git at the recorded commit. Checkpoints of
+    searches still running are read too."""
+    import json
+    import xarray as xr
+    from . import datasets
+    out = []
+
+    def code(rec: dict):
+        return rec.get("simulation_code") or datasets.simulation_code_hash_at(rec.get("git_commit"))
+    data_dir = Path(data_dir)
+    for f in sorted(data_dir.glob(f"*_{PROFILE}_*.nc")) + sorted((data_dir / "campaign").glob("*.nc")):
+        with xr.open_dataset(f) as ds:
+            attrs = dict(ds.attrs)
+        segments = json.loads(attrs.get("segments_json", "[]"))
+        if not segments:
+            out.append(Made(f.name, "", attrs.get("git_commit"), code(attrs)))
+        for seg in segments:
+            out.append(Made(f.name, f"generations {seg.get('first_generation', 0)}..", seg.get("git_commit"), code(seg)))
+    for f in sorted((data_dir / "campaign").glob("*.ckpt")) + sorted(data_dir.glob(f"*_{PROFILE}_*.ckpt")):
+        with open(f, "rb") as fh:
+            state = pickle.load(fh)
+        for seg in state.get("segments") or []:
+            out.append(Made(f.name, f"generations {seg.get('first_generation', 0)}..", seg.get("git_commit"), code(seg)))
+    return out
+
+
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python -m plasticity_repro.campaign",
                                  description="The repro campaign: planned against spent compute.")
     ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--code", action="store_true",
+                    help="which commit and simulation code made each dataset and search segment")
     a = ap.parse_args(argv)
+    if a.code:
+        from .datasets import simulation_code_hash
+        now = simulation_code_hash()
+        print(f"simulation code of this checkout: {now}")
+        for m in simulation_provenance(a.data_dir):
+            same = "same" if m.code == now else ("unknown" if m.code is None else "other")
+            print(f"{m.file:<42} {m.part:<18} {str(m.commit)[:10]:<10} {m.code or '-':<16} {same}")
+        return 0
     print(f"planned hours at {pipeline.SPEED:g} network-activations/s")
     print(table(rows(a.data_dir)))
     return 0

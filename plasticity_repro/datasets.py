@@ -7,9 +7,11 @@ directory and are renamed into place, so a killed write leaves the previous file
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +26,51 @@ def git_commit() -> str:
     """The commit of the code that runs: taken when the package was imported, not at write time."""
     from . import COMMIT
     return COMMIT
+
+
+# The package's sources a simulated number depends on (model, inputs, rule, turnover, decoder,
+# loss, both engines), as patterns under plasticity_repro/. Two datasets whose simulation code
+# hashes agree were made by the same simulation, whatever else changed between their commits.
+SIMULATION_SOURCES = ("config.py", "network.py", "inputs.py", "rules.py", "turnover.py", "decoder.py", "loss.py",
+                      "simulate.py", "parallel.py", "engine/*.py", "engine/*.cc")
+
+
+def _sources_hash(files) -> str:
+    """sha256 over (path, bytes) of the (relative path, content) pairs, in SIMULATION_SOURCES order."""
+    import fnmatch
+    files = dict(files)
+    h = hashlib.sha256()
+    for pattern in SIMULATION_SOURCES:
+        for name in sorted(n for n in files if fnmatch.fnmatch(n, pattern) and "/" not in n[len(pattern.split("*")[0]):]):
+            h.update(name.encode())
+            h.update(files[name])
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def simulation_code_hash() -> str:
+    """The hash of the simulation sources this package runs (SIMULATION_SOURCES)."""
+    root = Path(__file__).resolve().parent
+    files = {f.relative_to(root).as_posix(): f.read_bytes() for pattern in SIMULATION_SOURCES for f in root.glob(pattern)}
+    return _sources_hash(files)
+
+
+@functools.lru_cache(maxsize=None)
+def simulation_code_hash_at(commit: str) -> str | None:
+    """The same hash for the sources at `commit` of this checkout's git history; None where git,
+    the history or that commit is not at hand."""
+    import subprocess
+    root = Path(__file__).resolve().parent
+    if not commit or not re.fullmatch(r"[0-9a-f]{7,40}", str(commit)):
+        return None
+    try:
+        names = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "--", "."], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=60).stdout.split()
+        files = {n: subprocess.run(["git", "show", f"{commit}:{root.name}/{n}"], cwd=root, capture_output=True,
+                                   check=True, timeout=60).stdout for n in names}
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return _sources_hash(files)
 
 
 def versions() -> dict:
@@ -101,6 +148,7 @@ def provenance(params: dict, profile: str, seeds, float64: bool, kind: str) -> d
         "profile": profile,
         "seeds_json": json.dumps(np.asarray(seeds).tolist() if seeds is not None else None),
         "git_commit": git_commit(),
+        "simulation_code": simulation_code_hash(),
         "versions_json": json.dumps(versions(), sort_keys=True),
         "float_width": 64 if float64 else 32,
         "device": device_name(),

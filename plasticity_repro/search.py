@@ -732,6 +732,7 @@ def _segment(first_generation: int) -> dict:
     backend, threads = settings()
     return dict(first_generation=int(first_generation), host_cpu=datasets.cpu_name(), engine=backend,
                 engine_threads=int(threads), git_commit=datasets.git_commit(),
+                simulation_code=datasets.simulation_code_hash(),
                 started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 

@@ -17,3 +17,54 @@ def test_progress_is_read_from_the_checkpoint(tmp_path):
     text = campaign.table(list(rows.values()))
     assert "| campaign_search_ee | 36.0 M | 3.3 | 7.2 M | 2.0 | generation 30 of 150 |" in text
     assert f"measured so far: {7.2e6 / 7200:,.0f} network-activations/s" in text
+
+
+# -- one simulation: which code made the campaign's data ------------------------------------------
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from plasticity_repro import datasets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _head():
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _sources_clean() -> bool:
+    r = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "plasticity_repro"], cwd=ROOT)
+    return r.returncode == 0
+
+
+def test_simulation_code_hash_of_a_commit_is_that_of_its_files():
+    head = _head()
+    if head is None or datasets.simulation_code_hash_at(head) is None:
+        pytest.skip("no git history here")
+    if not _sources_clean():
+        pytest.skip("the package's sources differ from HEAD's")
+    assert datasets.simulation_code_hash_at(head) == datasets.simulation_code_hash()
+    assert datasets.simulation_code_hash_at("0" * 40) is None and datasets.simulation_code_hash_at("HEAD;") is None
+
+
+def test_the_campaigns_evaluations_and_latest_search_segments_are_this_simulation():
+    """Every repro evaluation in data/, and the latest segment of every campaign search, was made by
+    the simulation sources of this checkout: a change to the model or the engines needs new data."""
+    if _head() is None or datasets.simulation_code_hash_at(_head()) is None:
+        pytest.skip("no git history here")
+    now = datasets.simulation_code_hash()
+    made = campaign.simulation_provenance(ROOT / "data")
+    assert made, "no repro data"
+    evaluations = [m for m in made if not m.part]
+    assert evaluations and all(m.code == now for m in evaluations), [m for m in evaluations if m.code != now]
+    latest = {}
+    for m in made:
+        if m.part:
+            latest[m.file] = m
+    assert latest and all(m.code == now for m in latest.values()), [m for m in latest.values() if m.code != now]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import hashlib
 import json
 import os
@@ -109,28 +108,11 @@ def chunk_losses(cfg: ModelConfig, rules: Rule, seeds, p_turnover_ee, x64: bool 
     return {k: np.asarray(getattr(nl, k)) for k in LOSS_FIELDS}
 
 
-# the code a chunk's numbers depend on: a kept chunk is reused only by the same simulation code
-SIMULATION_SOURCES = ("config.py", "network.py", "inputs.py", "rules.py", "turnover.py", "decoder.py", "loss.py",
-                      "simulate.py", "parallel.py", "engine/*.py", "engine/*.cc")
-
-
-@functools.lru_cache(maxsize=1)
-def simulation_code_hash() -> str:
-    """A hash of the package's simulation sources (SIMULATION_SOURCES)."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for pattern in SIMULATION_SOURCES:
-        for f in sorted(root.glob(pattern)):
-            h.update(f.relative_to(root).as_posix().encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
-
-
 def _chunk_name(cfg: ModelConfig, rules: Rule, seeds, p) -> str:
     from ..engine import settings
     h = hashlib.sha256(json.dumps(dict(model=cfg.to_dict(), seeds=np.asarray(seeds).tolist(),
                                        p=np.asarray(p, np.float64).tolist(), x64=bool(jax.config.jax_enable_x64),
-                                       code=simulation_code_hash(), backend=settings()[0]),
+                                       code=datasets.simulation_code_hash(), backend=settings()[0]),
                                   sort_keys=True, default=str).encode())
     for leaf in jax.tree.leaves(rules):
         a = np.ascontiguousarray(np.asarray(leaf))
