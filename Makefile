@@ -83,9 +83,8 @@ P ?=
 RUNS_DIR ?= runs
 $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS)): %: env
 ifeq ($(strip $(P)),)
-	mkdir -p figures/notebooks
-	PLASTICITY_REPRO_READ_ONLY=$(READ_ONLY) $(VENV)/bin/papermill --log-output --execution-timeout $(NB_TIMEOUT) -k python3 \
-	  -p profile $(or $(PROFILE),$(PROFILE_$@),laptop) notebooks/$@.ipynb figures/notebooks/$@.ipynb
+	PLASTICITY_REPRO_READ_ONLY=$(READ_ONLY) $(PY) -m plasticity_repro.figure_runs --timeout $(NB_TIMEOUT) \
+	  --profile $(or $(PROFILE),$(PROFILE_$@),laptop) notebooks/$@.ipynb figures/notebooks/$@.ipynb
 else
 	$(VENV)/bin/plasticity-repro figure $@ --runs-dir $(RUNS_DIR) --timeout $(NB_TIMEOUT) \
 	  $(if $(PROFILE),--profile $(PROFILE),$(if $(filter profile=%,$(P)),,--profile $(PROFILE_$@))) $(P)

@@ -130,3 +130,48 @@ def execute(run: Rerun, timeout: float | None = None) -> float:
             else:
                 os.environ[k] = v
     return time.time() - t0
+
+
+def draw(notebook, output, profile: str, timeout: float | None = None, data_dir: str | None = None) -> None:
+    """One figure notebook at `profile` through papermill, as `make figures` runs it (read-only
+    where PLASTICITY_REPRO_READ_ONLY=1): the executed notebook to `output`, each cell's output
+    printed as it runs. A failing cell raises papermill's PapermillExecutionError."""
+    import papermill
+    parameters = dict(profile=profile, **({} if data_dir is None else dict(data_dir=str(data_dir))))
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
+                               log_output=True, progress_bar=False, execution_timeout=timeout)
+
+
+def main(argv=None) -> int:
+    """`python -m plasticity_repro.figure_runs NOTEBOOK OUTPUT --profile P`: what `make figN` runs.
+    A missing dataset is one line naming the `make data` command that makes it (exit 2); another
+    failing cell, one line naming the error and the executed notebook that shows its traceback."""
+    import argparse
+    import logging
+    import sys
+    from .experiments.paper import FIGURE_PROFILES
+    ap = argparse.ArgumentParser(prog="python -m plasticity_repro.figure_runs",
+                                 description="Run one figure notebook as `make figures` does.")
+    ap.add_argument("notebook")
+    ap.add_argument("output", help="the executed notebook")
+    ap.add_argument("--profile", choices=list(FIGURE_PROFILES), required=True)
+    ap.add_argument("--timeout", type=float, default=None, help="seconds a cell may run")
+    ap.add_argument("--data-dir", default=None, help="the datasets' folder (the notebook's data_dir). Default: data")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)   # the cell-by-cell log
+    from papermill.exceptions import PapermillExecutionError
+    try:
+        draw(a.notebook, a.output, a.profile, a.timeout, a.data_dir)
+    except PapermillExecutionError as e:
+        name = Path(a.notebook).stem
+        if e.ename == "MissingDataset":
+            print(f"{name}: {e.evalue}", file=sys.stderr)
+        else:
+            print(f"{name}: {e.ename}: {e.evalue} (cell {e.exec_count}; traceback in {a.output})", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

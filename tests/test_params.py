@@ -347,7 +347,7 @@ def test_make_figure_with_p_runs_the_rerun_and_without_p_the_read_only_notebook(
     assert "papermill" not in with_p
     assert "--profile quick seed=1" in dry("fig2", "PROFILE=quick", "P=seed=1")
     assert "--profile" not in dry("fig2", "P=profile=quick seed=1")
-    assert "PLASTICITY_REPRO_READ_ONLY=1" in dry("fig2") and "-p profile repro" in dry("fig2")
+    assert "PLASTICITY_REPRO_READ_ONLY=1" in dry("fig2") and "--profile repro notebooks/fig2_self_organization.ipynb" in dry("fig2")
 
 
 def test_runs_are_git_ignored():

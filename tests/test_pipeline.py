@@ -240,8 +240,25 @@ def test_a_figure_notebook_in_read_only_mode_stops_at_its_first_missing_dataset(
 
 def test_figure_targets_are_read_only():
     make = (ROOT / "Makefile").read_text()
-    assert re.search(r"PLASTICITY_REPRO_READ_ONLY=\$\(READ_ONLY\) \$\(VENV\)/bin/papermill", make)
+    assert re.search(r"PLASTICITY_REPRO_READ_ONLY=\$\(READ_ONLY\) \$\(PY\) -m plasticity_repro.figure_runs", make)
     assert re.search(r"^data: env\n\t.*plasticity-repro data \$\(if \$\(PROFILE\),--profile \$\(PROFILE\)\)", make, re.M)
+
+
+def test_a_figure_with_a_missing_dataset_fails_in_one_line_naming_make_data(tmp_path):
+    """What `make figN` runs (figure_runs main), read-only, with the notebook's data folder empty:
+    exit 2 and one line on stderr naming the dataset and the `make data` command; no traceback."""
+    import subprocess
+    import sys
+    env = dict(os.environ, PLASTICITY_REPRO_READ_ONLY="1", PLASTICITY_REPRO_SAVE_FIGURES="0", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-m", "plasticity_repro.figure_runs", "--profile", "quick", "--data-dir",
+                        str(tmp_path), "notebooks/fig6_homeostasis.ipynb", str(tmp_path / "out.ipynb")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
+    assert re.fullmatch(r"fig6_homeostasis: dataset \w+ \(.*\) is missing; make it with: make data PROFILE=quick",
+                        lines[0]), lines[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.ipynb"]   # nothing computed or written
 
 
 # -- the command ----------------------------------------------------------------------------------
