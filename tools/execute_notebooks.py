@@ -34,9 +34,18 @@ def strip_execution_metadata(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("execution", None)
 
 
+def stable_ids(nb: nbformat.NotebookNode) -> None:
+    """Cell ids from the cell's position and source (jupytext draws random ones), so a rebuild of
+    an unchanged notebook keeps them."""
+    import hashlib
+    for i, cell in enumerate(nb.cells):
+        cell.id = hashlib.sha1(f"{i}:{cell.source}".encode()).hexdigest()[:8]
+
+
 for arg in sys.argv[1:]:
     path = Path(arg).with_suffix(".ipynb")
     nb = rebuild(path)
+    stable_ids(nb)
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=3600,
                                      resources={"metadata": {"path": str(path.parent)}})
     client.execute()
