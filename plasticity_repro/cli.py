@@ -249,8 +249,8 @@ def _cluster_options(p, what: str):
     g = p.add_argument_group("cluster", f"where {what}: in this process by default (the engine on all cores)")
     x = g.add_mutually_exclusive_group()
     x.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
-                   help="a running Dask scheduler (e.g. tcp://host:8786): each generation's runs are split "
-                        "over its workers (one task per worker, at most one per run)")
+                   help="a running Dask scheduler (e.g. tcp://host:8786): each generation's candidates are split "
+                        "over its workers (one task per worker: groups of runs, or slices of a run's population)")
     x.add_argument("--workers", type=_int_in("--workers", 1, 1024), default=None,
                    help="an embedded Dask LocalCluster of this many single-threaded worker processes, in [1, 1024]")
 

@@ -10,8 +10,9 @@ dataset with provenance. `search_config_of` and `best_rules` read a search datas
 configuration and best rules (what a sweep evaluates).
 
 A search's runs are spread the same way (`DaskScorer`: `run_search(scorer=...)`, `search.scored_by`,
-the CLI's `search`/`data --scheduler` or `--workers`): every generation each worker scores the candidates of its share of the runs on those
-runs' networks, which it builds once from their seeds; CMA-ES, the incumbents and the checkpoint
+the CLI's `search`/`data --scheduler` or `--workers`): every generation each worker scores its
+share of the candidates (a group of runs, or a slice of one run's population) on those runs'
+networks, which it builds once from their seeds; CMA-ES, the incumbents and the checkpoint
 stay with the process that runs the search, so it resumes exactly, with or without a cluster.
 
 By default the cluster is an embedded `LocalCluster` of single-threaded worker processes; pass a
@@ -360,10 +361,12 @@ def score_runs(cfg, seeds: tuple, p_turnover: tuple, split: str, x, x64: bool = 
 
 class DaskScorer:
     """A scorer factory for `search.run_search(scorer=...)` that scores the runs on a Dask cluster:
-    the R runs are cut into `shares` contiguous groups (default: one per worker the scheduler has
-    when the search starts, at most R), one task per group and generation. Each simulation is the
-    in-process one on the same networks; a worker has one XLA host device, so float32 losses agree
-    with a multi-device process to rounding (parallel.py)."""
+    each generation's candidates are cut into `shares` tasks (default: one per worker the
+    scheduler has when the search starts): contiguous groups of runs when there are at least as
+    many runs, else each run's population in equal slices (a single-run search, a refit, still
+    uses every worker). Each simulation is the in-process one on the same networks; a worker has
+    one XLA host device, so float32 losses agree with a multi-device process to rounding
+    (parallel.py)."""
 
     def __init__(self, client, shares: int | None = None):
         if shares is not None:
@@ -373,8 +376,14 @@ class DaskScorer:
     def _workers(self) -> int:
         return len(self.client.scheduler_info().get("workers", {}))
 
-    def _n_shares(self, n_runs: int) -> int:
-        return max(1, min(n_runs, self.shares or self._workers() or 1))
+    def _tasks(self, n_runs: int, population: int) -> list:
+        """(runs, population slice) of each task of one scoring call."""
+        shares = max(1, self.shares or self._workers() or 1)
+        if n_runs >= shares:
+            return [(g, slice(None)) for g in np.array_split(np.arange(n_runs), shares)]
+        per_run = -(-shares // n_runs)
+        return [(np.array([r]), slice(int(c[0]), int(c[-1]) + 1)) for r in range(n_runs)
+                for c in np.array_split(np.arange(population), min(per_run, population)) if len(c)]
 
     @property
     def segment(self) -> dict:
@@ -384,15 +393,21 @@ class DaskScorer:
     def __call__(self, cfg, state):
         seeds = np.asarray(state.seeds)
         p = np.asarray(state.p_turnover, float)
-        groups = np.array_split(np.arange(len(seeds)), self._n_shares(len(seeds)))
         client = self.client
         import jax
         x64 = bool(jax.config.jax_enable_x64)
 
         def score(x, split: str):
             x = np.asarray(x)
+            tasks = self._tasks(len(seeds), x.shape[1])
             futures = [client.submit(score_runs, cfg, tuple(int(s) for s in seeds[g]), tuple(float(q) for q in p[g]),
-                                     split, x[g], x64, pure=False) for g in groups]
+                                     split, x[g][:, sl], x64, pure=False) for g, sl in tasks]
             parts = client.gather(futures)
-            return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+            losses, r2 = [], []
+            for r in range(len(seeds)):   # run r's row: from its group of runs, or its population slices
+                mine = [(g, a, b) for (g, _), (a, b) in zip(tasks, parts) if r in g]
+                i = [int(np.flatnonzero(g == r)[0]) for g, _, _ in mine]
+                losses.append(np.concatenate([a[j:j + 1] for (_, a, _), j in zip(mine, i)], axis=1))
+                r2.append(np.concatenate([b[j:j + 1] for (_, _, b), j in zip(mine, i)], axis=1))
+            return np.concatenate(losses), np.concatenate(r2)
         return score

@@ -129,7 +129,10 @@ def test_search_scored_on_two_workers_resumes_a_local_search_to_the_same_dataset
     assert search.run_search(cfg, seeds=seeds, checkpoint=ck, stop_after=1, progress=False) is None
     with dd.dask_client(n_workers=2) as client:
         scorer = dd.DaskScorer(client)
-        assert scorer._n_shares(3) == 2 and dd.DaskScorer(client, shares=5)._n_shares(3) == 3
+        assert [list(g) for g, _ in scorer._tasks(3, 9)] == [[0, 1], [2]]          # groups of runs
+        five = dd.DaskScorer(client, shares=5)._tasks(3, 9)                          # each run's population halved
+        assert [(int(g[0]), sl.start, sl.stop) for g, sl in five] == [(0, 0, 5), (0, 5, 9), (1, 0, 5), (1, 5, 9),
+                                                                       (2, 0, 5), (2, 5, 9)]
         with search.scored_by(scorer):   # every run_search in the block, as a pipeline step's
             resumed = search.run_search(cfg, seeds=seeds, checkpoint=ck, resume=True, progress=False)
     drop = ["seconds_per_generation"]
@@ -140,6 +143,20 @@ def test_search_scored_on_two_workers_resumes_a_local_search_to_the_same_dataset
     segments = json.loads(resumed.attrs["segments_json"])
     assert [s.get("scorer") for s in segments] == [None, "dask"] and segments[1]["dask_workers"] == 2
     assert segments[1]["first_generation"] == 1
+
+
+def test_a_single_run_search_uses_every_worker_and_equals_the_local_one():
+    """One run (a refit's case) on 2 workers: its population is scored in 2 slices; the search is
+    the in-process one to float32 rounding."""
+    from plasticity_repro import search
+    cfg = _search_cfg()
+    local = search.run_search(cfg, seeds=(4,), progress=False)
+    with dd.dask_client(n_workers=2) as client:
+        scorer = dd.DaskScorer(client)
+        assert len(scorer._tasks(1, 9)) == 2
+        remote = search.run_search(cfg, seeds=(4,), progress=False, scorer=scorer)
+    drop = ["seconds_per_generation"]
+    xr.testing.assert_allclose(remote.drop_vars(drop), local.drop_vars(drop), rtol=1e-4, atol=1e-9)
 
 
 def test_dask_scorer_rejects_a_bad_share_count():
