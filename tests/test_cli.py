@@ -8,16 +8,7 @@ import pytest
 
 import plasticity_repro
 from plasticity_repro import cli
-
-
-def _run(argv, capsys):
-    """(exit code, stdout, stderr) of `cli.main(argv)`."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from helpers import run_cli as _run
 
 
 def test_version(capsys):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+from helpers import run_cli as _run, tree as _tree
 from plasticity_repro import cli, datasets, pipeline
 from plasticity_repro.experiments import paper
 
@@ -19,16 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("fig*_*.py"))
 from plasticity_repro.profiles import SHIPPED   # each figure's shipped profile (and quick, for CI)
-
-
-def _run(argv, capsys):
-    """(exit code, stdout, stderr) of `cli.main(argv)`."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -51,10 +42,6 @@ def no_compute(monkeypatch):
                       (perturb, "perturbation_dataset"), (reduced_model, "reduced_model_dataset"),
                       (datasets, "write_dataset")):
         monkeypatch.setattr(mod, name, boom)
-
-
-def _tree(root):
-    return sorted(os.path.relpath(os.path.join(d, f), root) for d, ds, fs in os.walk(root) for f in fs + ds)
 
 
 # -- the declaration ------------------------------------------------------------------------------
