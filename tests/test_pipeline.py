@@ -13,13 +13,13 @@ import pytest
 import xarray as xr
 
 from helpers import run_cli as _run, tree as _tree
-from plasticity_repro import cli, datasets, pipeline
+from plasticity_repro import datasets, pipeline
 from plasticity_repro.experiments import paper
+from plasticity_repro.profiles import SHIPPED   # each figure's shipped profile
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("fig*_*.py"))
-from plasticity_repro.profiles import SHIPPED   # each figure's shipped profile (and quick, for CI)
 
 
 @pytest.fixture
