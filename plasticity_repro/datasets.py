@@ -221,21 +221,29 @@ def location_problem(path, what: str = "file", directory: bool = False) -> str |
     return f"cannot create folder {str(folder)!r} for {what} {text!r}: {str(q)!r} is not writable: {why}"
 
 
-def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Atomically write `ds` as compressed netCDF4 (float32 unless the run was float64)."""
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Create `path` atomically: `write(tmp)` writes a temporary file in its folder, which is then
+    renamed into place, so a killed write leaves the previous file or none."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
-        os.chmod(tmp, 0o644)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Atomically write `ds` as compressed netCDF4 (float32 unless the run was float64)."""
+    def write(tmp):
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+        os.chmod(tmp, 0o644)
+    return atomic_write(path, write)
 
 
 def read_dataset(path: str | os.PathLike, kind: str | None = None) -> xr.Dataset:

@@ -31,9 +31,7 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import pickle
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -642,17 +640,10 @@ def from_checkpoint(obj: dict, seeds, p_turnover) -> SearchState:
 
 def save_checkpoint(path, cfg: SearchConfig, state: SearchState) -> None:
     """Write the state to `path` atomically (a temporary file in its folder, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp):
+        with open(tmp, "wb") as f:
             pickle.dump(to_checkpoint(cfg, state), f, protocol=4)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    datasets.atomic_write(path, write)
 
 
 def load_checkpoint(path, cfg: SearchConfig, seeds=(0,), p_turnover=None) -> SearchState:

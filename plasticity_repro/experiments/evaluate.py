@@ -10,8 +10,6 @@ import contextlib
 import contextvars
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import jax
@@ -130,17 +128,10 @@ def _read_chunk(path: Path) -> dict | None:
 
 
 def _keep_chunk(path: Path, res: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, **res)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    datasets.atomic_write(path, write)
 
 
 def network_losses(cfg: ModelConfig, rules: Rule, seeds, p_turnover_ee=0.0, chunk: int = 64) -> dict:
