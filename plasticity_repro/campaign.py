@@ -5,7 +5,8 @@ A search in progress is read from its checkpoint (generations done, wall time); 
 from its dataset (generations, `elapsed_seconds`); other datasets count as spent when their file
 exists (their wall time is not recorded). Nothing is computed or written.
 
-`python -m plasticity_repro.campaign [--markdown]` prints the table.
+`python -m plasticity_repro.campaign` prints the table (Markdown); `--code` lists which simulation
+sources made each dataset.
 """
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ class Row:
     state: str                 # "done", "generation g of G", "not started"
 
 
+def _checkpoint_progress(ckpt: Path, total: int):
+    """(fraction done, wall seconds, state) read from a search checkpoint, or None if none."""
+    if not ckpt.exists():
+        return None
+    with open(ckpt, "rb") as f:
+        st = pickle.load(f)
+    g = int(st["generation"])
+    return g / total, float(st["elapsed"]), f"generation {g} of {total}"
+
+
 def _search_progress(c: pipeline.Context, stem: str, planned: int):
     """(fraction done, wall seconds or None, state) of one campaign search."""
     from .datasets import read_dataset
@@ -36,28 +47,27 @@ def _search_progress(c: pipeline.Context, stem: str, planned: int):
     if out.exists():
         ds = read_dataset(out, kind="search")
         return 1.0, float(ds.attrs.get("elapsed_seconds", "nan")), f"done ({ds.sizes['generation']} generations)"
-    ckpt = out.with_suffix(".ckpt")
-    if ckpt.exists():
-        with open(ckpt, "rb") as f:
-            st = pickle.load(f)
-        g = int(st["generation"])
-        return g / total, float(st["elapsed"]), f"generation {g} of {total}"
-    return 0.0, None, "not started"
+    return _checkpoint_progress(out.with_suffix(".ckpt"), total) or (0.0, None, "not started")
 
 
 def rows(data_dir="data", seed: int = 0) -> list:
-    """One Row per dataset of the repro pipeline, in dependency order."""
+    """One Row per dataset of the repro pipeline, in dependency order. A search that is not a
+    campaign arm (the hand-made rule's) is read from the checkpoint beside its file."""
     c = pipeline.Context(PROFILE, Path(data_dir), seed, progress=False)
     items = pipeline.declare(PROFILE, data_dir, seed)
     stems = {"campaign_" + stem.removesuffix("_repro"): stem for _, stem, _, _ in pipeline.CAMPAIGN}
     known = pipeline.status(items, c)
     out = []
     for d in items:
+        st = known[d.name]
         if d.name in stems:
             frac, seconds, state = _search_progress(c, stems[d.name], d.cost)
+        elif st.exists:
+            frac, seconds, state = 1.0, None, "done"
         else:
-            done = known[d.name].exists
-            frac, seconds, state = (1.0 if done else 0.0), None, ("done" if done else "not started")
+            ckpt = None if st.path is None or "generations" not in d.params else Path(st.path).with_suffix(".ckpt")
+            frac, seconds, state = ((ckpt and _checkpoint_progress(ckpt, int(d.params["generations"])))
+                                    or (0.0, None, "not started"))
         out.append(Row(d.name, d.cost, pipeline.hours(d.cost), int(round(frac * d.cost)),
                        None if seconds is None else seconds / 3600.0, state))
     return out

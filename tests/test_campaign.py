@@ -19,6 +19,18 @@ def test_progress_is_read_from_the_checkpoint(tmp_path):
     assert f"measured so far: {7.2e6 / 7200:,.0f} network-activations/s" in text
 
 
+def test_a_search_outside_the_campaign_folder_is_read_from_its_checkpoint(tmp_path):
+    """The hand-made rule's search checkpoints beside its figure-cache file, not in campaign/."""
+    c = pipeline.Context(campaign.PROFILE, tmp_path, 0, progress=False)
+    known = pipeline.status(pipeline.declare(campaign.PROFILE, tmp_path), c)
+    path = known["search_handmade"].path
+    with open(path.with_suffix(".ckpt"), "wb") as f:
+        pickle.dump(dict(generation=12, elapsed=1800.0), f)
+    hm = {r.name: r for r in campaign.rows(tmp_path)}["search_handmade"]
+    assert hm.state == "generation 12 of 60" and hm.spent == round(hm.planned * 12 / 60)
+    assert hm.spent_hours == 0.5
+
+
 # -- one simulation: which code made the campaign's data ------------------------------------------
 import subprocess
 from pathlib import Path
