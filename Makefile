@@ -34,7 +34,7 @@ endif
 
 FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 
-.PHONY: env test test-fast data figures bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
+.PHONY: env test test-fast data figures html bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 
 env: $(VENV)/.installed $(if $(GPU),$(VENV)/.installed-$(GPU))
 
@@ -73,6 +73,11 @@ ifeq ($(FIGURE_NOTEBOOKS),)
 else
 	@$(MAKE) --no-print-directory $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 endif
+
+# interactive copies of every figure (HoloViews' bokeh backend, hover read-outs) in figures/html/<profile>/
+# (git-ignored), drawn from the shipped data as `make figures` draws the static ones (which it redraws too)
+html: env
+	@PLASTICITY_REPRO_HTML_DIR=$(CURDIR)/figures/html $(MAKE) --no-print-directory figures
 
 # `make fig2_self_organization` etc.: one notebook through papermill at $(PROFILE), reading data/.
 # With P="NAME=VALUE ..." (e.g. make fig2 P="seed=1 n_networks=50"; `plasticity-repro params fig2`

@@ -168,6 +168,7 @@ class Sheet:
         self.figure.get_layout_engine().set(h_pad=0.04, w_pad=0.04, hspace=hspace, wspace=wspace)
         subs = self.figure.subfigures(len(rows), 1, height_ratios=heights, squeeze=False)[:, 0]
         self.axes = {}
+        self.elements = {}     # panel key -> the HoloViews elements drawn into it
         self.order = []
         for sub, row in zip(subs, rows):
             mosaic = row[1] if isinstance(row[1][0], (list, tuple)) else [row[1]]
@@ -195,6 +196,7 @@ class Sheet:
         labels = {k: opts.pop(k) for k in ("xlabel", "ylabel") if k in opts}
         el = element.opts(fontsize=HV_FONTSIZE, show_legend=False, **opts)
         ax = self.axes[key]
+        self.elements.setdefault(key, []).append(el)    # for the interactive copy (`to_html`)
         plot = hv.renderer("matplotlib").get_plot(el, fig=ax.get_figure(root=True), axis=ax)
         if "xlabel" in labels:
             ax.set_xlabel(labels["xlabel"])
@@ -274,17 +276,141 @@ class Sheet:
             self.figure.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
         return buf.getvalue()
 
+    def to_html(self, title: str) -> str:
+        """An interactive copy of the sheet (HoloViews' bokeh backend): every panel drawn through
+        `render`, with the static panel's title, axis labels, limits, scales and tick labels and
+        the elements' colours, in one page with hover read-outs. Colour bars, direct labels and
+        annotations added in matplotlib are not carried over; a symlog axis becomes linear."""
+        import holoviews as hv
+        import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options; the current backend stays matplotlib)
+        from bokeh.embed import file_html
+        from bokeh.resources import CDN
+        self.finish()
+        panels = []
+        for key in self.order:
+            if key not in self.elements:
+                continue
+            ax = self.axes[key]
+            els = [_bokeh_copy(e) for e in self.elements[key]]
+            el = els[0] if len(els) == 1 else hv.Overlay(els)
+            name = plain_text(ax.get_title(loc="center"))
+            panels.append(el.opts(backend="bokeh", **_bokeh_axes(ax, (key + "  " if len(key) == 1 else "") + name)))
+        layout = hv.Layout(panels).cols(3).opts(backend="bokeh", shared_axes=False)
+        model = hv.renderer("bokeh").get_plot(layout).state
+        return file_html(model, CDN, title)
+
+    def save_html(self, path, title: str) -> Path:
+        """Write `to_html` to `path` (atomically); nothing under `make test`."""
+        from .datasets import atomic_write
+        path = Path(path)
+        if saving_enabled():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = self.to_html(title)
+
+            def write(tmp):
+                Path(tmp).write_text(text, encoding="utf-8")
+                os.chmod(tmp, 0o644)
+            atomic_write(path, write)
+        return path
+
     def _repr_png_(self):
         """Notebook display at screen resolution (the saved PNG is at DPI)."""
         return self.to_bytes("png", dpi=110)
 
 
 def save(sheet: Sheet, stem, formats=("png", "svg")) -> list:
-    """Write a sheet to stem.png / stem.svg (see Sheet.save)."""
-    return sheet.save(stem, formats)
+    """Write a sheet to stem.png / stem.svg (see Sheet.save). With PLASTICITY_REPRO_HTML_DIR set
+    (`make html`) also its interactive copy, <that folder>/<stem's folder name>/<stem's name>.html."""
+    out = sheet.save(stem, formats)
+    html = os.environ.get("PLASTICITY_REPRO_HTML_DIR")
+    if html and saving_enabled():
+        stem = Path(stem)
+        out.append(sheet.save_html(Path(html) / stem.parent.name / (stem.name + ".html"),
+                                   title=f"{stem.name} ({stem.parent.name})"))
+    return out
 
 
 # -- small drawing helpers ------------------------------------------------------------------------
+_MATH = ((r"\tilde{", "~{"), (r"\mathrm{", "{"), (r"\mathdefault{", "{"), (r"\tau", "τ"),
+         (r"\times", "×"), (r"\Delta", "Δ"), (r"\sigma", "σ"), (r"\rho", "ρ"), (r"\mu", "μ"), (r"\geq", "≥"),
+         (r"\leq", "≤"), ("^2", "²"), (r"\,", " "), ("\\", ""))
+
+
+def plain_text(text: str) -> str:
+    """Mathtext as plain Unicode, for the interactive copy: "$w\\tilde{y}y$" -> "wỹy",
+    "$R^2$" -> "R²", "$\\tau_{x}$" -> "τ_x"."""
+    import re
+    out = str(text)
+    for a, b in _MATH:
+        out = out.replace(a, b)
+    out = re.sub(r"~\{(.)\}", "\\1\u0303", out)          # a tilde over one letter: combining tilde
+    out = re.sub(r"_\{([^{}]*)\}", r"_\1", out)
+    return out.replace("{", "").replace("}", "").replace("$", "")
+
+
+# matplotlib style options -> bokeh's (HoloViews names)
+_BOKEH_STYLE = {"color": "color", "alpha": "alpha", "linewidth": "line_width", "facecolor": "fill_color",
+                "edgecolor": "line_color", "cmap": "cmap"}
+_BOKEH_DASH = {"--": "dashed", ":": "dotted", "-.": "dashdot", "-": "solid"}
+_BOKEH_HOVER = ("Curve", "Scatter", "Image", "QuadMesh")
+
+
+def _bokeh_copy(el):
+    """A copy of a HoloViews element (or overlay) with its matplotlib colours, widths, dashes and
+    marker sizes given to the bokeh backend as well."""
+    import holoviews as hv
+    if isinstance(el, hv.Overlay):
+        return hv.Overlay([_bokeh_copy(e) for e in el])
+    style = hv.Store.lookup_options("matplotlib", el, "style").kwargs
+    opts = {}
+    from matplotlib.colors import is_color_like, to_hex
+    for k, v in style.items():
+        if k not in _BOKEH_STYLE or v is None:
+            continue
+        if k == "cmap":
+            opts["cmap"] = getattr(v, "name", v)
+        elif k == "alpha" or (isinstance(v, str) and is_color_like(v)):
+            opts[_BOKEH_STYLE[k]] = v if k == "alpha" else to_hex(v)   # "k" would name a dimension in bokeh
+    if "linestyle" in style:
+        opts["line_dash"] = _BOKEH_DASH.get(style["linestyle"], "solid")
+    if "s" in style and type(el).__name__ == "Scatter":
+        opts["size"] = float(np.sqrt(style["s"])) * 1.4       # area in pt^2 -> diameter in px
+    if type(el).__name__ == "Rectangles" and "color" in style:
+        opts.setdefault("fill_color", opts.get("color"))
+    if type(el).__name__ in _BOKEH_HOVER:
+        opts["tools"] = ["hover"]
+    plot = hv.Store.lookup_options("matplotlib", el, "plot").kwargs
+    if "clim" in plot:
+        opts["clim"] = plot["clim"]
+    return el.clone().opts(backend="bokeh", **opts)
+
+
+def _bokeh_axes(ax, title: str) -> dict:
+    """The static panel's axes as bokeh plot options: title, labels, limits, log scales, ticks."""
+    opts = dict(title=title, width=420, height=300, xlabel=plain_text(ax.get_xlabel()),
+                ylabel=plain_text(ax.get_ylabel()), xlim=tuple(ax.get_xlim()), ylim=tuple(ax.get_ylim()),
+                logx=ax.get_xscale() == "log", logy=ax.get_yscale() == "log", show_legend=False)
+    for axis, get in (("x", ax.get_xticklabels), ("y", ax.get_yticklabels)):
+        labels = [(t.get_position()[0 if axis == "x" else 1], plain_text(t.get_text())) for t in get()]
+        lo, hi = sorted(opts[axis + "lim"])
+        labels = [(float(v), t) for v, t in labels if t and lo <= v <= hi]
+        if labels and any(not _is_number(t) for _, t in labels):   # named ticks (terms, rules)
+            opts[axis + "ticks"] = labels
+    if opts["logy"] and min(opts["ylim"]) <= 0:
+        opts.pop("ylim")
+    if opts["logx"] and min(opts["xlim"]) <= 0:
+        opts.pop("xlim")
+    return opts
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace("−", "-").replace("×", "").replace("10^", "1e"))
+        return True
+    except ValueError:
+        return False
+
+
 def _title(ax, text: str, note: str | None = None):
     """Panel title, with an optional smaller second line (a statistic, N, a clipping note)."""
     if note:

@@ -211,3 +211,29 @@ def test_the_notebook_kernel_logs_only_critical_messages():
     if not spec.exists():
         pytest.skip("no python3 kernelspec in this environment (make env installs it)")
     assert "--IPKernelApp.log_level=CRITICAL" in json.loads(spec.read_text())["argv"]
+
+
+# -- the interactive copy (make html) -------------------------------------------------------------
+def test_plain_text_of_mathtext():
+    assert plots.plain_text(plots.term_label("w y~ y")) == "wy\u0303y"
+    assert plots.plain_text(plots.term_label("tau[x~ y]")) == "τ_x\u0303y"
+    assert plots.plain_text("decoder $R^2$") == "decoder R²"
+    assert plots.plain_text(r"$\mathdefault{10^{2}}$") == "10^2"
+
+
+def test_html_copy_carries_titles_term_ticks_and_colours(hv, tmp_path, monkeypatch):
+    import json
+    import re
+    sheet = _sheet()
+    html = sheet.to_html("test sheet")
+    assert hv.Store.current_backend == "matplotlib"           # the static figures stay matplotlib
+    doc = json.loads(re.search(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>',
+                               html, re.S).group(1))
+    text = json.dumps(doc, ensure_ascii=False)
+    title = sheet.ax("b").get_title(loc="center")
+    assert f"b  {title}" in text                              # the panel's letter and title
+    assert "wy\u0303y" in text                                # term tick labels as Unicode
+    assert plots.TERM_COLORS["x~ y"] in text                  # the term's house colour
+    assert "HoverTool" in text
+    monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "0")  # under make test nothing is written
+    assert not sheet.save_html(tmp_path / "f.html", "t").exists()
