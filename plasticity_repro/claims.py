@@ -127,6 +127,7 @@ def fig3_refit(d: Mapping[str, xr.Dataset]) -> Claim:
     # the full rules on the refit's protocol: the dropout test's unmodified rules, those the refit
     # starts from (Fig 2's evaluation may run longer, on the paper's 400 activations: not comparable)
     from .experiments.evaluate import full_rule_losses, ranking_selection
+    from .experiments.refit import NEAR_FULL, first_within
     rf, dd = d["fig3_refit"], d["fig3_dropout"]
     full = float(np.median(full_rule_losses(dd)))
     n_full = len(ranking_selection(dd))
@@ -135,9 +136,9 @@ def fig3_refit(d: Mapping[str, xr.Dataset]) -> Claim:
         return Claim("fig3", "Fig 3d", "a refit with the top 3 terms does as well as the full rule",
                      "elbow at k = 3", "k = 3 within 20 % of the full rules, k = 2 >= 30 % above k = 3",
                      f"refit has k = {sorted(med)}", NOT_TESTABLE, dict(median_loss=med, full=full))
-    near = med[3] <= 1.2 * full
+    near = med[3] <= (1 + NEAR_FULL) * full
     elbow = med[2] >= 1.3 * med[3]
-    first = next((k for k in sorted(med) if med[k] <= 1.2 * full), None)
+    first = first_within(list(med), list(med.values()), full)
     top = [_term(t) for t in rf.ranked_term.values[:3]] if "ranked_term" in rf else []
     return Claim("fig3", "Fig 3d", "a refit with the top 3 terms does as well as the full rule",
                  "elbow at k = 3", "median loss at k = 3 within 20 % of the full rules', k = 2 >= 30 % above k = 3",

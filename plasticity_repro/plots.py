@@ -906,7 +906,7 @@ def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None =
     """Median test loss per network (band: quartiles) of the top-k refits versus k, log y; the
     k-th term added is named under each k; dashed: the median loss of the full learned rules."""
     import holoviews as hv
-    from .experiments.refit import elbow
+    from .experiments.refit import elbow, first_within
     k = rf.k.values.astype(float)
     q1, med, q3 = np.nanpercentile(rf.loss.values, [25, 50, 75], axis=1)
     els = [hv.Area((k, q1, q3), "k", ["loss", "q3"]).opts(facecolor="#333333", alpha=0.15, linewidth=0),
@@ -928,8 +928,8 @@ def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None =
     if reference is None:
         note += f"; elbow at k = {elbow(rf.median_loss.values)}"
     else:   # the claim's criterion (claims.fig3_refit): the median within 20 % of the full rules'
-        near = [int(kk) for kk, m in zip(k, rf.median_loss.values) if m <= 1.2 * reference]
-        note += (f";\nwithin 20 % of the full rules (dashed) from k = {near[0]}" if near
+        first = first_within(rf.k.values, rf.median_loss.values, reference)
+        note += (f";\nwithin 20 % of the full rules (dashed) from k = {first}" if first is not None
                  else ";\nno k within 20 % of the full rules (dashed)")
     _title(ax, "progressive refit", note)
 

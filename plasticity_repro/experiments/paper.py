@@ -266,11 +266,15 @@ def dropout_summary(dd: xr.Dataset, ranking: list, top: int = 5, thresholded: bo
             f"blew up with the term dropped: {[int(rk.blowup_networks.sel(term=t)) for t in ranking[:top]]}")
 
 
-def refit_summary(rf: xr.Dataset) -> str:
-    """Two lines for a notebook: the refit's median test loss per k and where the curve bends."""
-    from .refit import elbow
-    return (f"refit median test loss per k: {[round(float(v)) for v in rf.median_loss.values]}\n"
-            f"elbow at k = {elbow(rf.median_loss.values)}")
+def refit_summary(rf: xr.Dataset, full: float) -> str:
+    """Two lines for a notebook: the refit's median test loss per k, and from which k it lies
+    within 20 % of the full rules' median `full` (Fig 3d's criterion, as its panel states)."""
+    from .refit import first_within
+    first = first_within(rf.k.values, rf.median_loss.values, full)
+    return (f"refit median test loss per k: {[round(float(v)) for v in rf.median_loss.values]}; "
+            f"full rules {round(full)}\n"
+            + (f"within 20 % of the full rules from k = {first}" if first is not None
+               else "no k within 20 % of the full rules"))
 
 
 def evaluation_model(profile: str, model):

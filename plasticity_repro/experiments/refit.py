@@ -77,6 +77,16 @@ def _refit_k(base: SearchConfig, ranking: list, start: Rule, eval_seeds, k: int,
     return part
 
 
+NEAR_FULL = 0.2   # Fig 3d's criterion: a refit's median loss within 20 % of the full rules'
+
+
+def first_within(k, median_loss, full: float, rel: float = NEAR_FULL) -> int | None:
+    """Smallest k whose refit median loss lies within `rel` of the full rules' median `full`
+    (at most (1 + rel) * full); None if no k does."""
+    return next((int(kk) for kk, m in sorted(zip(np.asarray(k), np.asarray(median_loss, float)))
+                 if m <= (1 + rel) * full), None)
+
+
 def elbow(median_loss, rel_tol: float = 0.1) -> int:
     """Smallest k whose median loss is within rel_tol of the best k's (where the curve bends)."""
     m = np.asarray(median_loss, float)
