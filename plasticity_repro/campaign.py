@@ -63,7 +63,13 @@ def rows(data_dir="data", seed: int = 0) -> list:
         if d.name in stems:
             frac, seconds, state = _search_progress(c, stems[d.name], d.cost)
         elif st.exists:
-            frac, seconds, state = 1.0, None, "done"
+            seconds = None
+            copy = d.name in {name for name, _, _, _ in pipeline.CAMPAIGN}   # counted as its campaign arm
+            if "generations" in d.params and st.path is not None and not copy:   # a search records its wall time
+                from .datasets import read_dataset
+                seconds = float(read_dataset(st.path).attrs.get("elapsed_seconds", "nan"))
+                seconds = seconds if seconds == seconds else None
+            frac, state = 1.0, "done"
         else:
             ckpt = None if st.path is None or "generations" not in d.params else Path(st.path).with_suffix(".ckpt")
             frac, seconds, state = ((ckpt and _checkpoint_progress(ckpt, int(d.params["generations"])))

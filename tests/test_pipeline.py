@@ -119,7 +119,9 @@ def test_declared_datasets_of_the_quick_profile_exist_in_data(no_compute):
 @pytest.mark.parametrize("profile", sorted(set(SHIPPED.values())))
 def test_each_figure_finds_its_datasets_at_its_shipped_profile(profile, no_compute):
     """`make figures` reads each figure at its shipped profile (profiles.SHIPPED): its datasets are all
-    in data/; every file of that profile in data/ is read by one of them or is a table for users."""
+    in data/; every file of that profile in data/ is read by one of them, is a table for users, or is
+    a dataset the profile's pipeline declares for a figure still shipped at another profile (the
+    campaign in progress: a finished arm is kept before its figure switches)."""
     figures = [f for f, p in SHIPPED.items() if p == profile]
     items = _figure_datasets(profile, figures)
     found = pipeline.status(items, pipeline.Context(profile, DATA))
@@ -127,6 +129,9 @@ def test_each_figure_finds_its_datasets_at_its_shipped_profile(profile, no_compu
     assert not missing, (figures, missing)
     shipped = {p.name for p in DATA.glob(f"*_{profile}_*.nc")}
     unused = shipped - {st.path.name for st in found.values()}
+    later = [f for f, p in SHIPPED.items() if p != profile]
+    pending = pipeline.status(_figure_datasets(profile, later), pipeline.Context(profile, DATA)) if later else {}
+    unused -= {st.path.name for st in pending.values() if st.exists}
     assert all(n.startswith(pipeline.TABLES) for n in unused), unused   # no shipped file is left unused
 
 
