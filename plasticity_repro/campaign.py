@@ -39,6 +39,16 @@ def _checkpoint_progress(ckpt: Path, total: int):
     return g / total, float(st["elapsed"]), f"generation {g} of {total}"
 
 
+def _elapsed(search) -> float | None:
+    """Wall seconds a finished search recorded (`elapsed_seconds`), None where it did not."""
+    seconds = float(search.attrs.get("elapsed_seconds", "nan"))
+    return seconds if seconds == seconds else None
+
+
+# the campaign's files under the figures' names: counted as their campaign arms
+COPIES = frozenset(name for name, _, _, _ in pipeline.CAMPAIGN)
+
+
 def _search_progress(c: pipeline.Context, stem: str, planned: int):
     """(fraction done, wall seconds or None, state) of one campaign search."""
     from .datasets import read_dataset
@@ -46,7 +56,7 @@ def _search_progress(c: pipeline.Context, stem: str, planned: int):
     total = pipeline.paper.search_config(c.profile).max_generations
     if out.exists():
         ds = read_dataset(out, kind="search")
-        return 1.0, float(ds.attrs.get("elapsed_seconds", "nan")), f"done ({ds.sizes['generation']} generations)"
+        return 1.0, _elapsed(ds), f"done ({ds.sizes['generation']} generations)"
     return _checkpoint_progress(out.with_suffix(".ckpt"), total) or (0.0, None, "not started")
 
 
@@ -64,11 +74,9 @@ def rows(data_dir="data", seed: int = 0) -> list:
             frac, seconds, state = _search_progress(c, stems[d.name], d.cost)
         elif st.exists:
             seconds = None
-            copy = d.name in {name for name, _, _, _ in pipeline.CAMPAIGN}   # counted as its campaign arm
-            if "generations" in d.params and st.path is not None and not copy:   # a search records its wall time
+            if "generations" in d.params and st.path is not None and d.name not in COPIES:   # a search
                 from .datasets import read_dataset
-                seconds = float(read_dataset(st.path).attrs.get("elapsed_seconds", "nan"))
-                seconds = seconds if seconds == seconds else None
+                seconds = _elapsed(read_dataset(st.path))
             frac, state = 1.0, "done"
         else:
             ckpt = None if st.path is None or "generations" not in d.params else Path(st.path).with_suffix(".ckpt")
@@ -83,9 +91,8 @@ def table(rs: list) -> str:
     """Markdown: dataset, planned, spent, state, and a total row."""
     lines = ["| dataset | planned net-act | planned h | spent net-act | spent h (wall) | state |",
              "|---|---|---|---|---|---|"]
-    copies = {name for name, _, _, _ in pipeline.CAMPAIGN}   # the campaign's files under the figures' names
     for r in rs:
-        if r.name in copies:
+        if r.name in COPIES:
             continue
         h = "-" if r.spent_hours is None else f"{r.spent_hours:.1f}"
         lines.append(f"| {r.name} | {r.planned / 1e6:.1f} M | {r.planned_hours:.1f} | {r.spent / 1e6:.1f} M | {h} | {r.state} |")

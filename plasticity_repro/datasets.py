@@ -221,15 +221,18 @@ def location_problem(path, what: str = "file", directory: bool = False) -> str |
     return f"cannot create folder {str(folder)!r} for {what} {text!r}: {str(q)!r} is not writable: {why}"
 
 
-def atomic_write(path: str | os.PathLike, write) -> Path:
+def atomic_write(path: str | os.PathLike, write, mode: int | None = None) -> Path:
     """Create `path` atomically: `write(tmp)` writes a temporary file in its folder, which is then
-    renamed into place, so a killed write leaves the previous file or none."""
+    renamed into place, so a killed write leaves the previous file or none. `mode`: the file's
+    permissions (default: the temporary file's, 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -240,10 +243,8 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Atomically write `ds` as compressed netCDF4 (float32 unless the run was float64)."""
-    def write(tmp):
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
-        os.chmod(tmp, 0o644)
-    return atomic_write(path, write)
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4",
+                                                       encoding=_encoding(ds)), mode=0o644)
 
 
 def read_dataset(path: str | os.PathLike, kind: str | None = None) -> xr.Dataset:

@@ -304,13 +304,8 @@ class Sheet:
         from .datasets import atomic_write
         path = Path(path)
         if saving_enabled():
-            path.parent.mkdir(parents=True, exist_ok=True)
             text = self.to_html(title)
-
-            def write(tmp):
-                Path(tmp).write_text(text, encoding="utf-8")
-                os.chmod(tmp, 0o644)
-            atomic_write(path, write)
+            atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), mode=0o644)
         return path
 
     def _repr_png_(self):
@@ -375,7 +370,7 @@ def _bokeh_copy(el):
         opts["line_dash"] = _BOKEH_DASH.get(style["linestyle"], "solid")
     if "s" in style and type(el).__name__ == "Scatter":
         opts["size"] = float(np.sqrt(style["s"])) * 1.4       # area in pt^2 -> diameter in px
-    if type(el).__name__ == "Rectangles" and "color" in style:
+    if type(el).__name__ == "Rectangles" and "color" in opts:
         opts.setdefault("fill_color", opts.get("color"))
     if type(el).__name__ in _BOKEH_HOVER:
         opts["tools"] = ["hover"]
