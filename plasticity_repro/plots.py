@@ -279,12 +279,13 @@ class Sheet:
     def to_html(self, title: str) -> str:
         """An interactive copy of the sheet (HoloViews' bokeh backend): every panel drawn through
         `render`, with the static panel's title, axis labels, limits, scales and tick labels and
-        the elements' colours, in one page with hover read-outs. Colour bars, direct labels and
+        the elements' colours, in one self-contained page (BokehJS inline: it opens offline) with
+        hover read-outs. Colour bars, direct labels and
         annotations added in matplotlib are not carried over; a symlog axis becomes linear."""
         import holoviews as hv
         import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options; the current backend stays matplotlib)
         from bokeh.embed import file_html
-        from bokeh.resources import CDN
+        from bokeh.resources import INLINE
         self.finish()
         panels = []
         for key in self.order:
@@ -297,7 +298,7 @@ class Sheet:
             panels.append(el.opts(backend="bokeh", **_bokeh_axes(ax, (key + "  " if len(key) == 1 else "") + name)))
         layout = hv.Layout(panels).cols(3).opts(backend="bokeh", shared_axes=False)
         model = hv.renderer("bokeh").get_plot(layout).state
-        return file_html(model, CDN, title)
+        return file_html(model, INLINE, title)
 
     def save_html(self, path, title: str) -> Path:
         """Write `to_html` to `path` (atomically); nothing under `make test`."""
@@ -385,17 +386,28 @@ def _bokeh_axes(ax, title: str) -> dict:
     opts = dict(title=title, width=420, height=300, xlabel=plain_text(ax.get_xlabel()),
                 ylabel=plain_text(ax.get_ylabel()), xlim=tuple(ax.get_xlim()), ylim=tuple(ax.get_ylim()),
                 logx=ax.get_xscale() == "log", logy=ax.get_yscale() == "log", show_legend=False)
-    for axis, get in (("x", ax.get_xticklabels), ("y", ax.get_yticklabels)):
-        labels = [(t.get_position()[0 if axis == "x" else 1], plain_text(t.get_text())) for t in get()]
-        lo, hi = sorted(opts[axis + "lim"])
-        labels = [(float(v), t) for v, t in labels if t and lo <= v <= hi]
-        if labels and any(not _is_number(t) for _, t in labels):   # named ticks (terms, rules)
+    for axis in ("x", "y"):
+        labels = _named_ticks(ax, axis, sorted(opts[axis + "lim"]))
+        if labels is not None:
             opts[axis + "ticks"] = labels
     if opts["logy"] and min(opts["ylim"]) <= 0:
         opts.pop("ylim")
     if opts["logx"] and min(opts["xlim"]) <= 0:
         opts.pop("xlim")
     return opts
+
+
+def _named_ticks(ax, axis: str, lim) -> list:
+    """(position, text) of `ax`'s tick labels on `axis` within `lim` when they name things (terms,
+    rules) or were blanked on purpose (a heat map's rows named only on its row's first panel);
+    None when they are numbers, which bokeh draws itself."""
+    get = ax.get_xticklabels if axis == "x" else ax.get_yticklabels
+    labels = [(float(t.get_position()[0 if axis == "x" else 1]), plain_text(t.get_text())) for t in get()]
+    labels = [(v, t) for v, t in labels if lim[0] <= v <= lim[1]]
+    if labels and not any(t for _, t in labels):
+        return labels
+    labels = [(v, t) for v, t in labels if t]
+    return labels if any(not _is_number(t) for _, t in labels) else None
 
 
 def _is_number(text: str) -> bool:

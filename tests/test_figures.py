@@ -235,5 +235,7 @@ def test_html_copy_carries_titles_term_ticks_and_colours(hv, tmp_path, monkeypat
     assert "wy\u0303y" in text                                # term tick labels as Unicode
     assert plots.TERM_COLORS["x~ y"] in text                  # the term's house colour
     assert "HoverTool" in text
+    # self-contained: BokehJS inline, so the page opens offline (a CDN script drew a blank page here)
+    assert "Bokeh" in html and not re.findall(r'<script[^>]*src="https?:', html)
     monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "0")  # under make test nothing is written
     assert not sheet.save_html(tmp_path / "f.html", "t").exists()
