@@ -390,6 +390,8 @@ def _bokeh_axes(ax, title: str) -> dict:
         labels = _named_ticks(ax, axis, sorted(opts[axis + "lim"]))
         if labels is not None:
             opts[axis + "ticks"] = labels
+            if axis == "x" and sum(bool(t) for _, t in labels) > 10:   # 20 terms in 420 px: upright they overlap
+                opts["xrotation"] = 90
     if opts["logy"] and min(opts["ylim"]) <= 0:
         opts.pop("ylim")
     if opts["logx"] and min(opts["xlim"]) <= 0:
