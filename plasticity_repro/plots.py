@@ -66,7 +66,7 @@ PERTURBATION_COLORS = {"afferent x0.5": "#2166ac", "afferent x1.5": "#b2182b", "
 PHASE_COLORS = {"before": "#000000", "just_after": "#e6550d", "later": "#3182bd"}
 PHASE_LABELS = {"before": "before", "just_after": "just after", "later": "later"}
 REDUCED_LABELS = {"two_rules": "two rules", "swapped": "moments swapped",
-                  "w_only": "w rule only", "b_only": "b rule only"}
+                  "w_only": "weight rule only", "b_only": "bias rule only"}
 REDUCED_DURATION_LABEL = r"$M_0/r_\mathrm{peak}$ (ms)"   # the paper's duration of a response
 WEIGHT_UNIT = "a.u."       # weights and rates of the rate model are dimensionless
 RATE_UNIT = "a.u."
