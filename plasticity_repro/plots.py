@@ -931,12 +931,13 @@ def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None =
     for lab, kk in zip(ax.get_xticklabels(), k):
         if int(kk) - 1 < len(ranked):
             lab.set_color(term_color(ranked[int(kk) - 1]))
+    ax.set_xlim(k.min() - 0.5, k.max() + 0.5)   # room for the first and last term names under the ticks
     ax.set_xlabel("terms kept (k) and the term added")
     ax.set_ylabel("test loss per network")
     note = f"N = {rf.sizes['network']} networks per k"
     if reference is None:
         note += f"; elbow at k = {elbow(rf.median_loss.values)}"
-    else:   # the claim's criterion (claims.fig3_refit): the median within 20 % of the full rules'
+    else:   # the claims' criterion (claims.fig3_refit, fig4b_refit): the median within 20 % of the full rules'
         first = first_within(rf.k.values, rf.median_loss.values, reference)
         note += (f";\nwithin 20 % of the full rules (dashed) from k = {first}" if first is not None
                  else ";\nno k within 20 % of the full rules (dashed)")

@@ -54,7 +54,7 @@ PROFILES = {
 # Each figure's shipped profile: the one whose datasets data/ holds and `make figures` draws (the
 # Makefile's PROFILE_<notebook>): the reproduction campaign's where its datasets are made, the laptop
 # profile's until then. The README's results table computes each claim at its figure's profile.
-SHIPPED = {"fig2": "repro", "fig3": "repro", "fig4": "laptop", "fig5": "laptop", "fig6": "laptop"}
+SHIPPED = {"fig2": "repro", "fig3": "repro", "fig4": "repro", "fig5": "laptop", "fig6": "laptop"}
 
 SEARCH_PROFILES = {name: p["search"] for name, p in PROFILES.items()}    # search.PROFILES
 FIGURE_PROFILES = {name: p["figures"] for name, p in PROFILES.items()}   # experiments.paper.FIGURE_PROFILES

@@ -95,6 +95,17 @@ def test_fig3_refit_elbow_at_three():
     assert claims.fig3_refit(ok).statistic["first_within"] == 3 and claims.fig3_refit(far).statistic["first_within"] == 4
 
 
+def test_fig4b_refit_elbow_at_four():
+    def d(med):
+        return {"fig4_refit": _refit(med), "fig4_dropout": _dropout_full(100)}
+    assert claims.fig4b_refit(d([400, 300, 200, 110, 105, 100])).verdict == claims.REPRODUCED
+    # the Fig 3 shape (elbow at 3, flat after) has no elbow at 4: k = 3 is only 5 % above k = 4
+    assert claims.fig4b_refit(d([400, 200, 115, 110, 105, 100])).verdict == claims.NOT_REPRODUCED
+    assert claims.fig4b_refit(d([400, 300, 200, 130, 105, 100])).verdict == claims.NOT_REPRODUCED   # k=4 30 % above full
+    assert claims.fig4b_refit(d([400, 300])).verdict == claims.NOT_TESTABLE
+    assert claims.NEEDS[claims.fig4b_refit] == ("fig4_refit", "fig4_dropout")
+
+
 def _perturb(later_ratio: list, later: int) -> xr.Dataset:
     amp = np.ones((len(later_ratio), 5, 3))
     amp[:, :, 2] = np.asarray(later_ratio)[:, None]
