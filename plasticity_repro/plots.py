@@ -279,26 +279,41 @@ class Sheet:
     def to_html(self, title: str) -> str:
         """An interactive copy of the sheet (HoloViews' bokeh backend): every panel drawn through
         `render`, with the static panel's title, axis labels, limits, scales and tick labels and
-        the elements' colours, in one self-contained page (BokehJS inline: it opens offline) with
-        hover read-outs. Colour bars, direct labels and
-        annotations added in matplotlib are not carried over; a symlog axis becomes linear."""
+        the elements' colours and the texts placed in data coordinates (direct labels, the protocol's
+        spans), in one self-contained page (BokehJS inline: it opens offline) with hover read-outs.
+        Colour bars and annotations in axes coordinates are not carried over; a symlog axis
+        becomes linear."""
         import holoviews as hv
         import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options; the current backend stays matplotlib)
         from bokeh.embed import file_html
+        from bokeh.layouts import column, row
         from bokeh.resources import INLINE
         self.finish()
-        panels = []
+        dpi = self.figure.dpi
+        rows = []    # [(top of the row in display pixels, [(left, width, height, element), ...])], the sheet's rows
         for key in self.order:
             if key not in self.elements:
                 continue
             ax = self.axes[key]
-            els = [_bokeh_copy(e) for e in self.elements[key]]
+            els = [_bokeh_copy(e) for e in self.elements[key]] + _bokeh_texts(ax)
             el = els[0] if len(els) == 1 else hv.Overlay(els)
             name = plain_text(ax.get_title(loc="center"))
-            panels.append(el.opts(backend="bokeh", **_bokeh_axes(ax, (key + "  " if len(key) == 1 else "") + name)))
-        layout = hv.Layout(panels).cols(3).opts(backend="bokeh", shared_axes=False)
-        model = hv.renderer("bokeh").get_plot(layout).state
-        return file_html(model, INLINE, title)
+            el = el.opts(backend="bokeh", toolbar="above",
+                         **_bokeh_axes(ax, (key + "  " if len(key) == 1 else "") + name))
+            box = ax.get_window_extent()      # display pixels of the laid-out static sheet
+            line = next((r for top, r in rows if abs(top - box.y1) < 0.1 * dpi), None)
+            if line is None:
+                rows.append((box.y1, line := []))
+            # as large as on the static sheet, plus room for bokeh's axis labels and toolbar
+            line.append((box.x0, box.width / dpi * HTML_PX_PER_IN + 70, box.height / dpi * HTML_PX_PER_IN + 100, el))
+        renderer = hv.renderer("bokeh")
+        lines = []
+        for _, line in rows:
+            fit = min(1.0, HTML_MAX_WIDTH / sum(w for _, w, _, _ in line))   # a row of 8 heat maps: narrower panels
+            lines.append(row(*[renderer.get_plot(el.opts(backend="bokeh", width=int(w * fit), height=int(h))).state
+                               for _, w, h, el in sorted(line, key=lambda t: t[0])]))
+        layout = column(*lines)
+        return file_html(layout, INLINE, title)
 
     def save_html(self, path, title: str) -> Path:
         """Write `to_html` to `path` (atomically); nothing under `make test`."""
@@ -351,6 +366,10 @@ _BOKEH_DASH = {"--": "dashed", ":": "dotted", "-.": "dashdot", "-": "solid"}
 _BOKEH_HOVER = ("Curve", "Scatter", "Image", "QuadMesh")
 
 
+HTML_PX_PER_IN = 180   # the interactive copy: a 7-in sheet becomes about 1300 px wide
+HTML_MAX_WIDTH = 1400  # px; a wider row of panels is narrowed to it
+
+
 def _bokeh_copy(el):
     """A copy of a HoloViews element (or overlay) with its matplotlib colours, widths, dashes and
     marker sizes given to the bokeh backend as well."""
@@ -381,17 +400,37 @@ def _bokeh_copy(el):
     return el.clone().opts(backend="bokeh", **opts)
 
 
+def _bokeh_texts(ax) -> list:
+    """The panel's texts placed in data coordinates (`ax.text`: direct labels, span labels) as
+    HoloViews Text elements with their colour and alignment; annotations are left out."""
+    import holoviews as hv
+    from matplotlib.colors import to_hex
+    from matplotlib.text import Annotation
+    out = []
+    for t in ax.texts:
+        if isinstance(t, Annotation) or t.get_transform() != ax.transData or not t.get_text().strip():
+            continue
+        x, y = t.get_position()
+        out.append(hv.Text(float(x), float(y), plain_text(t.get_text()), fontsize=8,
+                           halign={"left": "left", "right": "right"}.get(t.get_ha(), "center"),
+                           valign={"bottom": "bottom", "top": "top", "baseline": "bottom"}.get(t.get_va(), "center"))
+                   .opts(backend="bokeh", text_color=to_hex(t.get_color())))
+    return out
+
+
 def _bokeh_axes(ax, title: str) -> dict:
     """The static panel's axes as bokeh plot options: title, labels, limits, log scales, ticks."""
-    opts = dict(title=title, width=420, height=300, xlabel=plain_text(ax.get_xlabel()),
+    opts = dict(title=title, xlabel=plain_text(ax.get_xlabel()),
                 ylabel=plain_text(ax.get_ylabel()), xlim=tuple(ax.get_xlim()), ylim=tuple(ax.get_ylim()),
                 logx=ax.get_xscale() == "log", logy=ax.get_yscale() == "log", show_legend=False)
     for axis in ("x", "y"):
         labels = _named_ticks(ax, axis, sorted(opts[axis + "lim"]))
         if labels is not None:
             opts[axis + "ticks"] = labels
-            if axis == "x" and sum(bool(t) for _, t in labels) > 10:   # 20 terms in 420 px: upright they overlap
+            if axis == "x" and sum(bool(t) for _, t in labels) > 10:   # 20 upright term names overlap
                 opts["xrotation"] = 90
+    if not ax.get_yticks().size or not ax.yaxis.get_visible():   # hidden in the static panel (a timeline)
+        opts["yaxis"] = None
     if opts["logy"] and min(opts["ylim"]) <= 0:
         opts.pop("ylim")
     if opts["logx"] and min(opts["xlim"]) <= 0:
