@@ -23,7 +23,7 @@ PROFILE = "repro"
 class Row:
     name: str
     planned: int               # network-activations
-    planned_hours: float       # at pipeline.SPEED
+    planned_hours: float       # at pipeline.SPEED, weighted by the dataset's work
     spent: int                 # network-activations done
     spent_hours: float | None  # wall hours, where recorded
     state: str                 # "done", "generation g of G", "not started"
@@ -82,7 +82,7 @@ def rows(data_dir="data", seed: int = 0) -> list:
             ckpt = None if st.path is None or "generations" not in d.params else Path(st.path).with_suffix(".ckpt")
             frac, seconds, state = ((ckpt and _checkpoint_progress(ckpt, int(d.params["generations"])))
                                     or (0.0, None, "not started"))
-        out.append(Row(d.name, d.cost, pipeline.hours(d.cost), int(round(frac * d.cost)),
+        out.append(Row(d.name, d.cost, d.seconds() / 3600, int(round(frac * d.cost)),
                        None if seconds is None else seconds / 3600.0, state))
     return out
 
@@ -98,7 +98,7 @@ def table(rs: list) -> str:
         lines.append(f"| {r.name} | {r.planned / 1e6:.1f} M | {r.planned_hours:.1f} | {r.spent / 1e6:.1f} M | {h} | {r.state} |")
     p, s = sum(r.planned for r in rs), sum(r.spent for r in rs)
     hs = sum(r.spent_hours or 0.0 for r in rs)
-    lines.append(f"| **total** | {p / 1e6:.1f} M | {pipeline.hours(p):.1f} | {s / 1e6:.1f} M | {hs:.1f} | "
+    lines.append(f"| **total** | {p / 1e6:.1f} M | {sum(r.planned_hours for r in rs):.1f} | {s / 1e6:.1f} M | {hs:.1f} | "
                  f"{100 * s / max(p, 1):.0f} % |")
     timed = [r for r in rs if r.spent_hours]
     if timed:
@@ -162,7 +162,8 @@ def main(argv=None) -> int:
             same = "same" if m.code == now else ("unknown" if m.code is None else "other")
             print(f"{m.file:<42} {m.part:<18} {str(m.commit)[:10]:<10} {m.code or '-':<16} {same}")
         return 0
-    print(f"planned hours at {pipeline.SPEED:g} network-activations/s")
+    print(f"planned hours at {pipeline.SPEED:g} network-activations/s of E→E rules (an all-synapse rule's "
+          f"activation counts {pipeline.ALL_SYNAPSE_WORK:.2f})")
     print(table(rows(a.data_dir)))
     return 0
 

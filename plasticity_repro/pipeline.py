@@ -17,7 +17,9 @@ Costs are planned in network-activations (one network simulated through one acti
 counts runs x generations x (population x train networks + test networks) x activations (the
 incumbent's test re-score counted every generation; IPOP restarts, where a profile allows them,
 double the population and are not counted); an evaluation counts rules x variants x networks x
-activations. The plan's hours are these over a speed (SPEED: the fused engine on 2 cores).
+activations. The plan's hours are these over a speed (SPEED: the fused engine on 2 cores, E→E
+rules), each dataset's network-activations weighted by its rules' floating-point work relative to
+an E→E rule (`Dataset.work`: ALL_SYNAPSE_WORK for rules on E→E, E→I and I→E).
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ from .experiments import paper
 
 P_TURNOVER = 0.00072          # the notebooks' default p_turnover (Fig 4, 5, 6)
 TABLES = ("learned_rules",)   # datasets made for users that no figure reads
-SPEED = 3000.0                # network-activations per second: the fused engine on 2 cores (repro scoring)
+SPEED = 3000.0                # network-activations per second: the fused engine on 2 cores, E→E rules (repro scoring)
+ALL_SYNAPSE_WORK = 44.6 / 26.2  # flop per network-activation of an all-synapse rule over an E→E rule's (`make bench`)
 N_DROPOUT_VARIANTS = 21       # the full rule and each of the 20 terms dropped
 BUSY_CHECKPOINT_S = 900       # a campaign checkpoint written this recently: its search may be running
 # profile repro: the campaign's searches, (figure dataset, campaign file stem, synapses, p_turnover)
@@ -57,6 +60,11 @@ class Dataset:
     params: dict = dataclasses.field(default_factory=dict)
     cost: int = 0                   # planned network-activations
     counted: str = ""               # how `cost` is counted
+    work: float = 1.0               # floating-point work per network-activation, in E→E rules' (ALL_SYNAPSE_WORK)
+
+    def seconds(self, speed: float = SPEED) -> float:
+        """Planned seconds at `speed` E→E network-activations per second."""
+        return self.cost * self.work / speed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,9 +365,9 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
             all_name: ("fig5", "fig6")}
     out = []
 
-    def add(name, produce, needs=(), figures=(), function="", params=None, cost=(0, "")):
+    def add(name, produce, needs=(), figures=(), function="", params=None, cost=(0, ""), work=1.0):
         out.append(Dataset(name, produce, tuple(needs), tuple(figures), function, dict(params or {}), int(cost[0]),
-                           cost[1]))
+                           cost[1], work))
 
     def search_params(cfg):
         seeds = paper.search_seeds(profile, seed)
@@ -373,7 +381,7 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
             add(camp, _campaign_search(camp, stem, synapses, p),
                 function="plasticity-repro search (campaign, resumed from its checkpoint)",
                 params=dict(search_params(cfg), command=campaign_command(c, stem, synapses, p)),
-                cost=_search_cost(cfg, runs))
+                cost=_search_cost(cfg, runs), work=ALL_SYNAPSE_WORK if len(synapses) > 1 else 1.0)
             add(name, _adopted_search(stem, synapses, p), needs=[camp],
                 figures=figs[name], function="the campaign's file under the figure cache's name (paper.searches)",
                 params=search_params(cfg), cost=(0, f"copied from {campaign_path(c, stem)}"))
@@ -385,7 +393,7 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
         cfg = cfg_all.replace(max_generations=fp["ei_warm_generations"]) if warm else cfg_all
         add(all_name, _search_all, needs=["search_ee_turnover"] if warm else [], figures=figs[all_name],
             function="paper.all_synapse_search" + (" (warm start from search_ee_turnover)" if warm else ""),
-            params=search_params(cfg), cost=_search_cost(cfg, runs))
+            params=search_params(cfg), cost=_search_cost(cfg, runs), work=ALL_SYNAPSE_WORK)
     hcfg = handmade_search_config(profile)
     add("search_handmade", _search_handmade, figures=["fig4"], function="paper.handmade_search",
         params=dict(p_turnover=0.0, runs=fp["handmade_runs"], activations=hcfg.model.n_activations,
@@ -412,19 +420,20 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
     add("fig4_stress", _fig4_stress, ["search_ee_turnover", "search_ee", "search_handmade"], ["fig4"],
         "paper.stress_test", dict(networks=fp["stress_networks"], p_turnover=P_TURNOVER), (n + nh, f"{text} + hand-made {text_h}"))
     add("fig5_eval", _fig5_eval, [all_name, "search_ee_turnover"], ["fig5"], "experiments.evaluate.evaluate_dataset",
-        dict(networks=fp["eval_networks"], activations=n_eval), _eval_cost(runs, 1, fp["eval_networks"], n_eval))
+        dict(networks=fp["eval_networks"], activations=n_eval), _eval_cost(runs, 1, fp["eval_networks"], n_eval),
+        work=ALL_SYNAPSE_WORK)
     n_sweep = sweep_protocol(paper.evaluation_model(profile, cfg_all.model)).n_activations
     n, text = _eval_cost(2 * runs, len(P_VALUES), fp["eval_networks"], n_sweep)
     add("fig5_sweep", _fig5_sweep, [all_name, "search_ee_turnover"], ["fig5"],
         "experiments.sweep.turnover_sweep_dataset", dict(networks=fp["eval_networks"], p_values=list(P_VALUES)),
-        (n, text.replace("variants", "p_ST")))
+        (n, text.replace("variants", "p_ST")), work=(1.0 + ALL_SYNAPSE_WORK) / 2)   # half the rules E→E-only
     add("fig5_dropout_ei", _fig5_dropout_ei, [all_name, "search_ee_turnover"], ["fig5"],
         "experiments.evaluate.dropout_dataset", dict(networks=fp["dropout_networks"], synapse="ei"),
-        _eval_cost(runs, N_DROPOUT_VARIANTS, fp["dropout_networks"], n_act))
+        _eval_cost(runs, N_DROPOUT_VARIANTS, fp["dropout_networks"], n_act), work=ALL_SYNAPSE_WORK)
     n_pert = min(20, fp["eval_networks"])
     n, text = _eval_cost(1, len(KINDS), n_pert, perturbation_protocol(n_eval)["n_activations"])
     add("fig6_perturb", _fig6_perturb, [all_name], ["fig6"], "experiments.perturb.perturbation_dataset",
-        dict(networks=n_pert, kinds=list(KINDS)), (n, text.replace("variants", "kinds")))
+        dict(networks=n_pert, kinds=list(KINDS)), (n, text.replace("variants", "kinds")), work=ALL_SYNAPSE_WORK)
     add("fig6_reduced", _fig6_reduced, [], ["fig6"], "experiments.reduced_model.reduced_model_dataset", {},
         (0, "one-neuron reduced model: no network activations (seconds)"))
     return topological_order(out)
@@ -478,17 +487,15 @@ def select(items: list, only=None) -> list:
 
 
 # -- plan, status, make ---------------------------------------------------------------------------
-def hours(cost: float, speed: float = SPEED) -> float:
-    return cost / speed / 3600.0
-
-
 def plan_rows(items: list, speed: float = SPEED) -> tuple:
     """(header, rows, total row) of the plan table."""
     header = ["dataset", "figures", "needs", "network-activations", "hours", "counted as"]
     rows = [[d.name, ",".join(f.removeprefix("fig") for f in d.figures) or "-", ",".join(d.needs) or "-",
-             f"{d.cost:,}", f"{hours(d.cost, speed):.2f}", d.counted] for d in items]
+             f"{d.cost:,}", f"{d.seconds(speed) / 3600:.2f}",
+             d.counted + (f" (x {d.work:.2f} the work of E→E rules)" if d.work != 1.0 else "")] for d in items]
     total = sum(d.cost for d in items)
-    return header, rows, ["total", "", "", f"{total:,}", f"{hours(total, speed):.2f}", f"at {speed:g} net-act/s"]
+    return header, rows, ["total", "", "", f"{total:,}", f"{sum(d.seconds(speed) for d in items) / 3600:.2f}",
+                          f"at {speed:g} net-act/s of E→E rules"]
 
 
 def _resolve_one(d: Dataset, ctx: Context, known: dict) -> Status:
@@ -546,12 +553,13 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
             if known[d.name].path is not None:
                 check_path(d.name, known[d.name].path)
     left = sum(d.cost for d in todo)
+    left_s = sum(d.seconds(speed) for d in todo)      # planned; the measured ETA scales it by done / planned
     out(f"profile {ctx.profile}: {len(chosen)} datasets, {len(chosen) - len(todo)} exist, {len(todo)} "
         f"{'would be' if dry_run else 'to be'} made: planned {left:,} network-activations, "
-        f"{hours(left, speed):.2f} h at {speed:g} net-act/s")
+        f"{left_s / 3600:.2f} h at {speed:g} net-act/s of E→E rules")
     width = max((len(d.name) for d in chosen), default=0)
     count = len(str(len(chosen)))
-    made, done_cost, done_s = [], 0, 0.0
+    made, done_plan_s, done_s = [], 0.0, 0.0
     for i, d in enumerate(chosen, 1):
         tag = f"[{i:>{count}}/{len(chosen)}] {d.name:<{width}}"
         st = known[d.name]
@@ -561,7 +569,7 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
         if dry_run:
             where = (_shown(st.path) if st.path is not None
                      else f"(its file name is known once {', '.join(st.waiting)} exist{'s' * (len(st.waiting) == 1)})")
-            out(f"{tag}  would be made: {where}; planned {d.cost:,} net-act ({_duration(d.cost / speed)})")
+            out(f"{tag}  would be made: {where}; planned {d.cost:,} net-act ({_duration(d.seconds(speed))})")
             made.append(d.name)
             continue
         st = known[d.name] = _resolve_one(d, ctx, known)
@@ -570,10 +578,10 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
             continue
         if check_path is not None and st.path is not None:
             check_path(d.name, st.path)
-        eta = f"; all left {_duration(left / speed)} planned"
-        if done_s > 0 and done_cost > 0:
-            eta += f", {_duration(left / (done_cost / done_s))} at the speed measured so far"
-        out(f"{tag}  making {_shown(st.path)}: planned {d.cost:,} net-act ({_duration(d.cost / speed)}){eta}")
+        eta = f"; all left {_duration(left_s)} planned"
+        if done_s > 0 and done_plan_s > 0:
+            eta += f", {_duration(left_s * done_s / done_plan_s)} at the speed measured so far"
+        out(f"{tag}  making {_shown(st.path)}: planned {d.cost:,} net-act ({_duration(d.seconds(speed))}){eta}")
         t0 = time.time()
         with paper.read_only_mode(False):
             d.produce(ctx)
@@ -581,8 +589,8 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
         st = known[d.name] = _resolve_one(d, ctx, known)
         if not st.exists:
             raise RuntimeError(f"pipeline: {d.name} was made but its file {st.path} does not exist")
-        left -= d.cost
-        done_cost, done_s = done_cost + d.cost, done_s + dt
+        left_s -= d.seconds(speed)
+        done_plan_s, done_s = done_plan_s + d.seconds(speed), done_s + dt
         rate = f" ({d.cost / dt:,.0f} net-act/s)" if d.cost and dt > 0 else ""
         out(f"{' ' * len(tag)}  done in {_duration(dt)}{rate}: {_shown(st.path)}")
         made.append(d.name)

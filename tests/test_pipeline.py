@@ -265,13 +265,17 @@ def test_plan_prints_every_dataset_and_a_total(capsys, monkeypatch):
     for d in items:
         assert f"{d.cost:,}" in rows[d.name].split(), d.name
     total = sum(d.cost for d in items)
+    work = sum(d.cost * d.work for d in items)     # all-synapse rules weigh ALL_SYNAPSE_WORK
+    assert total < work < total * pipeline.ALL_SYNAPSE_WORK
+    assert {d.name for d in items if d.work == pipeline.ALL_SYNAPSE_WORK} >= {"campaign_search_all_turnover",
+                                                                             "fig5_dropout_ei", "fig6_perturb"}
     cells = rows["total"].split()
-    assert cells[1] == f"{total:,}" and float(cells[2]) == pytest.approx(total / 1000 / 3600, abs=0.006)
+    assert cells[1] == f"{total:,}" and float(cells[2]) == pytest.approx(work / 1000 / 3600, abs=0.006)
     assert "at 1000 net-act/s" in rows["total"]
     # hours scale with --speed
     _, out2, _ = _run(["data", "--profile", "repro", "--plan"], capsys)
     hours = float(next(line for line in out2.splitlines() if line.startswith("total")).split()[2])
-    assert hours == pytest.approx(total / pipeline.SPEED / 3600, abs=0.006)
+    assert hours == pytest.approx(work / pipeline.SPEED / 3600, abs=0.006)
 
 
 def test_plan_with_only_keeps_what_it_needs(capsys):
