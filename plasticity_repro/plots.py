@@ -438,7 +438,7 @@ def _bokeh_axes(ax, title: str) -> dict:
     return opts
 
 
-def _named_ticks(ax, axis: str, lim) -> list:
+def _named_ticks(ax, axis: str, lim) -> list | None:
     """(position, text) of `ax`'s tick labels on `axis` within `lim` when they name things (terms,
     rules) or were blanked on purpose (a heat map's rows named only on its row's first panel);
     None when they are numbers, which bokeh draws itself."""

@@ -225,6 +225,7 @@ def test_html_copy_carries_titles_term_ticks_and_colours(hv, tmp_path, monkeypat
     import json
     import re
     sheet = _sheet()
+    sheet.ax("c").text(0.5, 100.0, "a direct label", color="#123456")   # data coordinates: carried over
     html = sheet.to_html("test sheet")
     assert hv.Store.current_backend == "matplotlib"           # the static figures stay matplotlib
     doc = json.loads(re.search(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>',
@@ -235,7 +236,12 @@ def test_html_copy_carries_titles_term_ticks_and_colours(hv, tmp_path, monkeypat
     assert "wy\u0303y" in text                                # term tick labels as Unicode
     assert plots.TERM_COLORS["x~ y"] in text                  # the term's house colour
     assert "HoverTool" in text
+    assert "a direct label" in text and "#123456" in text
     # self-contained: BokehJS inline, so the page opens offline (a CDN script drew a blank page here)
     assert "Bokeh" in html and not re.findall(r'<script[^>]*src="https?:', html)
+    # laid out in the sheet's rows: panels a and b side by side, c below them
+    layout = next(r for r in doc.values() if isinstance(r, dict) and "roots" in r)["roots"][0]
+    assert layout["name"] == "Column" and [len(r["attributes"]["children"]) for r in
+                                           layout["attributes"]["children"]] == [2, 1]
     monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "0")  # under make test nothing is written
     assert not sheet.save_html(tmp_path / "f.html", "t").exists()
