@@ -80,3 +80,25 @@ def test_the_campaigns_evaluations_and_latest_search_segments_are_this_simulatio
         if m.part:
             latest[m.file] = m
     assert latest and all(m.code == now for m in latest.values()), [m for m in latest.values() if m.code != now]
+
+
+def test_a_copy_outside_git_reports_the_declared_commit(tmp_path):
+    """A tree copied to a machine without its .git (a lent GPU machine) names the commit the copier
+    declares, marked as declared; with nothing declared it is 'unknown'."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    shutil.copy(ROOT / "plasticity_repro" / "__init__.py", tmp_path / "__init__.py")
+    (tmp_path / "pkg").mkdir()
+    shutil.move(tmp_path / "__init__.py", tmp_path / "pkg" / "__init__.py")
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)}
+    code = "import pkg; print(pkg.COMMIT)"
+
+    def commit(**extra):
+        return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, **extra}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    env.pop("PLASTICITY_REPRO_COMMIT", None)
+    assert commit() == "unknown"
+    assert commit(PLASTICITY_REPRO_COMMIT="a" * 40) == "a" * 40 + "-declared"
+    assert commit(PLASTICITY_REPRO_COMMIT="HEAD") == "unknown"
