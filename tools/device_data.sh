@@ -22,7 +22,7 @@ export PYTHONPATH="$PWD:$PWD/.device_site" PYTHONUNBUFFERED=1
 unset JAX_PLATFORMS XLA_FLAGS
 python3 -c 'import jax; print("jax", jax.__version__, jax.devices())' || exit 1
 stamp=$(mktemp)
-timeout --signal=INT --kill-after=20 "$seconds" \
+timeout --kill-after=20 "$seconds" \
   python3 -m plasticity_repro.cli data --profile "$profile" --data-dir data --force 2>&1 | tee "$out/data.log"
 echo "make data: exit $? after at most $seconds s"
 # what it wrote: finished datasets, checkpoints, evaluation shards (never an atomic write's temporary)
