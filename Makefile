@@ -102,11 +102,14 @@ $(foreach nb,$(NB_NAMES),$(eval .PHONY: $(firstword $(subst _, ,$(nb))))$(eval $
 bench: env
 	$(PY) -m benchmarks.bench
 
-# wheels of the pure-Python dependencies a lent GPU machine lacks (it reaches no network), for
-# benchmarks/device.sh: carry ".device_wheels" into the device call
+# wheels of the dependencies a lent GPU machine lacks (it reaches no network; its python3 is 3.12),
+# for benchmarks/device.sh and tools/device_data.sh: carry ".device_wheels" into the device call
 device-wheels: env
 	$(PY) -m pip download -q --no-deps -d .device_wheels \
 	  $$(grep -E '^(evosax|dotmap)==' requirements.lock)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .device_wheels $$(grep -E '^(netCDF4|cftime)==' requirements.lock)
 
 clean-env:
 	rm -rf $(VENV)

@@ -2,9 +2,9 @@
 # The benchmark on a lent GPU machine, in one call of the device tool (README: "Speed on a GPU").
 #
 # That machine runs its own python3 with JAX and CUDA (not this project's pins) and reaches no
-# network: the two pure-Python packages it lacks (evosax, dotmap) come as wheels carried in
-# .device_wheels/ (`make device-wheels` here, then carry ".device_wheels"). Every measurement is
-# printed as soon as it is done, so a call stopped at its time limit keeps what it measured.
+# network: the packages it lacks come as wheels carried in .device_wheels/ (`make device-wheels`
+# here, then carry ".device_wheels"). Every measurement is printed as soon as it is done, so a
+# call stopped at its time limit keeps what it measured.
 #
 #   bash benchmarks/device.sh                       # the GPU sweep below
 #   bash benchmarks/device.sh --batches 170 --no-extras

@@ -8,9 +8,15 @@ __version__ = "0.1.0"
 
 def _commit_at_import() -> str:
     """The checkout's commit when the package was imported (the code that actually runs), with
-    '-dirty' if tracked files differed from it. Outside a git checkout (a copy of the tree sent to
-    a GPU machine, say): the commit named by $PLASTICITY_REPRO_COMMIT with '-declared' (the copier
-    vouches that the copy is that commit's tree), else 'unknown'."""
+    '-dirty' if tracked files differed from it; 'unknown' outside a git checkout. A copy of the tree
+    sent elsewhere (to a GPU machine, whose copy of .git may be stale or absent) is named by
+    $PLASTICITY_REPRO_COMMIT when that holds a 40-digit commit: '<commit>-declared', the sender
+    vouching that the copy is that commit's tree."""
+    import os
+    import re
+    declared = os.environ.get("PLASTICITY_REPRO_COMMIT", "")
+    if re.fullmatch(r"[0-9a-f]{40}", declared):
+        return f"{declared}-declared"
     root = _Path(__file__).resolve().parent.parent
     try:
         commit = _sp.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -19,10 +25,7 @@ def _commit_at_import() -> str:
                         capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, _sp.CalledProcessError):
-        import os
-        import re
-        declared = os.environ.get("PLASTICITY_REPRO_COMMIT", "")
-        return f"{declared}-declared" if re.fullmatch(r"[0-9a-f]{40}", declared) else "unknown"
+        return "unknown"
 
 
 COMMIT = _commit_at_import()

@@ -83,8 +83,8 @@ def test_the_campaigns_evaluations_and_latest_search_segments_are_this_simulatio
 
 
 def test_a_copy_outside_git_reports_the_declared_commit(tmp_path):
-    """A tree copied to a machine without its .git (a lent GPU machine) names the commit the copier
-    declares, marked as declared; with nothing declared it is 'unknown'."""
+    """A tree copied to another machine (a lent GPU machine: no .git, or a stale one) names the commit
+    the sender declares, marked as declared; outside git with nothing declared it is 'unknown'."""
     import os
     import shutil
     import subprocess

@@ -4,10 +4,11 @@
 # then packs every dataset, checkpoint and evaluation shard it wrote into $OUT/data.tar; unpack
 # that in the repository root here (`tar -xf .../data.tar`) and `make data` resumes from it.
 #
-# That machine runs its own python3 with JAX and CUDA (not this project's pins) and reaches no
-# network: evosax and dotmap come as wheels carried in .device_wheels/ (`make device-wheels`, then
-# carry ".device_wheels"). It has no .git: set PLASTICITY_REPRO_COMMIT to the commit whose tree
-# was sent, so that the datasets' provenance names it (as "<commit>-declared").
+# That machine runs its own python3 (3.12) with JAX and CUDA, not this project's pins, and reaches
+# no network: evosax, dotmap, netCDF4 and cftime come as wheels carried in .device_wheels/ (`make
+# device-wheels`, then carry ".device_wheels"). Its copy of .git may be stale or absent: set
+# PLASTICITY_REPRO_COMMIT to the commit whose tree was sent, so that the datasets' provenance names
+# it ("<commit>-declared").
 #
 #   PLASTICITY_REPRO_COMMIT=<sha> bash tools/device_data.sh repro 400
 set -uo pipefail
