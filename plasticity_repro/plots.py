@@ -169,6 +169,7 @@ class Sheet:
         subs = self.figure.subfigures(len(rows), 1, height_ratios=heights, squeeze=False)[:, 0]
         self.axes = {}
         self.elements = {}     # panel key -> the HoloViews elements drawn into it
+        self.colorbars = {}    # panel key -> its colour bar's label (for `to_html`)
         self.order = []
         for sub, row in zip(subs, rows):
             mosaic = row[1] if isinstance(row[1][0], (list, tuple)) else [row[1]]
@@ -208,6 +209,7 @@ class Sheet:
         """A labelled colour bar (quantity and unit) beside the panel(s) `keys`."""
         keys = [keys] if isinstance(keys, str) else list(keys)
         axes = [self.axes[k] for k in keys]
+        self.colorbars.update({k: label for k in keys})
         cb = axes[0].figure.colorbar(mappable, ax=axes, label=label, extend=extend,
                                      shrink=kw.pop("shrink", 0.9), aspect=kw.pop("aspect", 18),
                                      pad=kw.pop("pad", 0.02), **kw)
@@ -278,11 +280,10 @@ class Sheet:
 
     def to_html(self, title: str) -> str:
         """An interactive copy of the sheet (HoloViews' bokeh backend): every panel drawn through
-        `render`, with the static panel's title, axis labels, limits, scales and tick labels and
-        the elements' colours and the texts placed in data coordinates (direct labels, the protocol's
-        spans), in one self-contained page (BokehJS inline: it opens offline) with hover read-outs.
-        Colour bars and annotations in axes coordinates are not carried over; a symlog axis
-        becomes linear."""
+        `render`, with the static panel's title and the statistics under it, axis labels, limits,
+        scales and tick labels, labelled colour bars, the elements' colours and the panel's texts
+        (direct labels, the protocol's spans), in one self-contained page (BokehJS inline: it opens
+        offline) with hover read-outs. Bokeh has no symlog scale: such an axis becomes linear."""
         import holoviews as hv
         import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options; the current backend stays matplotlib)
         from bokeh.embed import file_html
@@ -295,17 +296,19 @@ class Sheet:
             if key not in self.elements:
                 continue
             ax = self.axes[key]
-            els = [_bokeh_copy(e) for e in self.elements[key]] + _bokeh_texts(ax)
+            clabel = self.colorbars.get(key)
+            els = [_bokeh_copy(e, clabel) for e in self.elements[key]] + _bokeh_texts(ax)
             el = els[0] if len(els) == 1 else hv.Overlay(els)
             name = plain_text(ax.get_title(loc="center"))
-            el = el.opts(backend="bokeh", toolbar="above",
+            el = el.opts(backend="bokeh", toolbar="above", hooks=[_bokeh_notes(_title_note(ax))],
                          **_bokeh_axes(ax, (key + "  " if len(key) == 1 else "") + name))
             box = ax.get_window_extent()      # display pixels of the laid-out static sheet
             line = next((r for top, r in rows if abs(top - box.y1) < 0.1 * dpi), None)
             if line is None:
                 rows.append((box.y1, line := []))
             # as large as on the static sheet, plus room for bokeh's axis labels and toolbar
-            line.append((box.x0, box.width / dpi * HTML_PX_PER_IN + 70, box.height / dpi * HTML_PX_PER_IN + 100, el))
+            line.append((box.x0, box.width / dpi * HTML_PX_PER_IN + 70 + (90 if clabel else 0),
+                         box.height / dpi * HTML_PX_PER_IN + 100, el))
         renderer = hv.renderer("bokeh")
         lines = []
         for _, line in rows:
@@ -370,12 +373,13 @@ HTML_PX_PER_IN = 180   # the interactive copy: a 7-in sheet becomes about 1300 p
 HTML_MAX_WIDTH = 1400  # px; a wider row of panels is narrowed to it
 
 
-def _bokeh_copy(el):
+def _bokeh_copy(el, clabel: str | None = None):
     """A copy of a HoloViews element (or overlay) with its matplotlib colours, widths, dashes and
-    marker sizes given to the bokeh backend as well."""
+    marker sizes given to the bokeh backend as well; an image or mesh of a panel with a colour bar
+    (`clabel`, its label) gets the bar."""
     import holoviews as hv
     if isinstance(el, hv.Overlay):
-        return hv.Overlay([_bokeh_copy(e) for e in el])
+        return hv.Overlay([_bokeh_copy(e, clabel) for e in el])
     style = hv.Store.lookup_options("matplotlib", el, "style").kwargs
     opts = {}
     from matplotlib.colors import is_color_like, to_hex
@@ -397,22 +401,53 @@ def _bokeh_copy(el):
     plot = hv.Store.lookup_options("matplotlib", el, "plot").kwargs
     if "clim" in plot:
         opts["clim"] = plot["clim"]
+    if clabel and type(el).__name__ in ("Image", "QuadMesh", "HeatMap"):
+        opts.update(colorbar=True, clabel=plain_text(clabel))
     return el.clone().opts(backend="bokeh", **opts)
 
 
+def _title_note(ax) -> list:
+    """The lines of the note `_title` puts under a panel's title (its statistics, N, a clipping
+    note): the annotation anchored at the top centre of the axes."""
+    from matplotlib.text import Annotation
+    for t in ax.texts:
+        if isinstance(t, Annotation) and t.xycoords == "axes fraction" and tuple(t.xy) == (0.5, 1.0):
+            return [plain_text(line) for line in t.get_text().split("\n") if line.strip()]
+    return []
+
+
+def _bokeh_notes(lines):
+    """A HoloViews hook putting `lines` under a bokeh plot's title (a title's text may hold
+    newlines: further lines of the same title)."""
+    def hook(plot, element):
+        if lines:
+            plot.state.title.text = "\n".join([plot.state.title.text or "", *lines])
+    return hook
+
+
 def _bokeh_texts(ax) -> list:
-    """The panel's texts placed in data coordinates (`ax.text`: direct labels, span labels) as
-    HoloViews Text elements with their colour and alignment; annotations are left out."""
+    """The panel's texts as HoloViews Text elements with their colour and alignment: those placed
+    in data coordinates (`ax.text`: direct labels, span labels), and the labels `_direct_labels`
+    and `_mark_blowup_row` hang off the right edge at a data height (set inside the edge: bokeh
+    draws nothing outside the frame). The note under the title goes with the title."""
     import holoviews as hv
     from matplotlib.colors import to_hex
     from matplotlib.text import Annotation
     out = []
+    x_right = max(ax.get_xlim())
     for t in ax.texts:
-        if isinstance(t, Annotation) or t.get_transform() != ax.transData or not t.get_text().strip():
+        if not t.get_text().strip():
             continue
-        x, y = t.get_position()
-        out.append(hv.Text(float(x), float(y), plain_text(t.get_text()), fontsize=8,
-                           halign={"left": "left", "right": "right"}.get(t.get_ha(), "center"),
+        halign = {"left": "left", "right": "right"}.get(t.get_ha(), "center")
+        if isinstance(t, Annotation):
+            if t.xycoords != ("axes fraction", "data") or t.xy[0] != 1.0:
+                continue
+            (x, y), halign = (x_right, t.xy[1]), "right"
+        elif t.get_transform() == ax.transData:
+            x, y = t.get_position()
+        else:
+            continue
+        out.append(hv.Text(float(x), float(y), plain_text(t.get_text()), fontsize=8, halign=halign,
                            valign={"bottom": "bottom", "top": "top", "baseline": "bottom"}.get(t.get_va(), "center"))
                    .opts(backend="bokeh", text_color=to_hex(t.get_color())))
     return out

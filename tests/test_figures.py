@@ -237,6 +237,19 @@ def test_html_copy_carries_titles_term_ticks_and_colours(hv, tmp_path, monkeypat
     assert plots.TERM_COLORS["x~ y"] in text                  # the term's house colour
     assert "HoverTool" in text
     assert "a direct label" in text and "#123456" in text
+    # the statistics under a panel's title, and a labelled colour bar
+    img = plots.Sheet([(1.8, ["a"])])
+    plot = img.render("a", hv.Image(np.arange(12.0).reshape(3, 4)).opts(cmap="viridis"))
+    img.colorbar("a", plot.handles["artist"], f"rate r ({plots.RATE_UNIT})")
+    plots._title(img.ax("a"), "rates", "Mann-Whitney p = 0.003; N = 40 networks")
+    text = img.to_html("t")
+    assert "ColorBar" in text and f"rate r ({plots.RATE_UNIT})" in text
+    note = plots._title_note(img.ax("a"))                 # the note as wrapped to the panel's width
+    assert " ".join(note) == "Mann-Whitney p = 0.003; N = 40 networks"
+    assert "\\n".join(["a  rates", *note]) in text
+    # a label hung off the right edge at a data height (a direct label, "blew up") comes along
+    img.ax("a").annotate("edge label", xy=(1.0, 1.5), xycoords=("axes fraction", "data"))
+    assert "edge label" in img.to_html("t")
     # self-contained: BokehJS inline, so the page opens offline (a CDN script drew a blank page here)
     assert "Bokeh" in html and not re.findall(r'<script[^>]*src="https?:', html)
     # laid out in the sheet's rows: panels a and b side by side, c below them
