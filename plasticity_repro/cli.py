@@ -347,7 +347,8 @@ def _params(args) -> int:
         print(("\n" if i else "") + f"{fig} (notebooks/{params.NOTEBOOKS[fig]}.ipynb)\n")
         print(_table(["parameter", "default", "allowed", "meaning"], params.rows(fig), align="llll"))
     print("\n  None: the profile's value. `make figN P=\"NAME=VALUE ...\"` (plasticity-repro figure) draws a figure"
-          "\n  with other values into runs/; papermill -p NAME VALUE takes them too")
+          "\n  with other values into runs/; papermill -p NAME VALUE takes them too, with a data_dir and fig_dir"
+          "\n  of your own (never the shipped data/ and figures/)")
     return 0
 
 
@@ -371,17 +372,17 @@ def _figure(args, parser) -> int:
                        ("PLASTICITY_REPRO_HOST_DEVICES", args.host_devices)):
         if value is not None:   # the notebook's kernel reads them
             os.environ[env] = str(value)
-    from .pipeline import _shown
+    from .pipeline import shown_path
     shown = " ".join(f"{k}={v}" for k, v in run.given.items())
-    print(f"{run.figure} at {shown}: notebook {_shown(run.output)}\n  datasets: {_shown(run.data_dir)}/ (read from "
+    print(f"{run.figure} at {shown}: notebook {shown_path(run.output)}\n  datasets: {shown_path(run.data_dir)}/ (read from "
           f"data/ where it holds one with exactly these parameters, else computed)", flush=True)
     import papermill
     try:
         seconds = figure_runs.execute(run, args.timeout)
     except papermill.PapermillExecutionError as e:
         parser.exit(1, f"plasticity-repro: error: {run.figure} stopped in cell {e.exec_count}: {e.ename}: "
-                       f"{e.evalue}; the notebook so far: {_shown(run.output)}\n")
-    print(f"done in {seconds:.0f} s: " + ", ".join(_shown(f) for f in run.figure_files if f.exists()))
+                       f"{e.evalue}; the notebook so far: {shown_path(run.output)}\n")
+    print(f"done in {seconds:.0f} s: " + ", ".join(shown_path(f) for f in run.figure_files if f.exists()))
     return 0
 
 

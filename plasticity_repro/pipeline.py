@@ -327,7 +327,7 @@ def _adopted_search(stem: str, synapses, p_turnover: float):
         cfg = paper.search_config(c.profile, tuple(synapses), p_turnover)
         seeds = paper.search_seeds(c.profile, c.seed)
         request = dict(search=cfg.to_dict(), seeds=seeds)
-        path = paper._search_path(c.data_dir, cfg, c.profile, request)
+        path = paper.search_path(c.data_dir, cfg, c.profile, request)
         return paper.cached(path, "search", lambda: _adopt(campaign_path(c, stem), cfg, seeds),
                             datasets.params_hash(request))
     return produce
@@ -521,7 +521,7 @@ def status(items: list, ctx: Context) -> dict:
     return known
 
 
-def _shown(path) -> str:
+def shown_path(path) -> str:
     """A path for people: relative to the working folder when it lies below it."""
     try:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
@@ -564,24 +564,24 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
         tag = f"[{i:>{count}}/{len(chosen)}] {d.name:<{width}}"
         st = known[d.name]
         if st.exists:
-            out(f"{tag}  exists: {_shown(st.path)}")
+            out(f"{tag}  exists: {shown_path(st.path)}")
             continue
         if dry_run:
-            where = (_shown(st.path) if st.path is not None
+            where = (shown_path(st.path) if st.path is not None
                      else f"(its file name is known once {', '.join(st.waiting)} exist{'s' * (len(st.waiting) == 1)})")
             out(f"{tag}  would be made: {where}; planned {d.cost:,} net-act ({_duration(d.seconds(speed))})")
             made.append(d.name)
             continue
         st = known[d.name] = _resolve_one(d, ctx, known)
         if st.exists:   # made on the way by a dataset before it
-            out(f"{tag}  exists: {_shown(st.path)}")
+            out(f"{tag}  exists: {shown_path(st.path)}")
             continue
         if check_path is not None and st.path is not None:
             check_path(d.name, st.path)
         eta = f"; all left {_duration(left_s)} planned"
         if done_s > 0 and done_plan_s > 0:
             eta += f", {_duration(left_s * done_s / done_plan_s)} at the speed measured so far"
-        out(f"{tag}  making {_shown(st.path)}: planned {d.cost:,} net-act ({_duration(d.seconds(speed))}){eta}")
+        out(f"{tag}  making {shown_path(st.path)}: planned {d.cost:,} net-act ({_duration(d.seconds(speed))}){eta}")
         t0 = time.time()
         with paper.read_only_mode(False):
             d.produce(ctx)
@@ -592,6 +592,6 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
         left_s -= d.seconds(speed)
         done_plan_s, done_s = done_plan_s + d.seconds(speed), done_s + dt
         rate = f" ({d.cost / dt:,.0f} net-act/s)" if d.cost and dt > 0 else ""
-        out(f"{' ' * len(tag)}  done in {_duration(dt)}{rate}: {_shown(st.path)}")
+        out(f"{' ' * len(tag)}  done in {_duration(dt)}{rate}: {shown_path(st.path)}")
         made.append(d.name)
     return made

@@ -114,11 +114,6 @@ def rule_color(name: str) -> str:
     return RULE_COLORS[rule_family(name)]
 
 
-def arrow_label(s: str) -> str:
-    """Dataset spellings "E->E" as the figures write them, "E→E"."""
-    return str(s).replace("->", "→")
-
-
 def fmt_p(p: float) -> str:
     """p-value with one significant digit ("p = 3e-08", "p = 0.04")."""
     if not np.isfinite(p):

@@ -14,7 +14,7 @@ def test_warm_started_all_synapse_search(tmp_path, monkeypatch):
     I->E coefficients zero), is written under its own "_warm" name and says so in its attrs."""
     cfg_ee = paper.search_config("quick", p_turnover=0.00072)
     seeds = [0, 1]
-    ee_path = paper._search_path(DATA, cfg_ee, "quick", dict(search=cfg_ee.to_dict(), seeds=seeds))
+    ee_path = paper.search_path(DATA, cfg_ee, "quick", dict(search=cfg_ee.to_dict(), seeds=seeds))
     shutil.copy(ee_path, tmp_path / ee_path.name)     # the shipped quick E->E search: not recomputed
     monkeypatch.setitem(paper.FIGURE_PROFILES["quick"], "ei_warm_start", True)
     monkeypatch.setitem(paper.FIGURE_PROFILES["quick"], "runs", 2)

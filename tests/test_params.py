@@ -246,7 +246,7 @@ def test_a_perturbation_factor_changes_the_dataset_fig6_asks_for(tmp_path, monke
 
 def test_cached_reads_a_dataset_of_the_same_name_from_a_reuse_folder(tmp_path, monkeypatch, no_compute):
     cfg = paper.search_config("quick")
-    shipped = paper._search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
+    shipped = paper.search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
     monkeypatch.setenv(paper.REUSE_ENV, os.pathsep.join([str(tmp_path / "none"), str(DATA)]))
     monkeypatch.setenv(paper.READ_ONLY_ENV, "1")
     ds = paper.searches("quick", tmp_path / "mine", progress=False)
@@ -348,6 +348,10 @@ def test_make_figure_with_p_runs_the_rerun_and_without_p_the_read_only_notebook(
     assert "--profile quick seed=1" in dry("fig2", "PROFILE=quick", "P=seed=1")
     assert "--profile" not in dry("fig2", "P=profile=quick seed=1")
     assert "PLASTICITY_REPRO_READ_ONLY=1" in dry("fig2") and "--profile repro notebooks/fig2_self_organization.ipynb" in dry("fig2")
+    # make fig2 SEED=1 used to run seed 0 without a word: now one line naming P
+    bare = subprocess.run(["make", "-n", "--no-print-directory", "fig2", "SEED=1"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert bare.returncode != 0 and 'P="seed=1' in bare.stderr and len(bare.stderr.strip().splitlines()) == 1
 
 
 def test_runs_are_git_ignored():
@@ -383,3 +387,21 @@ def test_a_bad_parameter_in_ipython_is_shown_without_a_traceback(monkeypatch):
     shell.events.callbacks[0]()   # post_run_cell
     assert shell.InteractiveTB.mode == "Context" and shell.events.callbacks == []
     params.check_notebook(_namespace("fig2", get_ipython=lambda: shell, In=[], Out={}), "fig2")   # In, Out hidden
+
+
+def test_other_parameters_never_write_into_the_shipped_folders(monkeypatch, tmp_path):
+    """papermill -p seed 1 on a figure notebook would have overwritten data/ and figures/: other
+    parameters with the shipped folders are a one-line error naming `make figN P=...`."""
+    monkeypatch.setenv(paper.READ_ONLY_ENV, "0")
+    monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "1")
+    with pytest.raises(ValueError, match=r'^fig2 with seed=1 would write into the shipped data_dir=\'data\' and '
+                                         r'fig_dir=\'figures\': run `make fig2 P="seed=1"`'):
+        params.check_notebook(_namespace("fig2", seed=1), "fig2")
+    with pytest.raises(ValueError, match=r"P=\"p_values=0.0,0.0012\""):
+        params.check_notebook(_namespace("fig5", p_values="0,0.0012", fig_dir=str(tmp_path)), "fig5")
+    # the defaults may (make figures); other parameters may elsewhere, or where nothing is written
+    params.check_notebook(_namespace("fig2"), "fig2")
+    params.check_notebook(_namespace("fig2", seed=1, data_dir=str(tmp_path / "d"), fig_dir=str(tmp_path / "f")), "fig2")
+    monkeypatch.setenv(paper.READ_ONLY_ENV, "1")
+    monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "0")
+    params.check_notebook(_namespace("fig2", seed=1), "fig2")

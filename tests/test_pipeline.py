@@ -163,7 +163,7 @@ def test_repro_declares_the_campaign_searches(tmp_path, no_compute):
 
 def test_adopting_a_campaign_search_checks_it_and_keeps_its_hashes(tmp_path):
     cfg = paper.search_config("quick")
-    src = paper._search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
+    src = paper.search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
     ds = pipeline._adopt(src, cfg, [0, 1])
     assert ds.attrs["copied_from"] == str(src) and ds.attrs["params_hash"]
     datasets.write_dataset(ds, tmp_path / "copy.nc")   # the cache writes it back under its own name
@@ -197,7 +197,7 @@ def test_read_only_missing_dataset_is_one_line_naming_make_data(tmp_path, monkey
                         r"make it with: make data PROFILE=laptop", msg), msg
     # downstream: the search is there, the evaluation is not
     cfg = paper.search_config("quick")
-    src = paper._search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
+    src = paper.search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
     shutil.copy(src, tmp_path / src.name)
     fig2 = next(d for d in pipeline.declare("quick") if d.name == "fig2_eval")
     with pytest.raises(paper.MissingDataset, match=r"^dataset fig2_eval \(.*\) is missing; make it with: "
@@ -289,7 +289,7 @@ def test_plan_with_only_keeps_what_it_needs(capsys):
 
 def test_dry_run_lists_and_computes_nothing(tmp_path, capsys, no_compute):
     cfg = paper.search_config("quick")
-    src = paper._search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
+    src = paper.search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
     shutil.copy(src, tmp_path / src.name)
     before = _tree(tmp_path)
     code, out, err = _run(["data", "--profile", "quick", "--dry-run", "--data-dir", str(tmp_path)], capsys)

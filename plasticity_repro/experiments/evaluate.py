@@ -287,7 +287,7 @@ def dropout_ranks(ds_dropout: xr.Dataset) -> xr.Dataset:
     term: `median_rank` and `mean_rank` over the rules whose ranks are defined, and
     `blowup_networks` summed over rules."""
     loss = ds_dropout["loss"].values.astype(float)                     # (rule, variant, network)
-    floor = _blowup_floor(ds_dropout)
+    floor = blowup_floor(ds_dropout)
     blown = loss >= floor
     diff = np.where(blown[:, 1:], np.inf, loss[:, 1:] - loss[:, :1])   # (rule, term, network)
     diff = np.where(blown[:, :1] & ~blown[:, 1:], np.nan, diff)        # the full rule blew up: no reference
@@ -310,7 +310,7 @@ def dropout_ranks(ds_dropout: xr.Dataset) -> xr.Dataset:
         coords={"rule": ds_dropout["rule"].values, "term": ds_dropout["term"].values})
 
 
-def _blowup_floor(ds_dropout: xr.Dataset) -> float:
+def blowup_floor(ds_dropout: xr.Dataset) -> float:
     """The loss from which a network counts as blown up: the dataset's per-network blow-up loss."""
     try:
         return float(datasets.params_of(ds_dropout)["model"]["loss"]["blowup_loss"])

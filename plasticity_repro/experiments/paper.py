@@ -153,7 +153,7 @@ def searches(profile: str, data_dir="data", seed: int = 0, synapses=("ee",), p_t
         cfg = search_config(profile, synapses, p_turnover, tau_convention, generations, n_activations)
     seeds = search_seeds(profile, seed, runs)
     request = dict(search=cfg.to_dict(), seeds=seeds)
-    path = _search_path(data_dir, cfg, profile, request)
+    path = search_path(data_dir, cfg, profile, request)
     ckpt = path.with_suffix(".ckpt")   # an interrupted search continues from its checkpoint
     return cached(path, "search", lambda: run_search(cfg, seeds=seeds, progress=progress, checkpoint=ckpt,
                                                       resume=ckpt.exists()).assign_attrs(**(attrs or {})),
@@ -199,7 +199,7 @@ def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover:
     return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs, runs=runs)
 
 
-def _search_path(data_dir, cfg: SearchConfig, profile: str, request: dict) -> Path:
+def search_path(data_dir, cfg: SearchConfig, profile: str, request: dict) -> Path:
     tag = "search_" + "".join(cfg.space.synapses) + ("_turnover" if cfg.p_turnover else "")
     tag += "" if cfg.space.tau_convention == "independent" else "_" + cfg.space.tau_convention
     tag += "_warm" if cfg.space.start else ""
@@ -249,13 +249,13 @@ def dropout_summary(dd: xr.Dataset, ranking: list, top: int = 5, thresholded: bo
     """Lines for a notebook: which rules the ranking uses (`thresholded`: spec §8's selection, as
     `term_dropout` ranks; else all), the top terms of the dropout ranking, their median ranks over
     those rules and how many networks blew up with each dropped."""
-    from .evaluate import FULL_LOSS_MAX, _blowup_floor, dropout_ranks, ranking_selection
+    from .evaluate import FULL_LOSS_MAX, blowup_floor, dropout_ranks, ranking_selection
     keep = ranking_selection(dd) if thresholded else np.arange(dd.sizes["rule"])
     dd = dd.isel(rule=keep)
     rk = dropout_ranks(dd)
     turnover = float(datasets.params_of(dd).get("p_turnover_ee", 0.0)) > 0
     full_rows = dd["loss"].values[:, 0, :].astype(float)
-    floor = _blowup_floor(dd)
+    floor = blowup_floor(dd)
     why = (f"the rules with a mean full-rule loss per network below "
            f"{FULL_LOSS_MAX['turnover' if turnover else 'none']:g}, or all when none is" if thresholded else "all rules")
     return (f"ranking over {len(keep)} rule{'s' if len(keep) != 1 else ''} ({why}): "

@@ -153,8 +153,20 @@ def _networks(name, meaning, key):
     return Param(name, "int", meaning, lo=1, hi=MAX_NETWORKS, profile_value=_fp(key))
 
 
-PROFILE = Param("profile", "choice", "problem size: quick (CI), laptop (2 runs per arm; the shipped data of Figs 4-6), "
-                "repro (the campaign; the shipped data of Figs 2-3), paper (the spec's numbers)", "quick", choices=tuple(paper.FIGURE_PROFILES))
+def _shipped(profile: str) -> str:
+    """'; the shipped data of Figs 5-6' for the profile whose datasets data/ holds for those figures."""
+    from ..profiles import SHIPPED
+    figs = sorted(int(f[3:]) for f, p in SHIPPED.items() if p == profile)
+    if not figs:
+        return ""
+    span = str(figs[0]) if len(figs) == 1 else (f"{figs[0]}-{figs[-1]}" if figs == list(range(figs[0], figs[-1] + 1))
+                                                 else ", ".join(map(str, figs)))
+    return f"; the shipped data of Fig{'s' if len(figs) > 1 else ''} {span}"
+
+
+PROFILE = Param("profile", "choice", f"problem size: quick (CI), laptop (2 runs per arm{_shipped('laptop')}), "
+                f"repro (the campaign{_shipped('repro')}), paper (the spec's numbers)", "quick",
+                choices=tuple(paper.FIGURE_PROFILES))
 SEED = Param("seed", "int", "all the figure's randomness: search seeds seed*runs .. seed*runs+runs-1, evaluation "
              "networks 50000 + 100000*seed + i; 0: the shipped data", 0, lo=0, hi=paper.SEED_MAX)
 DATA_DIR = Param("data_dir", "path", "folder of the datasets (relative: to the project root)", "data")
@@ -318,19 +330,42 @@ def _check_notebook(namespace: dict, figure: str) -> tuple:
     namespace["_parameters_checked"] = True
     root = project_root()
     data, figs = (Path(v) if Path(v).is_absolute() else root / v for v in (resolved["data_dir"], resolved["fig_dir"]))
-    if not paper.read_only():
+    writes_data, writes_figs = not paper.read_only(), os.environ.get(SAVE_FIGURES_ENV, "1") != "0"
+    shipped = [f"{option}={folder.name!r}" for option, folder, writes in
+               (("data_dir", data, writes_data), ("fig_dir", figs, writes_figs))
+               if writes and folder.resolve() == (root / DEFAULT_FOLDERS[option]).resolve()]
+    changed = _changed(namespace, figure)
+    if shipped and changed:
+        given = " ".join(f"{k}={_literal(v)}" for k, v in changed.items())
+        raise ValueError(f"{figure} with {given} would write into the shipped {' and '.join(shipped)}: run "
+                         f"`make {figure} P=\"{given}\"` (results under runs/), or give data_dir and fig_dir")
+    if writes_data:
         check_folder("data_dir", data)
-    if os.environ.get(SAVE_FIGURES_ENV, "1") != "0":
+    if writes_figs:
         check_folder("fig_dir", figs / resolved["profile"])
     return data, figs
+
+
+DEFAULT_FOLDERS = {"data_dir": "data", "fig_dir": "figures"}
+
+
+def _changed(namespace: dict, figure: str) -> dict:
+    """The (checked) parameters whose values differ from their profile's defaults, folders aside."""
+    want = resolve(figure, {"profile": namespace["profile"]})
+    return {k: namespace[k] for k, p in table(figure).items() if p.kind != "path" and namespace[k] != want[k]}
+
+
+def _literal(value) -> str:
+    """A parameter's value as `make figN P="name=value"` takes it."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def at_defaults(namespace: dict, figure: str) -> bool:
     """True when the notebook's (checked) parameters are its profile's defaults, folders aside:
     where the notebooks assert the paper's claims (other parameters may not be able to make them)."""
-    params = table(figure)
-    want = resolve(figure, {"profile": namespace["profile"]})
-    return all(namespace[k] == want[k] for k, p in params.items() if p.kind != "path")
+    return not _changed(namespace, figure)
 
 
 def check_folder(option: str, folder) -> None:
