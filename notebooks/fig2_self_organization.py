@@ -114,7 +114,8 @@ else:
 # **d — decoding on fresh networks.** Decoder R² of each learned rule and of no plasticity on the
 # same networks never seen in the search (points: networks; box: quartiles; bar: median). The axis
 # is clipped below at −0.5; clipped networks are drawn on the limit as open triangles and counted.
-# The Mann–Whitney test above the panel compares all learned-rule networks with no plasticity.
+# The one-sided Mann–Whitney test above the panel (learned > none, as the Fig 2 claim tests it)
+# compares all learned-rule networks with no plasticity; r is the rank-biserial correlation.
 #
 # **e — rates at the first, middle and last activation** of one example network under the best
 # rule, E cells sorted by the mean firing time of the last activation, on one colour scale. Look for

@@ -36,9 +36,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 import xarray as xr
-from scipy import stats as sps
 
-from .experiments.stats import cohens_d, kruskal_bonferroni, rank_biserial
+from .experiments.stats import STRESS_COMPARISONS, mann_whitney, stress_pair
 from .profiles import SHIPPED
 README_BEGIN, README_END = "<!-- claims table: begin -->", "<!-- claims table: end -->"
 REPRODUCED, NOT_REPRODUCED, REVERSED, NOT_TESTABLE = "reproduced", "not reproduced", "reversed", "not testable"
@@ -95,7 +94,7 @@ def fig2_r2(d: Mapping[str, xr.Dataset]) -> Claim:
     pooled = r2.sel(rule=learned).values.ravel()
     none = r2.sel(rule="no plasticity").values.ravel()
     pooled, none = pooled[np.isfinite(pooled)], none[np.isfinite(none)]
-    p = float(sps.mannwhitneyu(pooled, none, alternative="greater").pvalue)
+    p = mann_whitney(pooled, none, alternative="greater")["p"]
     med = float(np.median(per_rule))
     holds = med > 0.9 and p < 0.01
     return Claim("fig2", "Fig 2", "learned rules organise a sequence a decoder reads time from",
@@ -167,28 +166,22 @@ def fig4b_refit(d: Mapping[str, xr.Dataset]) -> Claim:
 
 def fig4d_stress(d: Mapping[str, xr.Dataset]) -> Claim:
     sd = d["fig4_stress"]
-    cond = sd.sel(condition="stressed")
-    groups = np.asarray(sd.rule_group.values).astype(str)
-    a = cond.loss.values[groups == "learned, turnover"].ravel()
-    b = cond.loss.values[groups == "hand-made"].ravel()
-    h, p, p4 = kruskal_bonferroni(a, b, 4)
-    dval, rrb = cohens_d(a, b), rank_biserial(a, b)
-    ma, mb = float(np.nanmedian(a)), float(np.nanmedian(b))
+    after = stress_pair(sd, "stressed", "learned, turnover")
+    before = stress_pair(sd, "unperturbed", "learned, turnover")   # the paper: medians not distinct
+    p4, dval = after["p_bonferroni"], after["cohens_d"]
     verdict = (REPRODUCED if p4 < 0.01 and dval < 0 else REVERSED if p4 < 0.01 and dval > 0 else NOT_REPRODUCED)
-    n_rules = int((groups == "learned, turnover").sum())
-    # before turnover the paper finds the medians not distinct: reported beside the claim, not tested
-    before = sd.sel(condition="unperturbed").loss.values
-    a0, b0 = before[groups == "learned, turnover"].ravel(), before[groups == "hand-made"].ravel()
-    p4_before = kruskal_bonferroni(a0, b0, 4)[2]
+    n_networks = int(sd.sizes["network"])
     return Claim("fig4d", "Fig 4d", "under turnover, rules learned with turnover beat the hand-made rule",
                  "Kruskal-Wallis p = 2.5e-8, d = −0.45, 100 networks; before turnover medians not distinct",
-                 "after turnover: Kruskal-Wallis, 4-fold Bonferroni p < 0.01, Cohen's d < 0",
-                 f"median loss {_g(ma)} ({n_rules} rules) vs {_g(mb)} (hand-made); {_p(p4)}, d = {dval:.2f} "
-                 f"(rank-biserial r = {rrb:.2f}); {int(cond.sizes['network'])} networks; before turnover "
-                 f"{_g(np.nanmedian(a0))} vs {_g(np.nanmedian(b0))}, {_p(p4_before)}",
-                 verdict, dict(median_learned=ma, median_handmade=mb, kruskal_h=h, p=p, p_bonferroni=p4,
-                               cohens_d=dval, rank_biserial=rrb, n_rules=n_rules,
-                               n_networks=int(cond.sizes["network"]), p_bonferroni_before=p4_before))
+                 f"after turnover: Kruskal-Wallis, {STRESS_COMPARISONS}-fold Bonferroni p < 0.01, Cohen's d < 0",
+                 f"median loss {_g(after['median_first'])} ({after['n_rules_first']} rules) vs "
+                 f"{_g(after['median_second'])} (hand-made); {_p(p4)}, d = {dval:.2f} (rank-biserial r = "
+                 f"{after['rank_biserial']:.2f}); {n_networks} networks; before turnover "
+                 f"{_g(before['median_first'])} vs {_g(before['median_second'])}, {_p(before['p_bonferroni'])}",
+                 verdict, dict(median_learned=after["median_first"], median_handmade=after["median_second"],
+                               kruskal_h=after["kruskal_h"], p=after["p"], p_bonferroni=p4, cohens_d=dval,
+                               rank_biserial=after["rank_biserial"], n_rules=after["n_rules_first"],
+                               n_networks=n_networks, p_bonferroni_before=before["p_bonferroni"]))
 
 
 def fig5c_sweep(d: Mapping[str, xr.Dataset]) -> Claim:
@@ -246,15 +239,11 @@ def fig6_recovery(d: Mapping[str, xr.Dataset]) -> Claim:
 
 
 def fig6_reduced(d: Mapping[str, xr.Dataset]) -> Claim:
+    from .experiments.reduced_model import converged_fraction, plotted_inputs
     rd = d["fig6_reduced"]
-    from .datasets import params_of
-    prm = params_of(rd)
-    drop = int(rd.attrs.get("plot_drop", 0))
-    shown = rd.isel(amplitude=slice(drop, None), width=slice(drop, None))   # the paper's plotted inputs
+    shown = plotted_inputs(rd)   # the paper's plotted inputs
     last = shown.isel(init=0, activation=-1)
-    within = {m: float(((np.abs(last.m1.sel(mode=m).values / prm["target1"] - 1) < 0.05)
-                        & (np.abs(last.m2.sel(mode=m).values / prm["target2"] - 1) < 0.05)).mean())
-              for m in ("two_rules", "swapped")}
+    within = {m: converged_fraction(rd, m) for m in ("two_rules", "swapped")}
     feasible = (shown.fixed_point_feasible.values.astype(bool) if "fixed_point_feasible" in shown
                 else np.ones((shown.sizes["amplitude"], shown.sizes["width"]), bool))
     lead = {m: shown.eig_modulus.sel(mode=m).max("eig").values[feasible] for m in ("two_rules", "swapped")}

@@ -222,18 +222,23 @@ class Sheet:
         fig.canvas.draw()   # positions after the constrained layout
         renderer = fig.canvas.get_renderer()
         inv = fig.transFigure.inverted()
-        for key in self.order:
-            if len(key) != 1 or not key.isalpha():
-                continue
+        lettered = [k for k in self.order if len(k) == 1 and k.isalpha()]
+        # panels whose axes start at one height form a row: their letters stand at one height,
+        # that of the row's tallest title block (a panel with a longer note would lift its own)
+        top = {k: round(float(self.axes[k].get_position().y1), 3) for k in lettered}
+        row_pad = {}
+        for k in lettered:
+            pad = getattr(self.axes[k], "_house_title_pad", RC["axes.titlepad"])
+            row_pad[top[k]] = max(row_pad.get(top[k], pad), pad)
+        for key in lettered:
             ax = self.axes[key]
             tight = ax.get_tightbbox(renderer)
             x0 = inv.transform((tight.x0, 0))[0]
             axpos = ax.get_position()
-            # the letter is the left title (same height as the panel title), moved left over the
-            # y tick labels to the panel's outer edge
+            # the letter is the left title, moved left over the y tick labels to the panel's outer edge
             ax.set_title(key, loc="left", fontsize=FONT["letter"], fontweight="bold",
                          x=(x0 - axpos.x0) / axpos.width if axpos.width > 0 else 0.0, ha="left",
-                         pad=getattr(ax, "_house_title_pad", RC["axes.titlepad"]))
+                         pad=row_pad[top[key]])
 
     def footnote(self, text: str):
         """Lines of small text under the sheet (the figure's claims and verdicts); nothing when
@@ -584,18 +589,6 @@ def _quartiles(v):
     return np.percentile(v, [25, 50, 75]) if v.size else np.full(3, np.nan)
 
 
-def mann_whitney(a, b) -> dict:
-    """Two-sided Mann-Whitney U; effect size the rank-biserial correlation r = 2U/(n_a n_b) - 1
-    (r > 0: a tends to be larger). NaNs dropped."""
-    from scipy import stats
-    a = np.asarray(a, float)[np.isfinite(a)]
-    b = np.asarray(b, float)[np.isfinite(b)]
-    if min(a.size, b.size) == 0 or np.ptp(np.r_[a, b]) == 0:
-        return dict(u=np.nan, p=np.nan, r=np.nan, n_a=a.size, n_b=b.size)
-    u, p = stats.mannwhitneyu(a, b, alternative="two-sided")
-    return dict(u=float(u), p=float(p), r=float(2 * u / (a.size * b.size) - 1), n_a=a.size, n_b=b.size)
-
-
 def wilcoxon_paired(a, b) -> dict:
     """Two-sided Wilcoxon signed-rank test of paired samples a, b; effect size the matched-pairs
     rank-biserial correlation (r > 0: a tends to be larger). Pairs with a NaN dropped."""
@@ -706,11 +699,13 @@ def r2_comparison(sheet: Sheet, key: str, ev: xr.Dataset, clip: float = -0.5):
     ax.set_xlabel("learned rule (run)" if many and any(r.startswith("run ") for r in rules) else "")
     learned = [r for r in rules if rule_family(r) != "no plasticity"]
     notes = []
+    from .experiments.stats import mann_whitney
     if "no plasticity" in rules and learned:
         a = np.concatenate([ev.decoder_r2.sel(rule=r).values for r in learned])
         b = ev.decoder_r2.sel(rule="no plasticity").values
-        s = mann_whitney(a, b)
-        notes.append(f"learned vs none, Mann–Whitney:\n{fmt_p(s['p'])}, r = {s['r']:.2f}, N = {s['n_a']} vs {s['n_b']}")
+        s = mann_whitney(a, b, alternative="greater")    # what the Fig 2 claim tests (claims.fig2_r2)
+        notes.append(f"learned > none, one-sided Mann–Whitney:\n{fmt_p(s['p'])}, r = {s['r']:.2f}, "
+                     f"N = {s['n_a']} vs {s['n_b']}")
     if n_clip:
         notes.append(f"▽ {n_clip} below {clip:g} (min {min(lows):.1f})")
     _title(ax, "decoding on fresh networks", "\n".join(notes))
@@ -768,20 +763,27 @@ def weight_matrices(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, 
 
 def kernel_plot(sheet: Sheet, key: str, ev: xr.Dataset):
     """Mean E->E weight versus the lag t_post - t_pre of mean firing times (pooled over the
-    evaluation networks) at the last activation, per rule, and before plasticity."""
+    evaluation networks) at the last activation, per rule, and before plasticity. Up to 4 learned
+    rules get a line style each; more are thin lines of one style under one legend entry (8 runs
+    in 4 styles would pair runs that are not the same)."""
     import holoviews as hv
     lag = ev.lag.values
     rules = [str(r) for r in ev.rule.values]
     els, handles, labels = [], [], []
     learned = [r for r in rules if rule_family(r) not in ("no plasticity",)]
     styles = ["-", "--", ":", "-."]
+    many = len(learned) > len(styles)
     for i, r in enumerate(rules):
         c = rule_color(r)
-        ls = styles[learned.index(r) % len(styles)] if r in learned else "-"
+        ls = "-" if many or r not in learned else styles[learned.index(r)]
+        thin = many and r in learned
         els.append(hv.Curve((lag, ev.kernel.sel(rule=r).values), "lag $t_{post} - t_{pre}$ (ms)",
-                            f"mean E→E weight ({WEIGHT_UNIT})").opts(color=c, linestyle=ls))
+                            f"mean E→E weight ({WEIGHT_UNIT})").opts(color=c, linestyle=ls,
+                                                                     **(dict(linewidth=0.7, alpha=0.75) if thin else {})))
+        if thin and r != learned[0]:
+            continue
         handles.append(_line_handle(c, ls))
-        labels.append(r)
+        labels.append(f"learned ({len(learned)} runs)" if thin else r)
     els.append(hv.Curve((lag, ev.kernel_initial.isel(rule=0).values), "lag $t_{post} - t_{pre}$ (ms)",
                         f"mean E→E weight ({WEIGHT_UNIT})").opts(color=RULE_COLORS["initial"], linestyle=":", linewidth=1.4))
     handles.append(_line_handle(RULE_COLORS["initial"], ":", lw=1.4))
@@ -874,7 +876,7 @@ def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=(0.5
     for lab, s in zip(ax.get_xticklabels(), slots):
         lab.set_color(term_color(s))
     ax.set_xlim(-0.6, len(slots) - 0.4)
-    _title(ax, "time constants")
+    _title(ax, "time constants", f"dotted: the search's bounds, {bounds_ms[0]:g}-{bounds_ms[1]:g} ms")
 
 
 def _mark_blowup_row(ax, y):
@@ -1049,9 +1051,11 @@ def stress_timeline(sheet: Sheet, key: str, sd: xr.Dataset):
 
 def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
     """Per-network loss of each rule group (rules pooled), before turnover (unperturbed) and after
-    it (stressed), on one log axis; blown-up networks counted. Each panel states Kruskal-Wallis p
-    (Bonferroni over the 3 pairs) and Cohen's d of the pairs with the hand-made rule."""
+    it (stressed), on one log axis; blown-up networks counted. Each panel states, for each learned
+    group against the hand-made rule, what the Fig 4d claim computes (experiments.stats.stress_pair):
+    Kruskal-Wallis p with Bonferroni over the 4 comparisons, Cohen's d and rank-biserial r."""
     import holoviews as hv
+    from .experiments.stats import STRESS_COMPARISONS, stress_pair
     groups = [str(g) for g in sd.group.values]
     conds = [str(c) for c in sd.condition.values]
     ok = sd.blew_up.values == 0
@@ -1086,11 +1090,16 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
         ax.set_xlabel("")
         if j:
             ax.set_ylabel("")
-        for pair in sd.pair.values:
-            s = cs.sel(pair=pair)
-            short = (str(pair).replace("learned, no turnover", "no-turnover-trained")
-                     .replace("learned, turnover", "turnover-trained"))
-            lines.append(f"{short}: {fmt_p(float(s.p_bonferroni))}, d = {float(s.cohens_d):.2f}")
+        if "hand-made" in groups:
+            lines.append(f"vs hand-made (Kruskal–Wallis, ×{STRESS_COMPARISONS} Bonferroni):")
+        for g in groups:
+            if g == "hand-made" or "hand-made" not in groups:
+                continue
+            st = stress_pair(sd, c, g, "hand-made")
+            short = g.replace("learned, no turnover", "trained without turnover").replace(
+                "learned, turnover", "trained with turnover")
+            lines.append(f"{short}: {fmt_p(st['p_bonferroni'])}, d\u00a0=\u00a0{st['cohens_d']:.2f}, "
+                         f"r\u00a0=\u00a0{st['rank_biserial']:.2f}")
         n = {g: int(((cs.rule_group.values == g)[:, None] & (cs.blew_up.values == 0)).sum()) for g in groups}
         lines.append("N = " + " / ".join(str(n[g]) for g in groups) + " networks" + (f"; {n_blow} blew up" if n_blow else ""))
         _title(ax, titles.get(c, c), "\n".join(lines))
@@ -1136,7 +1145,7 @@ def weight_blocks(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_
 def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
     """Median per-network loss (band: quartiles) versus the turnover probability p_ST, one curve per
     rule group (rules pooled, labelled at the right end); under each p_ST the two-sided
-    Mann-Whitney U result of the dataset (stars)."""
+    Mann-Whitney U result of the dataset (stars), and the rank-biserial r per p_ST in the note."""
     import holoviews as hv
     p = sw.p_turnover.values * 1e4
     xlabel = "$p_{ST}$ (×10$^{-4}$ per synapse and activation)"
@@ -1158,8 +1167,14 @@ def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
     _direct_labels(ax, ends, min_gap_frac=0.1)
     n = sw.sizes["network"]
     n_r = [int((sw.rule_group.values == str(g)).sum()) for g in sw.group.values]
+    # effect size: rank-biserial r of the last group against the first (< 0: its losses lower),
+    # from the dataset's U of the first group's losses
+    r = [1.0 - 2.0 * u / (n_r[0] * n * n_r[-1] * n) for u in sw.mannwhitney_u.values]
+    r_text = ", ".join("n/a" if not np.isfinite(v) else f"{v:.2f}" for v in r)
+    short = [("all synapses" if rule_family(str(g)) == "learned, all synapses" else "E→E only") for g in sw.group.values]
     _title(ax, "loss vs turnover",
-           f"under each $p_{{ST}}$: Mann–Whitney * < .05, ** < .01, *** < .001\nN = {n_r[0] * n} vs {n_r[-1] * n} networks")
+           f"under each $p_{{ST}}$: Mann–Whitney * < .05, ** < .01, *** < .001;\nrank-biserial r, {short[-1]} vs "
+           f"{short[0]} (> 0: higher loss): {r_text};\nN = {n_r[0] * n} vs {n_r[-1] * n} networks")
 
 
 # -- Fig 6 ----------------------------------------------------------------------------------------
@@ -1276,11 +1291,15 @@ def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop
                          ylim=None, first: bool = False):
     """Reduced model: response duration M0 / r_peak (ms) and peak of every plotted input
     condition (alpha pulse amplitude x width) at the first activation (black) and after the last
-    (blue), lines joining each condition."""
+    (blue), lines joining each condition; the note gives the share of conditions that converged
+    (both moments within 5 % of their targets: the Fig 6 claim's test) and the CVs."""
+    from .experiments.reduced_model import converged_fraction
     fl = _reduced_first_last(rd, mode, drop)
     ax = _first_last_scatter(sheet, key, fl, "duration", "peak", REDUCED_DURATION_LABEL,
                              f"peak rate ({RATE_UNIT})" if first else "", xlim=xlim, ylim=ylim)
-    _title(ax, REDUCED_LABELS.get(mode, mode), _cv_note(fl, ("peak", "duration")))
+    n = fl["first"]["peak"].size
+    _title(ax, REDUCED_LABELS.get(mode, mode),
+           f"converged: {converged_fraction(rd, mode):.0%} of {n}\n" + _cv_note(fl, ("peak", "duration")))
 
 
 def reduced_delay_amplitude(sheet: Sheet, key: str, rd: xr.Dataset, mode: str = "two_rules", drop: int | None = None):
@@ -1314,6 +1333,12 @@ def reduced_legend(sheet: Sheet, key: str, rd: xr.Dataset | None = None):
 
 
 def perturbation_legend(sheet: Sheet, key: str, pd: xr.Dataset):
+    """Legend of the perturbation panels: a colour per kind, and the two vertical lines of the
+    traces (the perturbed activation, dashed; the 'later' one, dotted; 1-based)."""
     kinds = [str(k) for k in pd.kind.values]
-    legend_panel(sheet, key, [_line_handle(PERTURBATION_COLORS.get(k, "#333333"), marker="o") for k in kinds],
-                 [k.replace(" x", " ×") for k in kinds], title="perturbation")
+    p_act = int(pd.attrs["perturbed_activation"]) + 1
+    later = p_act + int(pd.attrs["later"])
+    legend_panel(sheet, key, [_line_handle(PERTURBATION_COLORS.get(k, "#333333"), marker="o") for k in kinds]
+                 + [_line_handle("k", "--", lw=0.6), _line_handle("k", ":", lw=0.6)],
+                 [k.replace(" x", " ×") for k in kinds] + [f"perturbed ({p_act})", f"later ({later})"],
+                 title="perturbation")

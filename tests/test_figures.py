@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 from plasticity_repro import plots
+from plasticity_repro.profiles import SHIPPED
 from plasticity_repro.rules import TAU_NAMES, TERM_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,9 +135,10 @@ def test_svg_and_png_are_byte_identical_across_processes(hv):
 
 
 # -- the committed figures are what the current code draws ----------------------------------------
-# The figure redrawn: one of the cheapest of `make figures` (profile laptop, the shipped data; all
-# five draw in 20-40 s each on 2 busy cores), and the one with the most panel kinds.
-REDRAWN = ("fig6_homeostasis", "laptop", "fig6")
+# Every figure `make figures` draws, at its shipped profile (profiles.SHIPPED; 20-40 s each on 2
+# busy cores).
+NOTEBOOK_OF = {p.stem.split("_")[0]: p.stem for p in sorted((ROOT / "notebooks").glob("fig*.ipynb"))}
+REDRAWN = [(NOTEBOOK_OF[fig], profile, fig) for fig, profile in SHIPPED.items()]
 # Drawn here with the locked matplotlib (its own FreeType), a figure is byte-identical to the
 # committed one. The tolerance admits a few antialiased edge pixels, not a change: a panel's points
 # moving or one digit of a panel note changing exceeds it (test_pixel_tolerance_flags_one_digit).
@@ -180,8 +182,8 @@ def test_pixel_tolerance_flags_one_digit(hv):
     assert n > MAX_PIXELS_DIFFERING, (mean, n)
 
 
-def test_committed_figure_is_what_the_code_draws(tmp_path):
-    notebook, profile, name = REDRAWN
+@pytest.mark.parametrize("notebook,profile,name", REDRAWN, ids=[r[2] for r in REDRAWN])
+def test_committed_figure_is_what_the_code_draws(tmp_path, notebook, profile, name):
     committed = ROOT / "figures" / profile / f"{name}.png"
     env = dict(os.environ, PLASTICITY_REPRO_READ_ONLY="1", PLASTICITY_REPRO_SAVE_FIGURES="1",
                PYTHONHASHSEED="0", JAX_PLATFORMS="cpu")

@@ -24,6 +24,18 @@ def kruskal_bonferroni(a, b, n_comparisons: int = 1) -> tuple:
     return float(h), float(p), float(min(1.0, p * n_comparisons))
 
 
+def mann_whitney(a, b, alternative: str = "two-sided") -> dict:
+    """Mann-Whitney U of a against b ("greater": a tends to be larger); effect size the
+    rank-biserial correlation r = 2U/(n_a n_b) - 1 (r > 0: a tends to be larger). NaNs dropped;
+    p and r NaN when a sample is empty or all values are equal."""
+    a = np.asarray(a, float)[np.isfinite(a)]
+    b = np.asarray(b, float)[np.isfinite(b)]
+    if min(a.size, b.size) == 0 or np.ptp(np.r_[a, b]) == 0:
+        return dict(u=np.nan, p=np.nan, r=np.nan, n_a=a.size, n_b=b.size)
+    u, p = stats.mannwhitneyu(a, b, alternative=alternative)
+    return dict(u=float(u), p=float(p), r=float(2 * u / (a.size * b.size) - 1), n_a=a.size, n_b=b.size)
+
+
 def rank_biserial(a, b) -> float:
     """P(a < b) - P(a > b) over all pairs (ties count half): -1 when every a is below every b,
     0 for no shift; 2U/(n_a n_b) - 1 with U Mann-Whitney's statistic of a (pairs a > b). NaNs dropped."""
@@ -31,3 +43,26 @@ def rank_biserial(a, b) -> float:
     b = np.asarray(b, float)[np.isfinite(b)]
     u = stats.mannwhitneyu(a, b, alternative="two-sided").statistic
     return float(2.0 * u / (len(a) * len(b)) - 1.0)
+
+
+# Fig 4d's family of tests: each learned group (trained with and without turnover) against the
+# hand-made rule, before and after turnover
+STRESS_COMPARISONS = 4
+
+
+def stress_pair(sd, condition: str, first: str, second: str = "hand-made",
+                n_comparisons: int = STRESS_COMPARISONS) -> dict:
+    """Fig 4d's statistics of rule group `first` against `second` in one condition of a stress
+    dataset (experiments.stress): per-network losses, the group's rules pooled, every network (a
+    blow-up at its penalty: the rank statistics place it last, as it is). Kruskal-Wallis H, p and
+    p Bonferroni-corrected over `n_comparisons`, Cohen's d and rank-biserial r (negative: `first`
+    lower), medians and numbers of networks. The claim and the figure's panel both print these."""
+    cond = sd.sel(condition=condition)
+    groups = np.asarray(sd.rule_group.values).astype(str)
+    a = cond.loss.values[groups == first].ravel()
+    b = cond.loss.values[groups == second].ravel()
+    h, p, pb = kruskal_bonferroni(a, b, n_comparisons)
+    return dict(kruskal_h=h, p=p, p_bonferroni=pb, n_comparisons=n_comparisons, cohens_d=cohens_d(a, b),
+                rank_biserial=rank_biserial(a, b), median_first=float(np.nanmedian(a)),
+                median_second=float(np.nanmedian(b)), n_first=int(a.size), n_second=int(b.size),
+                n_rules_first=int((groups == first).sum()))
