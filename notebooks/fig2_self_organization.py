@@ -62,19 +62,8 @@ print("best test loss per network:", np.round(search.best_test_loss.values / n_t
 # Each learned rule and no plasticity on the same fresh networks (seeds never used in the search): loss, decoder R², rates at activations 1, mid and last, weights.
 
 # %%
-from plasticity_repro.experiments.evaluate import evaluate_dataset
-from plasticity_repro.rules import Rule
-emodel = paper.evaluation_model(profile, cfg.model)   # the training protocol, or the paper's 400 activations (repro)
-n_act = emodel.n_activations
-rules = paper.learned_rules(search, cfg) + [Rule.create()]
-names = [f"run {i}" for i in range(search.sizes["run"])] + ["no plasticity"]
-seeds_eval = paper.eval_seeds(profile, n_networks, seed)
-req = paper.request_hash("fig2_eval", search.attrs["params_hash"], search.attrs.get("request_hash"), seeds_eval.tolist(),
-                         *paper.evaluation_key(profile, cfg.model))
-ev = paper.cached(paper.data_path(data, "fig2_eval", profile, {"r": req}), "evaluation",
-                  lambda: evaluate_dataset(emodel, rules, names, seeds_eval, profile=profile,
-                                           rates_at=(0, n_act // 2 - 1, n_act - 1), weights_at=(0, n_act - 1),
-                                           extra_params={"search_hash": search.attrs["params_hash"]}), req)
+# the training protocol, or the paper's 400 activations (repro): paper.evaluation_model
+ev = paper.fig2_evaluation(profile, data, search, cfg, seed=seed, n_networks=n_networks)
 med_r2 = ev.decoder_r2.median("network")
 print("median R^2:", {str(k): round(float(v), 2) for k, v in zip(ev.rule.values, med_r2.values)})
 print("median loss per network:", paper.loss_summary(ev))

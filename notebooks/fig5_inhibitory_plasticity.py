@@ -55,18 +55,12 @@ hv = plots.setup()
 # All-synapse rules and E→E-only rules, both trained with turnover (read from `data/` when a dataset with exactly these parameters exists). Each run hands on its incumbent with the lowest test loss.
 
 # %%
-SYN_ALL = ("ee", "ei", "ie")
-cfg_all, search_all = paper.all_synapse_search(profile, data, seed=seed, p_turnover=p_turnover,
-                                               tau_convention=tau_convention, progress=False, runs=runs,
-                                               generations=generations, ei_generations=ei_generations,
-                                               n_activations=n_activations)
+r = paper.fig5_rules(profile, data, seed=seed, p_turnover=p_turnover, tau_convention=tau_convention, runs=runs,
+                     generations=generations, ei_generations=ei_generations, n_activations=n_activations)
+cfg_all, search_all, rules_all, cfg_ee, search_ee, rules_ee = (r.cfg_all, r.search_all, r.rules_all, r.cfg_ee,
+                                                               r.search_ee, r.rules_ee)
 if "deviation" in search_all.attrs:   # laptop: warm start from the E->E-only rule (see paper.all_synapse_search)
     print("all-synapse search:", search_all.attrs["deviation"])
-cfg_ee = paper.search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
-search_ee = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg_ee, runs=runs)
-rules_all, rules_ee = paper.learned_rules(search_all, cfg_all), paper.learned_rules(search_ee, cfg_ee)
-names_all = [f"all run {i}" for i in range(len(rules_all))]
-names_ee = [f"E->E run {i}" for i in range(len(rules_ee))]
 print("tau convention of the all-synapse rules:", tau_convention)
 print("rules: all-synapse", len(rules_all), "E->E only", len(rules_ee))
 print("best test loss per network, all-synapse:", np.round(search_all.best_test_loss.values / max(cfg_all.n_test, 1)))
@@ -77,16 +71,8 @@ print("best test loss per network, E->E only:", np.round(search_ee.best_test_los
 # The all-synapse rules on fresh networks (no turnover): weights at the first and last activation of the training protocol, E cells sorted by firing order.
 
 # %%
-from plasticity_repro.experiments.evaluate import evaluate_dataset
-emodel_all = paper.evaluation_model(profile, cfg_all.model)   # the training protocol, or the paper's 400 activations (repro)
-n_act = emodel_all.n_activations
-seeds_eval = paper.eval_seeds(profile, n_networks, seed)
-req = paper.request_hash("fig5_eval", search_all.attrs["params_hash"], search_all.attrs.get("request_hash"),
-                         seeds_eval.tolist(), *paper.evaluation_key(profile, cfg_all.model))
-ev = paper.cached(paper.data_path(data, "fig5_eval", profile, {"r": req}), "evaluation",
-                  lambda: evaluate_dataset(emodel_all, rules_all, names_all, seeds_eval, profile=profile,
-                                           rates_at=(0, n_act - 1), weights_at=(0, n_act - 1),
-                                           extra_params={"search_hash": search_all.attrs["params_hash"]}), req)
+# the training protocol, or the paper's 400 activations (repro): paper.evaluation_model
+ev = paper.fig5_evaluation(profile, data, r, seed=seed, n_networks=n_networks)
 best = str(ev.rule.values[int(np.argmin(paper.median_losses(ev)))])
 W = np.abs(ev.example_weights.sel(rule=best).values)     # (example, activation, post, pre)
 n_e = 25
@@ -101,18 +87,9 @@ print("best rule:", best, "| mean |w| of initially present synapses, first -> la
 # Every rule on the same fresh networks for 1.5× the training length with E→E turnover at p_ST on every activation; the decoder is fitted on the training protocol's test activations and tested at the end without refitting (paper: 600 activations, fit 374..399, test 574..599). Per-network losses of a group's rules are pooled; Mann-Whitney U test per p_ST between the groups.
 
 # %%
-from plasticity_repro.experiments.sweep import sweep_protocol, turnover_sweep_dataset
-G_EE, G_ALL = "E->E only", "E->E, E->I, I->E"
-configs = {G_EE: sweep_protocol(paper.evaluation_model(profile, cfg_ee.model)),
-           G_ALL: sweep_protocol(paper.evaluation_model(profile, cfg_all.model))}
-rules = rules_ee + rules_all
-groups = [G_EE] * len(rules_ee) + [G_ALL] * len(rules_all)
-req = paper.request_hash("fig5_sweep", search_ee.attrs.get("request_hash"), search_all.attrs.get("request_hash"),
-                         seeds_eval.tolist(), p_values, *paper.evaluation_key(profile, cfg_all.model))
-sw = paper.cached(paper.data_path(data, "fig5_sweep", profile, {"r": req}), "turnover_sweep",
-                  lambda: turnover_sweep_dataset(configs, rules, names_ee + names_all, groups, seeds_eval,
-                                                 profile=profile, p_values=p_values), req)
-proto = configs[G_ALL]
+G_EE, G_ALL = paper.FIG5_GROUPS
+sw = paper.fig5_sweep(profile, data, r, seed=seed, n_networks=n_networks, p_values=p_values)
+proto = paper.fig5_sweep_configs(profile, r)[G_ALL]
 print("protocol:", proto.n_activations, "activations, fit", proto.loss.fit_activations[0], "..",
       proto.loss.fit_activations[-1], "test", proto.loss.test_activations[0], "..", proto.loss.test_activations[-1])
 for g in sw.group.values:
@@ -126,13 +103,8 @@ print("Mann-Whitney p (1 significant digit):", [float(f"{p:.0e}") for p in sw.ma
 # Each E→I term dropped in turn (same networks, trained turnover p_ST on every network); per rule, the median over networks of the loss increase when the term is dropped (a network that blows up counts as +inf), ranked within the rule; terms ordered by their median rank over rules, blow-ups counted apart (`experiments.evaluate.dropout_ranks`).
 
 # %%
-from plasticity_repro.experiments.evaluate import dropout_dataset, term_ranking
-fp = paper.FIGURE_PROFILES[profile]
-seeds_drop = paper.eval_seeds(profile, n_dropout_networks, seed)
-req = paper.request_hash("fig5_dropout_ei", search_all.attrs.get("request_hash"), seeds_drop.tolist(), p_turnover)
-dd = paper.cached(paper.data_path(data, "fig5_dropout_ei", profile, {"r": req}), "dropout",
-                  lambda: dropout_dataset(cfg_all.model, rules_all, names_all, seeds_drop, profile=profile,
-                                          synapse="ei", p_turnover_ee=p_turnover), req)
+from plasticity_repro.experiments.evaluate import term_ranking
+dd = paper.fig5_dropout_ei(profile, data, r, seed=seed, n_networks=n_dropout_networks, p_turnover=p_turnover)
 ranking = term_ranking(dd)
 print(paper.dropout_summary(dd, ranking, thresholded=False))
 xx = dd.coefs.sel(term="x~ x").values

@@ -56,17 +56,9 @@ hv = plots.setup()
 # The Fig 5 search (read from `data/`, or run now); the run with the lowest test loss.
 
 # %%
-if rule_source == "all":
-    cfg, search = paper.all_synapse_search(profile, data, seed=seed, p_turnover=p_turnover,
-                                           tau_convention=tau_convention, progress=False, runs=runs,
-                                           generations=generations, ei_generations=ei_generations,
-                                           n_activations=n_activations)
-else:
-    cfg = paper.search_config(profile, p_turnover=p_turnover, generations=generations,
-                              n_activations=n_activations)
-    search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
-run = int(np.argmin(search.best_test_loss.values))
-rule = paper.learned_rules(search, cfg)[run]
+cfg, search, run, rule = paper.fig6_rule(profile, data, rule_source=rule_source, seed=seed, p_turnover=p_turnover,
+                                        tau_convention=tau_convention, runs=runs, generations=generations,
+                                        ei_generations=ei_generations, n_activations=n_activations)
 print("rule:", rule_source, "run", run, "plastic synapses:", cfg.model.plasticity.synapses)
 
 # %% [markdown]
@@ -74,15 +66,11 @@ print("rule:", rule_source, "run", run, "plastic synapses:", cfg.model.plasticit
 # The training protocol, then the perturbation at its last activation and as many again as the recovery window (paper: activation 400 of 450, recovery read 25 activations later; scaled to the profile's training length, see `perturb.perturbation_protocol`). Every kind runs on the same networks and noise; the perturbed cell is E12 in every network (its place in the sequence varies).
 
 # %%
-from plasticity_repro.experiments.perturb import perturbation_dataset, perturbation_kinds, perturbation_protocol
-kinds = perturbation_kinds(afferent_factors, input_factor)
-seeds_p = paper.eval_seeds(profile, n_networks, seed)
-emodel = paper.evaluation_model(profile, cfg.model)   # the training protocol, or the paper's 400 activations (repro)
-proto = perturbation_protocol(emodel.n_activations)
-req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), kinds, proto,
-                         *paper.evaluation_key(profile, cfg.model))
-pdat = paper.cached(paper.data_path(data, "fig6_perturb", profile, {"r": req}), "perturbation",
-                    lambda: perturbation_dataset(emodel, rule, seeds_p, profile=profile, kinds=kinds), req)
+from plasticity_repro.experiments.perturb import perturbation_kinds, perturbation_protocol
+pdat = paper.fig6_perturbation(profile, data, cfg, search, run, rule, seed=seed, n_networks=n_networks,
+                               kinds=perturbation_kinds(afferent_factors, input_factor))
+# the training protocol, or the paper's 400 activations (repro), then the perturbation's
+proto = perturbation_protocol(paper.evaluation_model(profile, cfg.model).n_activations)
 print("perturbed activation:", pdat.attrs["perturbed_activation"], "later:", pdat.attrs["later"],
       "activations:", proto["n_activations"], "cell ranks in the sequence:", pdat.cell_rank.values.tolist())
 summary = {}
@@ -97,11 +85,9 @@ for var, scale, nd in (("e_input", 1, 2), ("inhibition", 1, 3), ("amplitude", 1,
 # One neuron r = [w u − b]+ with a 5 ms input filter, 200 activations, on the authors' input grid: alpha pulses a·α(t; τ_a) of 10 amplitudes a in 0.01..1 × 10 widths τ_a in 1..20 ms, from w = 1, b = 0.1; w and b are kept ≥ 1e-8. Two rules: w on the second moment, b on the first ('two rules'); the same rules with the moments swapped; and each rule alone. Convergence is read, as the paper plots it, on the inputs without the 3 smallest amplitudes and the 3 shortest widths: at the last activation (moment errors relative to the targets) and from the eigenvalues of the per-activation map at the shared fixed point, where that lies above the floor (for the shortest pulses it needs b < 0).
 
 # %%
-from plasticity_repro.experiments.reduced_model import ReducedModelConfig, reduced_model_dataset
+from plasticity_repro.experiments.reduced_model import ReducedModelConfig
 rcfg = ReducedModelConfig()
-req = paper.request_hash("fig6_reduced", rcfg.to_dict())
-rd = paper.cached(paper.data_path(data, "fig6_reduced", profile, {"r": req}), "reduced_model",
-                  lambda: reduced_model_dataset(rcfg, profile=profile), req)
+rd = paper.fig6_reduced(profile, data)
 drop = int(rd.attrs["plot_drop"])
 shown = rd.isel(amplitude=slice(drop, None), width=slice(drop, None))   # the paper's plotted inputs
 feasible = shown.fixed_point_feasible.values

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import xarray as xr
 
 from . import datasets
@@ -144,23 +143,8 @@ def _learned_rules(c: Context) -> xr.Dataset:
 
 
 def _fig2_eval(c: Context) -> xr.Dataset:
-    """notebooks/fig2_self_organization.py, 'Evaluation on fresh networks'."""
-    from .experiments.evaluate import evaluate_dataset
-    from .rules import Rule
-    profile, data = c.profile, c.data_dir
-    cfg = paper.search_config(profile)
-    search = paper.searches(profile, data, seed=c.seed, progress=False)
-    emodel = paper.evaluation_model(profile, cfg.model)
-    n_act = emodel.n_activations
-    rules = paper.learned_rules(search, cfg) + [Rule.create()]
-    names = [f"run {i}" for i in range(search.sizes["run"])] + ["no plasticity"]
-    seeds_eval = paper.eval_seeds(profile, seed=c.seed)
-    req = paper.request_hash("fig2_eval", search.attrs["params_hash"], search.attrs.get("request_hash"),
-                             seeds_eval.tolist(), *paper.evaluation_key(profile, cfg.model))
-    return paper.cached(paper.data_path(data, "fig2_eval", profile, {"r": req}), "evaluation",
-                        lambda: evaluate_dataset(emodel, rules, names, seeds_eval, profile=profile,
-                                                 rates_at=(0, n_act // 2 - 1, n_act - 1), weights_at=(0, n_act - 1),
-                                                 extra_params={"search_hash": search.attrs["params_hash"]}), req)
+    return paper.fig2_evaluation(c.profile, c.data_dir, paper.searches(c.profile, c.data_dir, seed=c.seed, progress=False),
+                                 paper.search_config(c.profile), seed=c.seed)
 
 
 def _term_rules(c: Context, stem: str):
@@ -200,84 +184,29 @@ def _fig4_stress(c: Context) -> xr.Dataset:
     return paper.stress_test(c.profile, c.data_dir, search, rules, names, seed=c.seed, p_turnover=P_TURNOVER)[1]
 
 
-def _fig5_rules(c: Context):
-    """notebooks/fig5_inhibitory_plasticity.py, 'Searches'."""
-    cfg_all, search_all = paper.all_synapse_search(c.profile, c.data_dir, seed=c.seed, p_turnover=P_TURNOVER,
-                                                   tau_convention="independent", progress=False)
-    cfg_ee = paper.search_config(c.profile, p_turnover=P_TURNOVER)
-    search_ee = paper.searches(c.profile, c.data_dir, seed=c.seed, p_turnover=P_TURNOVER, progress=False)
-    rules_all, rules_ee = paper.learned_rules(search_all, cfg_all), paper.learned_rules(search_ee, cfg_ee)
-    names_all = [f"all run {i}" for i in range(len(rules_all))]
-    names_ee = [f"E->E run {i}" for i in range(len(rules_ee))]
-    return cfg_all, search_all, rules_all, names_all, cfg_ee, search_ee, rules_ee, names_ee
+def _fig5_rules(c: Context) -> paper.Fig5Rules:
+    return paper.fig5_rules(c.profile, c.data_dir, seed=c.seed, p_turnover=P_TURNOVER)
 
 
 def _fig5_eval(c: Context) -> xr.Dataset:
-    """notebooks/fig5_inhibitory_plasticity.py, 'Weights before and after organisation'."""
-    from .experiments.evaluate import evaluate_dataset
-    cfg_all, search_all, rules_all, names_all = _fig5_rules(c)[:4]
-    emodel = paper.evaluation_model(c.profile, cfg_all.model)
-    n_act = emodel.n_activations
-    seeds_eval = paper.eval_seeds(c.profile, seed=c.seed)
-    req = paper.request_hash("fig5_eval", search_all.attrs["params_hash"], search_all.attrs.get("request_hash"),
-                             seeds_eval.tolist(), *paper.evaluation_key(c.profile, cfg_all.model))
-    return paper.cached(paper.data_path(c.data_dir, "fig5_eval", c.profile, {"r": req}), "evaluation",
-                        lambda: evaluate_dataset(emodel, rules_all, names_all, seeds_eval, profile=c.profile,
-                                                 rates_at=(0, n_act - 1), weights_at=(0, n_act - 1),
-                                                 extra_params={"search_hash": search_all.attrs["params_hash"]}), req)
+    return paper.fig5_evaluation(c.profile, c.data_dir, _fig5_rules(c), seed=c.seed)
 
 
 def _fig5_sweep(c: Context) -> xr.Dataset:
-    """notebooks/fig5_inhibitory_plasticity.py, 'Loss versus turnover'."""
-    from .experiments.sweep import P_VALUES, sweep_protocol, turnover_sweep_dataset
-    cfg_all, search_all, rules_all, names_all, cfg_ee, search_ee, rules_ee, names_ee = _fig5_rules(c)
-    g_ee, g_all = "E->E only", "E->E, E->I, I->E"
-    configs = {g_ee: sweep_protocol(paper.evaluation_model(c.profile, cfg_ee.model)),
-               g_all: sweep_protocol(paper.evaluation_model(c.profile, cfg_all.model))}
-    rules = rules_ee + rules_all
-    groups = [g_ee] * len(rules_ee) + [g_all] * len(rules_all)
-    seeds_eval = paper.eval_seeds(c.profile, seed=c.seed)
-    req = paper.request_hash("fig5_sweep", search_ee.attrs.get("request_hash"), search_all.attrs.get("request_hash"),
-                             seeds_eval.tolist(), P_VALUES, *paper.evaluation_key(c.profile, cfg_all.model))
-    return paper.cached(paper.data_path(c.data_dir, "fig5_sweep", c.profile, {"r": req}), "turnover_sweep",
-                        lambda: turnover_sweep_dataset(configs, rules, names_ee + names_all, groups, seeds_eval,
-                                                       profile=c.profile, p_values=P_VALUES), req)
+    return paper.fig5_sweep(c.profile, c.data_dir, _fig5_rules(c), seed=c.seed)
 
 
 def _fig5_dropout_ei(c: Context) -> xr.Dataset:
-    """notebooks/fig5_inhibitory_plasticity.py, 'Which terms drive the E->I rule'."""
-    from .experiments.evaluate import dropout_dataset
-    cfg_all, search_all, rules_all, names_all = _fig5_rules(c)[:4]
-    seeds_drop = paper.eval_seeds(c.profile, paper.FIGURE_PROFILES[c.profile]["dropout_networks"], c.seed)
-    req = paper.request_hash("fig5_dropout_ei", search_all.attrs.get("request_hash"), seeds_drop.tolist(), P_TURNOVER)
-    return paper.cached(paper.data_path(c.data_dir, "fig5_dropout_ei", c.profile, {"r": req}), "dropout",
-                        lambda: dropout_dataset(cfg_all.model, rules_all, names_all, seeds_drop, profile=c.profile,
-                                                synapse="ei", p_turnover_ee=P_TURNOVER), req)
+    return paper.fig5_dropout_ei(c.profile, c.data_dir, _fig5_rules(c), seed=c.seed, p_turnover=P_TURNOVER)
 
 
 def _fig6_perturb(c: Context) -> xr.Dataset:
-    """notebooks/fig6_homeostasis.py, 'The rule' (rule_source "all") and 'Single-cell perturbations'."""
-    from .experiments.perturb import KINDS, perturbation_dataset, perturbation_protocol
-    cfg, search = paper.all_synapse_search(c.profile, c.data_dir, seed=c.seed, p_turnover=P_TURNOVER,
-                                           tau_convention="independent", progress=False)
-    run = int(np.argmin(search.best_test_loss.values))
-    rule = paper.learned_rules(search, cfg)[run]
-    seeds_p = paper.eval_seeds(c.profile, min(20, paper.FIGURE_PROFILES[c.profile]["eval_networks"]), c.seed)
-    emodel = paper.evaluation_model(c.profile, cfg.model)
-    proto = perturbation_protocol(emodel.n_activations)
-    req = paper.request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds_p.tolist(), KINDS, proto,
-                             *paper.evaluation_key(c.profile, cfg.model))
-    return paper.cached(paper.data_path(c.data_dir, "fig6_perturb", c.profile, {"r": req}), "perturbation",
-                        lambda: perturbation_dataset(emodel, rule, seeds_p, profile=c.profile, kinds=KINDS), req)
+    return paper.fig6_perturbation(c.profile, c.data_dir, *paper.fig6_rule(c.profile, c.data_dir, seed=c.seed,
+                                                                           p_turnover=P_TURNOVER), seed=c.seed)
 
 
 def _fig6_reduced(c: Context) -> xr.Dataset:
-    """notebooks/fig6_homeostasis.py, 'Reduced model'."""
-    from .experiments.reduced_model import ReducedModelConfig, reduced_model_dataset
-    rcfg = ReducedModelConfig()
-    req = paper.request_hash("fig6_reduced", rcfg.to_dict())
-    return paper.cached(paper.data_path(c.data_dir, "fig6_reduced", c.profile, {"r": req}), "reduced_model",
-                        lambda: reduced_model_dataset(rcfg, profile=c.profile), req)
+    return paper.fig6_reduced(c.profile, c.data_dir)
 
 
 # -- profile repro: the campaign's searches -------------------------------------------------------

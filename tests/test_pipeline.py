@@ -76,8 +76,14 @@ def _notebook_datasets(source: str, profile: str) -> set:
         names |= {f"{stem}_{call.split('_')[1]}" for stem in re.findall(rf'paper\.{call}\("(\w+)"', source)}
     for args in re.findall(r"paper\.searches\(([^)]*)\)", source):
         names.add("search_ee_turnover" if "p_turnover=" in args else "search_ee")
-    if "paper.all_synapse_search(" in source:
-        names.add("search_eeeiie_turnover" + ("_warm" if paper.FIGURE_PROFILES[profile]["ei_warm_start"] else ""))
+    all_synapse = "search_eeeiie_turnover" + ("_warm" if paper.FIGURE_PROFILES[profile]["ei_warm_start"] else "")
+    if "paper.all_synapse_search(" in source or "paper.fig6_rule(" in source:   # fig6_rule: rule_source "all"
+        names.add(all_synapse)
+    if "paper.fig5_rules(" in source:   # both of Fig 5's searches
+        names |= {all_synapse, "search_ee_turnover"}
+    calls = {"fig2_evaluation": "fig2_eval", "fig5_evaluation": "fig5_eval", "fig5_sweep": "fig5_sweep",
+             "fig5_dropout_ei": "fig5_dropout_ei", "fig6_perturbation": "fig6_perturb", "fig6_reduced": "fig6_reduced"}
+    names |= {name for call, name in calls.items() if f"paper.{call}(" in source}
     if "paper.handmade_search(" in source:
         names.add("search_handmade")
     if "paper.stress_test(" in source:   # the hand-made search, the Fig 2 searches and the stress test

@@ -15,6 +15,7 @@ ones, to its own folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -425,3 +426,157 @@ def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list
     return cached(path, "refit",
                   lambda: refit_dataset(base, ranking, mean_rule(rules), seeds, ks=ks, seeds=(seed,),
                                         profile=profile, work_dir=path.with_suffix(".parts"), **kw), req)
+
+
+# -- the evaluations of Figs 2, 5 and 6: one function each, which `make data` (pipeline.py, at the
+# profile's values) and the figure's notebook (at its parameters) both call ---------------------
+def fig2_evaluation(profile: str, data_dir, search: xr.Dataset, cfg: SearchConfig, seed: int = 0,
+                    n_networks: int | None = None) -> xr.Dataset:
+    """Fig 2: each learned rule of `search` and no plasticity on the same `n_networks` fresh
+    networks of `seed` (default the profile's eval_networks) over the evaluation protocol: loss,
+    decoder R², rates at the first, middle and last activation, weights at the first and last; cached."""
+    from ..rules import Rule
+    from .evaluate import evaluate_dataset
+    emodel = evaluation_model(profile, cfg.model)
+    n_act = emodel.n_activations
+    rules = learned_rules(search, cfg) + [Rule.create()]
+    names = [f"run {i}" for i in range(search.sizes["run"])] + ["no plasticity"]
+    seeds = eval_seeds(profile, n_networks, seed)
+    req = request_hash("fig2_eval", search.attrs["params_hash"], search.attrs.get("request_hash"), seeds.tolist(),
+                       *evaluation_key(profile, cfg.model))
+    return cached(data_path(data_dir, "fig2_eval", profile, {"r": req}), "evaluation",
+                  lambda: evaluate_dataset(emodel, rules, names, seeds, profile=profile,
+                                           rates_at=(0, n_act // 2 - 1, n_act - 1), weights_at=(0, n_act - 1),
+                                           extra_params={"search_hash": search.attrs["params_hash"]}), req)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fig5Rules:
+    """Fig 5's two rule sets, both trained with turnover: all-synapse and E->E-only, each with its
+    search configuration, search dataset, rules (each run's incumbent) and names."""
+    cfg_all: SearchConfig
+    search_all: xr.Dataset
+    rules_all: list
+    names_all: list
+    cfg_ee: SearchConfig
+    search_ee: xr.Dataset
+    rules_ee: list
+    names_ee: list
+
+
+FIG5_GROUPS = ("E->E only", "E->E, E->I, I->E")   # the sweep's groups: E->E-only rules, all-synapse rules
+
+
+def fig5_rules(profile: str, data_dir, seed: int = 0, p_turnover: float = 0.00072,
+               tau_convention: str = "independent", runs: int | None = None, generations: int | None = None,
+               ei_generations: int | None = None, n_activations: int | None = None) -> Fig5Rules:
+    """The searches of Fig 5 (all synapse types, and E->E only, both with turnover `p_turnover`),
+    read or made, and their rules."""
+    cfg_all, search_all = all_synapse_search(profile, data_dir, seed=seed, p_turnover=p_turnover,
+                                             tau_convention=tau_convention, progress=False, runs=runs,
+                                             generations=generations, ei_generations=ei_generations,
+                                             n_activations=n_activations)
+    cfg_ee = search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
+    search_ee = searches(profile, data_dir, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg_ee, runs=runs)
+    rules_all, rules_ee = learned_rules(search_all, cfg_all), learned_rules(search_ee, cfg_ee)
+    return Fig5Rules(cfg_all, search_all, rules_all, [f"all run {i}" for i in range(len(rules_all))],
+                     cfg_ee, search_ee, rules_ee, [f"E->E run {i}" for i in range(len(rules_ee))])
+
+
+def fig5_evaluation(profile: str, data_dir, r: Fig5Rules, seed: int = 0, n_networks: int | None = None) -> xr.Dataset:
+    """Fig 5a: the all-synapse rules on `n_networks` fresh networks without turnover, rates and
+    weights at the first and last activation of the evaluation protocol; cached."""
+    from .evaluate import evaluate_dataset
+    emodel = evaluation_model(profile, r.cfg_all.model)
+    n_act = emodel.n_activations
+    seeds = eval_seeds(profile, n_networks, seed)
+    req = request_hash("fig5_eval", r.search_all.attrs["params_hash"], r.search_all.attrs.get("request_hash"),
+                       seeds.tolist(), *evaluation_key(profile, r.cfg_all.model))
+    return cached(data_path(data_dir, "fig5_eval", profile, {"r": req}), "evaluation",
+                  lambda: evaluate_dataset(emodel, r.rules_all, r.names_all, seeds, profile=profile,
+                                           rates_at=(0, n_act - 1), weights_at=(0, n_act - 1),
+                                           extra_params={"search_hash": r.search_all.attrs["params_hash"]}), req)
+
+
+def fig5_sweep_configs(profile: str, r: Fig5Rules) -> dict:
+    """The sweep's protocol per group (experiments.sweep.sweep_protocol of the evaluation model)."""
+    from .sweep import sweep_protocol
+    g_ee, g_all = FIG5_GROUPS
+    return {g_ee: sweep_protocol(evaluation_model(profile, r.cfg_ee.model)),
+            g_all: sweep_protocol(evaluation_model(profile, r.cfg_all.model))}
+
+
+def fig5_sweep(profile: str, data_dir, r: Fig5Rules, seed: int = 0, n_networks: int | None = None,
+               p_values=None) -> xr.Dataset:
+    """Fig 5c: every rule of both sets on the same `n_networks` fresh networks under E->E turnover
+    at each of `p_values` (default experiments.sweep.P_VALUES); cached."""
+    from .sweep import P_VALUES, turnover_sweep_dataset
+    p_values = list(P_VALUES if p_values is None else p_values)
+    g_ee, g_all = FIG5_GROUPS
+    configs = fig5_sweep_configs(profile, r)
+    rules = r.rules_ee + r.rules_all
+    groups = [g_ee] * len(r.rules_ee) + [g_all] * len(r.rules_all)
+    seeds = eval_seeds(profile, n_networks, seed)
+    req = request_hash("fig5_sweep", r.search_ee.attrs.get("request_hash"), r.search_all.attrs.get("request_hash"),
+                       seeds.tolist(), p_values, *evaluation_key(profile, r.cfg_all.model))
+    return cached(data_path(data_dir, "fig5_sweep", profile, {"r": req}), "turnover_sweep",
+                  lambda: turnover_sweep_dataset(configs, rules, r.names_ee + r.names_all, groups, seeds,
+                                                 profile=profile, p_values=p_values), req)
+
+
+def fig5_dropout_ei(profile: str, data_dir, r: Fig5Rules, seed: int = 0, n_networks: int | None = None,
+                    p_turnover: float = 0.00072) -> xr.Dataset:
+    """Fig 5d: each E->I term of the all-synapse rules dropped in turn on `n_networks` networks
+    (default the profile's dropout_networks) with turnover `p_turnover`; cached."""
+    from .evaluate import dropout_dataset
+    n = FIGURE_PROFILES[profile]["dropout_networks"] if n_networks is None else n_networks
+    seeds = eval_seeds(profile, n, seed)
+    req = request_hash("fig5_dropout_ei", r.search_all.attrs.get("request_hash"), seeds.tolist(), p_turnover)
+    return cached(data_path(data_dir, "fig5_dropout_ei", profile, {"r": req}), "dropout",
+                  lambda: dropout_dataset(r.cfg_all.model, r.rules_all, r.names_all, seeds, profile=profile,
+                                          synapse="ei", p_turnover_ee=p_turnover), req)
+
+
+FIG6_NETWORKS = 20   # Fig 6's perturbation networks at most (the profile's eval_networks if fewer)
+
+
+def fig6_rule(profile: str, data_dir, rule_source: str = "all", seed: int = 0, p_turnover: float = 0.00072,
+              tau_convention: str = "independent", runs: int | None = None, generations: int | None = None,
+              ei_generations: int | None = None, n_activations: int | None = None) -> tuple:
+    """(cfg, search, run, rule): Fig 6's rule, the run with the lowest test loss of Fig 5's
+    all-synapse search (rule_source "all") or of the E->E search with turnover ("ee")."""
+    if rule_source == "all":
+        cfg, search = all_synapse_search(profile, data_dir, seed=seed, p_turnover=p_turnover,
+                                         tau_convention=tau_convention, progress=False, runs=runs,
+                                         generations=generations, ei_generations=ei_generations,
+                                         n_activations=n_activations)
+    else:
+        cfg = search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
+        search = searches(profile, data_dir, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
+    run = int(np.argmin(search.best_test_loss.values))
+    return cfg, search, run, learned_rules(search, cfg)[run]
+
+
+def fig6_perturbation(profile: str, data_dir, cfg: SearchConfig, search: xr.Dataset, run: int, rule, seed: int = 0,
+                      n_networks: int | None = None, kinds=None) -> xr.Dataset:
+    """Fig 6a-f: single-cell perturbations `kinds` (default experiments.perturb.KINDS) after the
+    evaluation protocol, on `n_networks` networks (default min(FIG6_NETWORKS, eval_networks)); cached."""
+    from .perturb import KINDS, perturbation_dataset, perturbation_protocol
+    kinds = KINDS if kinds is None else kinds
+    n = min(FIG6_NETWORKS, FIGURE_PROFILES[profile]["eval_networks"]) if n_networks is None else n_networks
+    seeds = eval_seeds(profile, n, seed)
+    emodel = evaluation_model(profile, cfg.model)
+    proto = perturbation_protocol(emodel.n_activations)
+    req = request_hash("fig6_perturb", search.attrs.get("request_hash"), run, seeds.tolist(), kinds, proto,
+                       *evaluation_key(profile, cfg.model))
+    return cached(data_path(data_dir, "fig6_perturb", profile, {"r": req}), "perturbation",
+                  lambda: perturbation_dataset(emodel, rule, seeds, profile=profile, kinds=kinds), req)
+
+
+def fig6_reduced(profile: str, data_dir) -> xr.Dataset:
+    """Fig 6g-j: the reduced model on the authors' input grid (experiments.reduced_model); cached."""
+    from .reduced_model import ReducedModelConfig, reduced_model_dataset
+    rcfg = ReducedModelConfig()
+    req = request_hash("fig6_reduced", rcfg.to_dict())
+    return cached(data_path(data_dir, "fig6_reduced", profile, {"r": req}), "reduced_model",
+                  lambda: reduced_model_dataset(rcfg, profile=profile), req)

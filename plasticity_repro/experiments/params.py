@@ -213,7 +213,7 @@ PARAMETERS = {
                             "or the best E->E rule trained with turnover ('ee')", "all", choices=("all", "ee")),
                       RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
                       Param("n_networks", "int", "networks of the single-cell perturbations", lo=1, hi=MAX_NETWORKS,
-                            profile_value=lambda p: min(20, paper.FIGURE_PROFILES[p]["eval_networks"])),
+                            profile_value=lambda p: min(paper.FIG6_NETWORKS, paper.FIGURE_PROFILES[p]["eval_networks"])),
                       Param("afferent_factors", "floats", "scalings of the perturbed cell's E->E afferents (once)",
                             _perturbation_defaults()[0], lo=0.01, hi=100.0, length=(1, 10)),
                       Param("input_factor", "float", "gain of the perturbed cell's fresh input (from the "
