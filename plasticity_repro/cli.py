@@ -376,6 +376,7 @@ def _figure(args, parser) -> int:
     shown = " ".join(f"{k}={v}" for k, v in run.given.items())
     print(f"{run.figure} at {shown}: notebook {shown_path(run.output)}\n  datasets: {shown_path(run.data_dir)}/ (read from "
           f"data/ where it holds one with exactly these parameters, else computed)", flush=True)
+    figure_runs.plan(run)
     import papermill
     try:
         seconds = figure_runs.execute(run, args.timeout)

@@ -104,6 +104,41 @@ def location_problems(run: Rerun) -> list:
     return out
 
 
+PLANNED = ("profile", "seed")   # the parameters the pipeline's plan covers (it knows the profile's sizes)
+
+
+def plan(run: Rerun, out=print) -> bool:
+    """Print what the rerun will compute before it starts. When it changes only the profile and
+    the seed, each of the figure's datasets (and what they need) is found in the shipped data/, in
+    RUNS/data/, or is to be made, with its planned network-activations and hours (the pipeline's
+    plan); otherwise one line says that the sizes differ from the profile's and what the profile's
+    own datasets of the figure cost. Returns whether the exact plan was printed. Computes nothing."""
+    from . import pipeline
+    profile, seed = run.values["profile"], int(run.values["seed"])
+    shipped = run.notebook.parent.parent / "data"
+    items = pipeline.declare(profile, run.data_dir, seed=seed)
+    chosen = pipeline.select(pipeline.topological_order(items), [d.name for d in items if run.figure in d.figures])
+    if not set(run.given) <= set(PLANNED):
+        other = ", ".join(k for k in run.given if k not in PLANNED)
+        out(f"  no plan for other sizes ({other}): at the profile's sizes {run.figure}'s datasets are "
+            f"{sum(d.cost for d in chosen):,} network-activations "
+            f"({sum(d.seconds() for d in chosen) / 3600:.2f} h at {pipeline.SPEED:g}/s); what data/ holds with "
+            f"exactly the rerun's parameters is reused")
+        return False
+    with paper.read_only_mode(True):
+        found = {where: pipeline.status(chosen, pipeline.Context(profile, folder, seed=seed))
+                 for where, folder in (("data/", shipped), ("runs/data/", run.data_dir))}
+    todo = [d for d in chosen if not any(found[w][d.name].exists for w in found)]
+    out(f"  {run.figure} at profile {profile}, seed {seed}: {len(chosen) - len(todo)} of {len(chosen)} datasets "
+        f"exist; to compute {sum(d.cost for d in todo):,} network-activations, "
+        f"{sum(d.seconds() for d in todo) / 3600:.2f} h planned at {pipeline.SPEED:g}/s of E→E rules")
+    for d in chosen:
+        where = next((w for w in found if found[w][d.name].exists), None)
+        out(f"    {d.name}: " + (f"in {where}" if where else
+                                 f"to be made, {d.cost:,} net-act ({d.seconds() / 3600:.2f} h)"))
+    return True
+
+
 def execute(run: Rerun, timeout: float | None = None) -> float:
     """Run the notebook into the rerun's folder (compute mode, data/ reused); seconds it took.
     A failing notebook raises papermill's PapermillExecutionError (the partial notebook is kept)."""

@@ -211,7 +211,9 @@ def _fig6_reduced(c: Context) -> xr.Dataset:
 
 # -- profile repro: the campaign's searches -------------------------------------------------------
 def campaign_path(c: Context, stem: str) -> Path:
-    return Path(c.data_dir) / "campaign" / f"{stem}.nc"
+    """data/campaign/<stem>.nc for the shipped seed 0, <stem>_seed<N>.nc for another seed (whose
+    runs are other searches)."""
+    return Path(c.data_dir) / "campaign" / (f"{stem}.nc" if c.seed == 0 else f"{stem}_seed{c.seed}.nc")
 
 
 def campaign_command(c: Context, stem: str, synapses, p_turnover: float) -> str:

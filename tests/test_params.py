@@ -405,3 +405,29 @@ def test_other_parameters_never_write_into_the_shipped_folders(monkeypatch, tmp_
     monkeypatch.setenv(paper.READ_ONLY_ENV, "1")
     monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "0")
     params.check_notebook(_namespace("fig2", seed=1), "fig2")
+
+
+def test_a_rerun_prints_its_plan_before_it_computes(tmp_path):
+    """A rerun that changes only profile and seed lists each dataset it needs as found in data/ or
+    to be made, with its planned cost; other sizes get one line saying there is no plan."""
+    from plasticity_repro import figure_runs
+    lines = []
+    shipped = figure_runs.prepare("fig2", dict(profile="quick"), tmp_path)
+    assert figure_runs.plan(shipped, out=lines.append)
+    assert lines[0].startswith("  fig2 at profile quick, seed 0: 2 of 2 datasets exist; to compute 0 ")
+    assert lines[1:] == ["    search_ee: in data/", "    fig2_eval: in data/"]
+    lines.clear()
+    assert figure_runs.plan(figure_runs.prepare("fig2", dict(profile="quick", seed=3), tmp_path), out=lines.append)
+    assert "0 of 2 datasets exist" in lines[0]
+    assert all(re.match(r"    \w+: to be made, [\d,]+ net-act \(\d+\.\d\d h\)$", line) for line in lines[1:])
+    lines.clear()
+    assert not figure_runs.plan(figure_runs.prepare("fig2", dict(profile="quick", n_networks=7), tmp_path),
+                                out=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("  no plan for other sizes (n_networks)")
+    assert _tree(tmp_path) == []    # nothing written
+
+
+def test_another_seeds_campaign_is_another_file():
+    from plasticity_repro import pipeline
+    assert pipeline.campaign_path(pipeline.Context("repro"), "search_ee_repro").name == "search_ee_repro.nc"
+    assert pipeline.campaign_path(pipeline.Context("repro", seed=2), "search_ee_repro").name == "search_ee_repro_seed2.nc"
