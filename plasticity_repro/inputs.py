@@ -37,6 +37,28 @@ def _poisson_cells(net: NetworkConfig) -> np.ndarray:
     return m
 
 
+def poisson_arrivals(net: NetworkConfig, inp: InputConfig, key, rate_hz: float, dtype,
+                     gain=None) -> jnp.ndarray:
+    """(n_steps, N) Poisson(rate dt) arrival counts on steps [start_step, stop_step), all cells but E0.
+    `gain` (N,), optional, multiplies each cell's rate (one cell's input boosted in Fig 6)."""
+    n = net.n_e + net.n_i
+    u = jax.random.uniform(key, (inp.stop_step - inp.start_step, n), jnp.float32)
+    if gain is None:
+        a = poisson_counts(u, poisson_cdf(rate_hz * net.dt), jnp)
+    else:  # per-cell rates: thresholds per cell, a Poisson cdf with up to 8 arrivals per step
+        a = jnp.zeros(u.shape, jnp.float32)
+        lam = rate_hz * net.dt * gain
+        pmf = jnp.exp(-lam)
+        cdf = pmf
+        for k in range(1, 9):
+            a = a + (u >= cdf)
+            pmf = pmf * lam / k
+            cdf = cdf + pmf
+    a = a * jnp.asarray(_poisson_cells(net))[None]
+    full = jnp.zeros((net.n_steps, n), dtype)
+    return full.at[inp.start_step:inp.stop_step].set(a.astype(dtype))
+
+
 def poisson_counts(u, cdf, xp=np):
     """Inverse-CDF Poisson counts (float32) of uniforms u (NumPy or JAX arrays, xp their module):
     the number of thresholds in `cdf` that u reaches."""
@@ -121,6 +143,12 @@ def events_to_arrivals(events, n_steps: int, dtype=jnp.float32) -> jnp.ndarray:
     steps = jnp.where(events >= 0, events, n_steps)   # out of range: dropped
     cells = jnp.broadcast_to(jnp.arange(n)[:, None], (n, k))
     return jnp.zeros((n_steps, n), dtype).at[steps, cells].add(1.0, mode="drop")
+
+
+def fresh_arrivals(net: NetworkConfig, inp: InputConfig, key, dtype=jnp.float32, gain_cell: int = -1,
+                   gain: float = 1.0, boosted=False) -> jnp.ndarray:
+    """Arrivals drawn anew for each activation (the non-frozen share of the Poisson rate), (n_steps, N)."""
+    return events_to_arrivals(fresh_events(net, inp, key, gain_cell, gain, boosted), net.n_steps, dtype)
 
 
 def delayed(arrivals: jnp.ndarray, inp: InputConfig) -> jnp.ndarray:

@@ -85,17 +85,6 @@ def _case(synapses, seed):
 
 
 @pytest.mark.parametrize("synapses", [("ee",), ("ee", "ei", "ie"), "handmade"])
-def _poisson_arrivals(net, inp, key, rate_hz: float, dtype):
-    """(n_steps, N) Poisson(rate dt) arrival counts on steps [start_step, stop_step), all cells but E0,
-    written out anew from the spec (the network's frozen arrivals must equal it)."""
-    n = net.n_e + net.n_i
-    u = jax.random.uniform(key, (inp.stop_step - inp.start_step, n), jnp.float32)
-    a = inputs.poisson_counts(u, inputs.poisson_cdf(rate_hz * net.dt), jnp)
-    a = a * jnp.asarray(np.arange(n) != 0)[None]
-    full = jnp.zeros((net.n_steps, n), dtype)
-    return full.at[inp.start_step:inp.stop_step].set(a.astype(dtype))
-
-
 def test_float64_parity_with_turnover(synapses, backend):
     cfg, rule, synapses, network = _case(synapses, 3)
     res = jit(run, static_argnums=0)(cfg, rule, network)
@@ -178,7 +167,7 @@ def test_network_construction_matches_op_by_op_jax():
         w_ie = net.w_ie_mean + net.w_ie_std * jax.random.normal(k_ie, (n_e, n_i), f32)
         w_ie = jnp.where(jax.random.uniform(k_iem, (n_e, n_i), f32) < net.p_ie, jnp.minimum(w_ie, 0), 0)
         w0 = jnp.block([[w_ee, w_ie], [w_ei, jnp.zeros((n_i, n_i), f32)]])
-        arrivals = _poisson_arrivals(net, inp, k_in, inp.rate_hz * inp.frozen_fraction, f32)
+        arrivals = inputs.poisson_arrivals(net, inp, k_in, inp.rate_hz * inp.frozen_fraction, f32)
         arrivals = arrivals.at[:inp.kick_steps, 0].add(1.0)
         k_fit, k_test = jax.random.split(k_dec)
         fit = jax.random.randint(k_fit, (loss.n_fit,), loss.window_start, loss.window_stop, dtype=jnp.int32)
