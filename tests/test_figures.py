@@ -145,9 +145,19 @@ REDRAWN = [(NOTEBOOK_OF[fig], profile, fig) for fig, profile in SHIPPED.items()]
 MAX_MEAN_ABS = 1e-4        # mean |difference| over pixels and RGBA channels (values in [0, 1])
 MAX_PIXELS_DIFFERING = 30  # pixels whose largest channel difference exceeds 0.1
 # Run a figure notebook's code cells as papermill does (parameters injected after the cell tagged
-# "parameters"), only reading data/ and writing the figure to a scratch folder.
+# "parameters"), only reading data/ and writing the figure to a scratch folder, with every entry
+# into a network simulation (the engines' and the readable model's) made to raise: drawing a
+# shipped figure, as `make figures` does, simulates no network-activation.
 REDRAW = r"""
 import sys, nbformat
+import plasticity_repro.model, plasticity_repro.simulate
+def refuse(*args, **kw):
+    raise RuntimeError("a network was simulated while drawing a figure from shipped data")
+for module, names in ((plasticity_repro.simulate, ("_activation_batch", "activation", "run_batch", "run",
+                                                   "run_networks", "run_grid")),
+                      (plasticity_repro.model, ("activation", "run"))):
+    for name in names:
+        setattr(module, name, refuse)
 path, profile, fig_dir = sys.argv[1:4]
 nb = nbformat.read(path, as_version=4)
 ns = {"__name__": "__main__"}
