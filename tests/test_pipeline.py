@@ -366,3 +366,24 @@ def test_make_makes_what_is_missing_in_order_and_checks_each_output(tmp_path):
     assert any("done in" in line for line in lines) and any("all left" in line for line in lines)
     assert pipeline.make(items, ctx, out=lines.append) == ["d"]   # a rerun makes only what is missing
     assert pipeline.make(items, ctx, out=lines.append) == []
+
+
+def test_a_figure_with_one_shipped_dataset_missing_fails_in_one_line_naming_make_data(tmp_path):
+    """As `make figures` runs a figure, with the shipped data/ but for one dataset: the notebook
+    reads the others, then stops in one line naming the missing one and `make data`."""
+    import shutil
+    import subprocess
+    import sys
+    for f in (ROOT / "data").glob("*_quick_*.nc"):
+        if not f.name.startswith("fig2_eval_"):
+            shutil.copy(f, tmp_path / f.name)
+    env = dict(os.environ, PLASTICITY_REPRO_READ_ONLY="1", PLASTICITY_REPRO_SAVE_FIGURES="0", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-m", "plasticity_repro.figure_runs", "--profile", "quick", "--data-dir",
+                        str(tmp_path), "notebooks/fig2_self_organization.ipynb", str(tmp_path / "out.ipynb")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
+    assert re.fullmatch(r"fig2_self_organization: dataset fig2_eval \(.*\) is missing; make it with: "
+                        r"make data PROFILE=quick", lines[0]), lines[0]
+    assert "runs: 2" in r.stdout     # the search before it was read
