@@ -300,15 +300,19 @@ class Sheet:
             els = [_bokeh_copy(e, clabel) for e in self.elements[key]] + _bokeh_texts(ax)
             el = els[0] if len(els) == 1 else hv.Overlay(els)
             name = plain_text(ax.get_title(loc="center"))
-            el = el.opts(backend="bokeh", toolbar="above", hooks=[_bokeh_notes(_title_note(ax))],
-                         **_bokeh_axes(ax, (key + "  " if len(key) == 1 else "") + name))
+            note = _title_note(ax)
+            axes = _bokeh_axes(ax, (key + "  " if len(key) == 1 else "") + name)
+            el = el.opts(backend="bokeh", toolbar="above", hooks=[_bokeh_notes(note)], **axes)
             box = ax.get_window_extent()      # display pixels of the laid-out static sheet
             line = next((r for top, r in rows if abs(top - box.y1) < 0.1 * dpi), None)
             if line is None:
                 rows.append((box.y1, line := []))
             # as large as on the static sheet, plus room for bokeh's axis labels and toolbar
+            # the note's lines stand above the frame and vertical term names below it: the panel
+            # grows by them
             line.append((box.x0, box.width / dpi * HTML_PX_PER_IN + 70 + (90 if clabel else 0),
-                         box.height / dpi * HTML_PX_PER_IN + 100, el))
+                         box.height / dpi * HTML_PX_PER_IN + 100 + 15 * len(note) + (50 if "xrotation" in axes else 0),
+                         el))
         renderer = hv.renderer("bokeh")
         lines = []
         for _, line in rows:
