@@ -19,7 +19,7 @@ ifneq ($(filter-out cuda12 cuda13,$(GPU)),)
 $(error GPU must be cuda12 or cuda13 (CUDA major version of JAX's plugin), or unset for CPU; got '$(GPU)')
 endif
 # a figure's other parameters go in P (make fig2 P="seed=1"); a bare SEED=1 would be ignored
-ifneq ($(SEED),)
+ifeq ($(origin SEED),command line)
 $(error SEED is not a make variable: give the notebooks' parameters as P="seed=$(SEED) ...", e.g. make fig2 P="seed=$(SEED)")
 endif
 JAX_PIN := $(shell grep -E '^jax==' requirements.lock | cut -d= -f3)

@@ -10,22 +10,23 @@ def _commit_at_import() -> str:
     """The checkout's commit when the package was imported (the code that actually runs), with
     '-dirty' if tracked files differed from it; 'unknown' outside a git checkout. A copy of the tree
     sent elsewhere (to a GPU machine, whose copy of .git may be stale or absent) is named by
-    $PLASTICITY_REPRO_COMMIT when that holds a 40-digit commit: '<commit>-declared', the sender
-    vouching that the copy is that commit's tree."""
+    $PLASTICITY_REPRO_COMMIT (a 40-digit commit) where git knows no commit or another one:
+    '<commit>-declared', the sender vouching that the copy is that commit's tree."""
     import os
     import re
     declared = os.environ.get("PLASTICITY_REPRO_COMMIT", "")
-    if re.fullmatch(r"[0-9a-f]{40}", declared):
-        return f"{declared}-declared"
+    declared = declared if re.fullmatch(r"[0-9a-f]{40}", declared) else ""
     root = _Path(__file__).resolve().parent.parent
     try:
         commit = _sp.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                          check=True).stdout.strip()
         dirty = _sp.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                         capture_output=True, text=True, check=True).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
     except (OSError, _sp.CalledProcessError):
-        return "unknown"
+        return f"{declared}-declared" if declared else "unknown"
+    if declared and declared != commit:
+        return f"{declared}-declared"
+    return commit + ("-dirty" if dirty else "")
 
 
 COMMIT = _commit_at_import()

@@ -120,7 +120,7 @@ def plan(run: Rerun, out=print) -> bool:
     chosen = pipeline.select(pipeline.topological_order(items), [d.name for d in items if run.figure in d.figures])
     if not set(run.given) <= set(PLANNED):
         other = ", ".join(k for k in run.given if k not in PLANNED)
-        out(f"  no plan for other sizes ({other}): at the profile's sizes {run.figure}'s datasets are "
+        out(f"  no plan for other parameters ({other}): at the profile's values {run.figure}'s datasets are "
             f"{sum(d.cost for d in chosen):,} network-activations "
             f"({sum(d.seconds() for d in chosen) / 3600:.2f} h at {pipeline.SPEED:g}/s); what data/ holds with "
             f"exactly the rerun's parameters is reused")

@@ -866,9 +866,12 @@ def coefficient_distributions(sheet: Sheet, key: str, coefs: xr.DataArray, terms
     _title(ax, title or f"coefficients across rules (N = {coefs.sizes.get('rule', coefs.sizes.get('run', 0))})")
 
 
-def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=(0.5, 40.0)):
+def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=None):
     """Time constant (ms) of each trace-bearing term across the learned rules (log y; the search's
-    bounds dotted)."""
+    bounds dotted, default search.ParamSpace's tau_min and tau_max)."""
+    if bounds_ms is None:
+        from .search import ParamSpace
+        bounds_ms = (ParamSpace.tau_min * 1e3, ParamSpace.tau_max * 1e3)
     slots = [str(s) for s in taus.tau_slot.values]
     vals = [taus.sel(tau_slot=s).values * 1e3 for s in slots]
     ax = _strip(key, sheet, vals, "time constant τ (ms)", [term_color(s) for s in slots], logy=True,
@@ -1172,8 +1175,9 @@ def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
     n = sw.sizes["network"]
     n_r = [int((sw.rule_group.values == str(g)).sum()) for g in sw.group.values]
     # effect size: rank-biserial r of the last group against the first (< 0: its losses lower),
-    # from the dataset's U of the first group's losses
-    r = [1.0 - 2.0 * u / (n_r[0] * n * n_r[-1] * n) for u in sw.mannwhitney_u.values]
+    # from the dataset's U of the first group's losses (r of the first, negated)
+    from .experiments.stats import rank_biserial_from_u
+    r = [-rank_biserial_from_u(u, n_r[0] * n, n_r[-1] * n) for u in sw.mannwhitney_u.values]
     r_text = ", ".join("n/a" if not np.isfinite(v) else f"{v:.2f}" for v in r)
     short = [("all synapses" if rule_family(str(g)) == "learned, all synapses" else "E→E only") for g in sw.group.values]
     _title(ax, "loss vs turnover",
@@ -1255,8 +1259,8 @@ def _reduced_first_last(rd: xr.Dataset, mode: str, drop: int | None = None) -> d
     widths left out as in the paper; default: the dataset's plot_drop): per phase ("first": the
     first activation, "last": the last), flat arrays of the response's peak, duration M0 / r_peak
     (ms, the paper's) and delay (first moment in time, ms)."""
-    drop = int(rd.attrs.get("plot_drop", 3)) if drop is None else drop
-    r = rd.sel(mode=mode).isel(init=0, amplitude=slice(drop, None), width=slice(drop, None))
+    from .experiments.reduced_model import plotted_inputs
+    r = plotted_inputs(rd, drop).sel(mode=mode).isel(init=0)
     out = {}
     for phase, k in (("first", 0), ("last", -1)):
         a = r.isel(activation=k)
@@ -1303,7 +1307,7 @@ def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop
                              f"peak rate ({RATE_UNIT})" if first else "", xlim=xlim, ylim=ylim)
     n = fl["first"]["peak"].size
     _title(ax, REDUCED_LABELS.get(mode, mode),
-           f"converged: {converged_fraction(rd, mode):.0%} of {n}\n" + _cv_note(fl, ("peak", "duration")))
+           f"converged: {converged_fraction(rd, mode, drop=drop):.0%} of {n}\n" + _cv_note(fl, ("peak", "duration")))
 
 
 def reduced_delay_amplitude(sheet: Sheet, key: str, rd: xr.Dataset, mode: str = "two_rules", drop: int | None = None):

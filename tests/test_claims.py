@@ -40,7 +40,8 @@ def _stress(shift: float, n: int = 60, seed: int = 0) -> xr.Dataset:
     groups = ["learned, turnover"] * 3 + ["hand-made"]
     loss = rng.lognormal(np.log(100), 0.2, (2, 4, n))
     loss[:, 3] *= shift
-    return xr.Dataset({"loss": (("condition", "rule", "network"), loss)},
+    return xr.Dataset({"loss": (("condition", "rule", "network"), loss),
+                       "blew_up": (("condition", "rule", "network"), np.zeros(loss.shape, np.int8))},
                       coords={"condition": ["unperturbed", "stressed"], "rule_group": ("rule", groups)})
 
 

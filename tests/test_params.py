@@ -423,7 +423,7 @@ def test_a_rerun_prints_its_plan_before_it_computes(tmp_path):
     lines.clear()
     assert not figure_runs.plan(figure_runs.prepare("fig2", dict(profile="quick", n_networks=7), tmp_path),
                                 out=lines.append)
-    assert len(lines) == 1 and lines[0].startswith("  no plan for other sizes (n_networks)")
+    assert len(lines) == 1 and lines[0].startswith("  no plan for other parameters (n_networks)")
     assert _tree(tmp_path) == []    # nothing written
 
 

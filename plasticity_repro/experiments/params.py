@@ -333,7 +333,7 @@ def _check_notebook(namespace: dict, figure: str) -> tuple:
     writes_data, writes_figs = not paper.read_only(), os.environ.get(SAVE_FIGURES_ENV, "1") != "0"
     shipped = [f"{option}={folder.name!r}" for option, folder, writes in
                (("data_dir", data, writes_data), ("fig_dir", figs, writes_figs))
-               if writes and folder.resolve() == (root / DEFAULT_FOLDERS[option]).resolve()]
+               if writes and folder.resolve().is_relative_to((root / DEFAULT_FOLDERS[option]).resolve())]
     changed = _changed(namespace, figure)
     if shipped and changed:
         given = " ".join(f"{k}={_literal(v)}" for k, v in changed.items())

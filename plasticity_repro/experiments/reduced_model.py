@@ -351,18 +351,19 @@ def reduced_model_dataset(cfg: ReducedModelConfig | None = None, w0=None, b0=Non
     return ds
 
 
-def plotted_inputs(rd):
-    """The reduced-model dataset restricted to the input conditions the paper plots (the narrowest
-    `plot_drop` amplitudes and widths left out)."""
-    drop = int(rd.attrs.get("plot_drop", 0))
+def plotted_inputs(rd, drop: int | None = None):
+    """The reduced-model dataset restricted to the input conditions the paper plots: the `drop`
+    smallest amplitudes and shortest widths left out (default the dataset's plot_drop, PLOT_DROP)."""
+    drop = int(rd.attrs.get("plot_drop", PLOT_DROP)) if drop is None else int(drop)
     return rd.isel(amplitude=slice(drop, None), width=slice(drop, None))
 
 
-def converged_fraction(rd, mode: str, tol: float = 0.05) -> float:
-    """Share of the plotted input conditions whose two moments both end within `tol` (relative) of
-    their targets after the last activation, under rule set `mode` (Fig 6's claim of convergence)."""
+def converged_fraction(rd, mode: str, tol: float = 0.05, drop: int | None = None) -> float:
+    """Share of the plotted input conditions (`plotted_inputs`) whose two moments both end within
+    `tol` (relative) of their targets after the last activation, under rule set `mode` (Fig 6's
+    claim of convergence)."""
     import json
     prm = json.loads(rd.attrs["params_json"])
-    last = plotted_inputs(rd).isel(init=0, activation=-1).sel(mode=mode)
+    last = plotted_inputs(rd, drop).isel(init=0, activation=-1).sel(mode=mode)
     ok = (np.abs(last.m1.values / prm["target1"] - 1) < tol) & (np.abs(last.m2.values / prm["target2"] - 1) < tol)
     return float(ok.mean())

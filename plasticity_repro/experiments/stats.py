@@ -33,7 +33,13 @@ def mann_whitney(a, b, alternative: str = "two-sided") -> dict:
     if min(a.size, b.size) == 0 or np.ptp(np.r_[a, b]) == 0:
         return dict(u=np.nan, p=np.nan, r=np.nan, n_a=a.size, n_b=b.size)
     u, p = stats.mannwhitneyu(a, b, alternative=alternative)
-    return dict(u=float(u), p=float(p), r=float(2 * u / (a.size * b.size) - 1), n_a=a.size, n_b=b.size)
+    return dict(u=float(u), p=float(p), r=rank_biserial_from_u(u, a.size, b.size), n_a=a.size, n_b=b.size)
+
+
+def rank_biserial_from_u(u: float, n_a: int, n_b: int) -> float:
+    """Rank-biserial r = 2U/(n_a n_b) - 1 from Mann-Whitney's U of sample a (pairs a > b, ties
+    half): > 0 when a tends to be larger."""
+    return float(2.0 * u / (n_a * n_b) - 1.0)
 
 
 def rank_biserial(a, b) -> float:
@@ -42,7 +48,7 @@ def rank_biserial(a, b) -> float:
     a = np.asarray(a, float)[np.isfinite(a)]
     b = np.asarray(b, float)[np.isfinite(b)]
     u = stats.mannwhitneyu(a, b, alternative="two-sided").statistic
-    return float(2.0 * u / (len(a) * len(b)) - 1.0)
+    return rank_biserial_from_u(u, len(a), len(b))
 
 
 # Fig 4d's family of tests: each learned group (trained with and without turnover) against the
@@ -53,16 +59,20 @@ STRESS_COMPARISONS = 4
 def stress_pair(sd, condition: str, first: str, second: str = "hand-made",
                 n_comparisons: int = STRESS_COMPARISONS) -> dict:
     """Fig 4d's statistics of rule group `first` against `second` in one condition of a stress
-    dataset (experiments.stress): per-network losses, the group's rules pooled, every network (a
-    blow-up at its penalty: the rank statistics place it last, as it is). Kruskal-Wallis H, p and
-    p Bonferroni-corrected over `n_comparisons`, Cohen's d and rank-biserial r (negative: `first`
-    lower), medians and numbers of networks. The claim and the figure's panel both print these."""
+    dataset (experiments.stress), per-network losses, the group's rules pooled: Kruskal-Wallis H, p
+    and p Bonferroni-corrected over `n_comparisons`, rank-biserial r, medians and numbers over every
+    network (a blow-up at its penalty: the rank statistics place it last, as it is); Cohen's d over
+    the networks that did not blow up (a mean with the penalty in it is the penalty's, as the
+    dataset's own `cohens_d`). d and r negative: `first` lower. The claim and the figure's panel
+    both print these."""
     cond = sd.sel(condition=condition)
     groups = np.asarray(sd.rule_group.values).astype(str)
     a = cond.loss.values[groups == first].ravel()
     b = cond.loss.values[groups == second].ravel()
+    ok_a = cond.blew_up.values[groups == first].ravel() == 0
+    ok_b = cond.blew_up.values[groups == second].ravel() == 0
     h, p, pb = kruskal_bonferroni(a, b, n_comparisons)
-    return dict(kruskal_h=h, p=p, p_bonferroni=pb, n_comparisons=n_comparisons, cohens_d=cohens_d(a, b),
+    return dict(kruskal_h=h, p=p, p_bonferroni=pb, n_comparisons=n_comparisons, cohens_d=cohens_d(a[ok_a], b[ok_b]),
                 rank_biserial=rank_biserial(a, b), median_first=float(np.nanmedian(a)),
                 median_second=float(np.nanmedian(b)), n_first=int(a.size), n_second=int(b.size),
                 n_rules_first=int((groups == first).sum()))
