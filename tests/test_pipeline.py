@@ -242,20 +242,26 @@ def test_figure_targets_are_read_only():
     assert re.search(r"^data: env\n\t.*plasticity-repro data \$\(if \$\(PROFILE\),--profile \$\(PROFILE\)\)", make, re.M)
 
 
-def test_a_figure_with_a_missing_dataset_fails_in_one_line_naming_make_data(tmp_path):
-    """What `make figN` runs (figure_runs main), read-only, with the notebook's data folder empty:
-    exit 2 and one line on stderr naming the dataset and the `make data` command; no traceback."""
+def _draw_read_only(notebook: str, data_dir, missing: str):
+    """Run what `make figN` runs (figure_runs main), read-only, at quick on `data_dir`: it must exit
+    2 with one line on stderr naming dataset `missing` and the `make data` command, no traceback."""
     import subprocess
     import sys
     env = dict(os.environ, PLASTICITY_REPRO_READ_ONLY="1", PLASTICITY_REPRO_SAVE_FIGURES="0", JAX_PLATFORMS="cpu")
     r = subprocess.run([sys.executable, "-m", "plasticity_repro.figure_runs", "--profile", "quick", "--data-dir",
-                        str(tmp_path), "notebooks/fig6_homeostasis.ipynb", str(tmp_path / "out.ipynb")],
+                        str(data_dir), f"notebooks/{notebook}.ipynb", str(data_dir / "out.ipynb")],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 2, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
-    assert re.fullmatch(r"fig6_homeostasis: dataset \w+ \(.*\) is missing; make it with: make data PROFILE=quick",
+    assert re.fullmatch(rf"{notebook}: dataset {missing} \(.*\) is missing; make it with: make data PROFILE=quick",
                         lines[0]), lines[0]
+    return r
+
+
+def test_a_figure_with_a_missing_dataset_fails_in_one_line_naming_make_data(tmp_path):
+    """With the notebook's data folder empty."""
+    _draw_read_only("fig6_homeostasis", tmp_path, r"\w+")
     assert [p.name for p in tmp_path.iterdir()] == ["out.ipynb"]   # nothing computed or written
 
 
@@ -372,18 +378,8 @@ def test_a_figure_with_one_shipped_dataset_missing_fails_in_one_line_naming_make
     """As `make figures` runs a figure, with the shipped data/ but for one dataset: the notebook
     reads the others, then stops in one line naming the missing one and `make data`."""
     import shutil
-    import subprocess
-    import sys
     for f in (ROOT / "data").glob("*_quick_*.nc"):
         if not f.name.startswith("fig2_eval_"):
             shutil.copy(f, tmp_path / f.name)
-    env = dict(os.environ, PLASTICITY_REPRO_READ_ONLY="1", PLASTICITY_REPRO_SAVE_FIGURES="0", JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, "-m", "plasticity_repro.figure_runs", "--profile", "quick", "--data-dir",
-                        str(tmp_path), "notebooks/fig2_self_organization.ipynb", str(tmp_path / "out.ipynb")],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 2, r.stderr[-2000:]
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
-    assert re.fullmatch(r"fig2_self_organization: dataset fig2_eval \(.*\) is missing; make it with: "
-                        r"make data PROFILE=quick", lines[0]), lines[0]
+    r = _draw_read_only("fig2_self_organization", tmp_path, "fig2_eval")
     assert "runs: 2" in r.stdout     # the search before it was read
