@@ -28,6 +28,7 @@ runs = None   # None: the profile's value; `plasticity-repro params fig2` lists 
 generations = None
 n_activations = None
 n_networks = None
+rule_runs = "all"   # or run numbers, e.g. "0,3": which runs' rules are evaluated
 
 # %%
 import os
@@ -63,7 +64,7 @@ print("best test loss per network:", np.round(search.best_test_loss.values / n_t
 
 # %%
 # the training protocol, or the paper's 400 activations (repro): paper.evaluation_model
-ev = paper.fig2_evaluation(profile, data, search, cfg, seed=seed, n_networks=n_networks)
+ev = paper.fig2_evaluation(profile, data, search, cfg, seed=seed, n_networks=n_networks, rule_runs=rule_runs)
 med_r2 = ev.decoder_r2.median("network")
 print("median R^2:", {str(k): round(float(v), 2) for k, v in zip(ev.rule.values, med_r2.values)})
 print("median loss per network:", paper.loss_summary(ev))

@@ -32,6 +32,9 @@ n_networks = None
 refit_k_max = None
 refit_generations = None
 n_stress_networks = None
+n_activations = None
+handmade_runs = None
+handmade_generations = None
 
 # %%
 import os
@@ -55,7 +58,7 @@ hv = plots.setup()
 # The profile's searches with turnover on the even training slots (read from `data/`, or run now).
 
 # %%
-cfg = paper.search_config(profile, p_turnover=p_turnover, generations=generations)
+cfg = paper.search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
 search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
 rules = paper.learned_rules(search, cfg)
 names = [f"turnover run {i}" for i in range(len(rules))]
@@ -92,7 +95,9 @@ print(paper.refit_summary(rf, full))
 
 # %%
 hm, sd = paper.stress_test(profile, data, search, rules, names, seed=seed, p_turnover=p_turnover,
-                           n_networks=n_stress_networks, runs=runs, generations=generations)
+                           n_networks=n_stress_networks, runs=runs, generations=generations,
+                           n_activations=n_activations, handmade_runs=handmade_runs,
+                           handmade_generations=handmade_generations)
 _, hm_values = paper.handmade_rule(hm, profile)
 print("hand-made rule:", {k: float(f"{v:.2g}") for k, v in hm_values.items()})
 print("hand-made best test loss per network:", round(float(np.nanmin(hm.best_test_loss.values)) / cfg.n_test))

@@ -33,6 +33,7 @@ n_activations = None
 n_networks = None
 p_values = [0.0, 4e-4, 8e-4, 12e-4, 16e-4, 20e-4]
 n_dropout_networks = None
+rule_runs = "all"   # or run numbers, e.g. "0,3": which runs' rules (of both searches) are evaluated
 
 # %%
 import os
@@ -56,7 +57,8 @@ hv = plots.setup()
 
 # %%
 r = paper.fig5_rules(profile, data, seed=seed, p_turnover=p_turnover, tau_convention=tau_convention, runs=runs,
-                     generations=generations, ei_generations=ei_generations, n_activations=n_activations)
+                     generations=generations, ei_generations=ei_generations, n_activations=n_activations,
+                     rule_runs=rule_runs)
 cfg_all, search_all, rules_all, cfg_ee, search_ee, rules_ee = (r.cfg_all, r.search_all, r.rules_all, r.cfg_ee,
                                                                r.search_ee, r.rules_ee)
 if "deviation" in search_all.attrs:   # laptop: warm start from the E->E-only rule (see paper.all_synapse_search)

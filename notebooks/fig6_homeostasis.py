@@ -34,6 +34,7 @@ n_activations = None
 n_networks = None
 afferent_factors = [0.5, 1.5]
 input_factor = 10.0
+rule_run = "best"   # or a run number: which run's rule is perturbed
 
 # %%
 import os
@@ -53,12 +54,12 @@ hv = plots.setup()
 
 # %% [markdown]
 # ## The rule
-# The Fig 5 search (read from `data/`, or run now); the run with the lowest test loss.
+# The Fig 5 search (read from `data/`, or run now); the run with the lowest test loss, or run `rule_run`.
 
 # %%
 cfg, search, run, rule = paper.fig6_rule(profile, data, rule_source=rule_source, seed=seed, p_turnover=p_turnover,
                                         tau_convention=tau_convention, runs=runs, generations=generations,
-                                        ei_generations=ei_generations, n_activations=n_activations)
+                                        ei_generations=ei_generations, n_activations=n_activations, rule_run=rule_run)
 print("rule:", rule_source, "run", run, "plastic synapses:", cfg.model.plasticity.synapses)
 
 # %% [markdown]

@@ -283,7 +283,8 @@ class Sheet:
         `render`, with the static panel's title and the statistics under it, axis labels, limits,
         scales and tick labels, labelled colour bars, the elements' colours and the panel's texts
         (direct labels, the protocol's spans), in one self-contained page (BokehJS inline: it opens
-        offline) with hover read-outs. Bokeh has no symlog scale: such an axis becomes linear."""
+        offline) with hover read-outs. Bokeh has no symlog scale: on such an axis the values are
+        drawn through the panel's own symlog transform and the ticks keep the static labels."""
         import holoviews as hv
         import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options; the current backend stays matplotlib)
         from bokeh.embed import file_html
@@ -298,6 +299,8 @@ class Sheet:
             ax = self.axes[key]
             clabel = self.colorbars.get(key)
             els = [_bokeh_copy(e, clabel) for e in self.elements[key]] + _bokeh_texts(ax)
+            if ax.get_yscale() == "symlog":
+                els = [_y_through(e, ax.yaxis.get_transform().transform) for e in els]
             el = els[0] if len(els) == 1 else hv.Overlay(els)
             name = plain_text(ax.get_title(loc="center"))
             note = _title_note(ax)
@@ -457,12 +460,50 @@ def _bokeh_texts(ax) -> list:
     return out
 
 
+def _y_through(el, f):
+    """A copy of `el` (an overlay, a HoloViews element or Text) with its y values passed through
+    `f` (a symlog axis's transform: bokeh then draws it on a linear axis); options kept."""
+    import holoviews as hv
+    if isinstance(el, hv.Overlay):
+        return hv.Overlay([_y_through(e, f) for e in el])
+    g = lambda v: np.asarray(f(np.asarray(v, float).reshape(-1)), float).reshape(np.shape(v))  # noqa: E731
+    if isinstance(el, hv.Text):
+        out = el.clone()
+        out.y = float(g(el.y))
+        return out
+    if isinstance(el, (hv.HLine,)):
+        return el.clone(data=float(g(el.data)))
+    if isinstance(el, (hv.Segments, hv.Rectangles)):
+        ys = [el.kdims[1], el.kdims[3]]
+    elif isinstance(el, (hv.Scatter, hv.Curve, hv.Area)):
+        ys = el.vdims[:1]
+    else:                       # no y values (VLine, VSpan) or none drawn on a symlog axis here
+        return el
+    df = el.dframe()
+    for d in ys:
+        df[d.name] = g(df[d.name].to_numpy())
+    return el.clone(data=df)
+
+
+def _symlog_ticks(ax) -> tuple:
+    """(limits, [(position, label)]) of a symlog y axis in its transformed units (what _y_through
+    draws), labels as on the static panel."""
+    f = ax.yaxis.get_transform().transform
+    lo, hi = (float(f(np.array([v]))[0]) for v in ax.get_ylim())
+    ticks = [(float(f(np.array([float(t.get_position()[1])]))[0]), plain_text(t.get_text()))
+             for t in ax.get_yticklabels()]
+    return (lo, hi), [(v, t) for v, t in ticks if min(lo, hi) <= v <= max(lo, hi) and t]
+
+
 def _bokeh_axes(ax, title: str) -> dict:
-    """The static panel's axes as bokeh plot options: title, labels, limits, log scales, ticks."""
+    """The static panel's axes as bokeh plot options: title, labels, limits, log scales, ticks (a
+    symlog axis: in its transformed units, `_symlog_ticks`)."""
     opts = dict(title=title, xlabel=plain_text(ax.get_xlabel()),
                 ylabel=plain_text(ax.get_ylabel()), xlim=tuple(ax.get_xlim()), ylim=tuple(ax.get_ylim()),
                 logx=ax.get_xscale() == "log", logy=ax.get_yscale() == "log", show_legend=False)
-    for axis in ("x", "y"):
+    if ax.get_yscale() == "symlog":
+        opts["ylim"], opts["yticks"] = _symlog_ticks(ax)
+    for axis in ("x", "y") if "yticks" not in opts else ("x",):
         labels = _named_ticks(ax, axis, sorted(opts[axis + "lim"]))
         if labels is not None:
             opts[axis + "ticks"] = labels

@@ -270,3 +270,25 @@ def test_html_copy_carries_titles_term_ticks_and_colours(hv, tmp_path, monkeypat
                                            layout["attributes"]["children"]] == [2, 1]
     monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "0")  # under make test nothing is written
     assert not sheet.save_html(tmp_path / "f.html", "t").exists()
+
+
+def test_html_copy_of_a_symlog_axis_keeps_its_scale(hv):
+    """Bokeh has no symlog: the points go through the panel's transform, the ticks keep their labels."""
+    import xarray as xr
+    sheet = plots.Sheet([(1.8, ["a"])])
+    coefs = xr.DataArray([[0.5, -2e-4], [0.02, 1e-3], [-0.3, 0.0]], dims=("rule", "term"),
+                         coords={"term": ["x~ y", "x y~"]})
+    plots.coefficient_distributions(sheet, "a", coefs)
+    ax = sheet.ax("a")
+    sheet.finish()
+    f = ax.yaxis.get_transform().transform
+    scatter = next(e for e in sheet.elements["a"][0] if isinstance(e, hv.Scatter))
+    moved = plots._y_through(scatter, f)
+    np.testing.assert_allclose(moved.dimension_values(1), f(scatter.dimension_values(1)))
+    assert np.ptp(moved.dimension_values(1)) < np.ptp(scatter.dimension_values(1))   # 0.5 and -0.3 drawn closer
+    axes = plots._bokeh_axes(ax, "a")
+    assert not axes["logy"] and axes["ylim"][0] < f(np.array([-0.3]))[0] < axes["ylim"][1]
+    labels = dict((t, v) for v, t in axes["yticks"])
+    assert "0" in labels and abs(labels["0"]) < 1e-12       # labels as the static panel's, at their transformed places
+    assert any(t.startswith("10^") or t.startswith("−10^") for t in labels)
+    assert "Bokeh" in sheet.to_html("t")

@@ -105,7 +105,15 @@ BAD = [
     ("fig2", dict(profile="huge"), "profile must be one of ['quick', 'laptop', 'repro', 'paper'], got 'huge'"),
     ("fig2", dict(data_dir=""), "data_dir must be a non-empty path, got ''"),
     ("fig2", dict(bogus=1), "fig2 has no parameter 'bogus'; its parameters: profile, seed, data_dir, fig_dir, "
-                            "runs, generations, n_activations, n_networks"),
+                            "runs, generations, n_activations, n_networks, rule_runs"),
+    ("fig2", dict(profile="repro", rule_runs="0,8"), "rule_runs must be 'all' or a list of distinct run numbers in "
+                                                     "[0, 7] (runs = 8), got 0,8"),
+    ("fig2", dict(rule_runs="1,1"), "rule_runs must be 'all' or a list of distinct run numbers in [0, runs - 1], "
+                                    "got '1,1'"),
+    ("fig5", dict(rule_runs=[0.5]), "rule_runs must be 'all' or a list of distinct run numbers in [0, runs - 1], "
+                                    "got [0.5]"),
+    ("fig6", dict(rule_run="first"), "rule_run must be 'best' or a run number in [0, runs - 1], got 'first'"),
+    ("fig6", dict(runs=3, rule_run=3), "rule_run must be 'best' or a run number in [0, 2] (runs = 3), got 3"),
     ("fig4", dict(p_turnover=1.5), "p_turnover must be a number in [0, 1], got 1.5"),
     ("fig5", dict(p_values=[0.001, 0.0]), "p_values must be a list of 1 to 20 increasing numbers in [0, 1], got "
                                           "[0.001, 0.0]"),
@@ -132,6 +140,14 @@ def test_values_are_normalised():
     v = params.resolve("fig6", dict(afferent_factors="0.25, 2", input_factor=5, seed=3))
     assert v["afferent_factors"] == [0.25, 2.0] and v["input_factor"] == 5.0 and isinstance(v["input_factor"], float)
     assert v["seed"] == 3 and isinstance(v["seed"], int)
+
+
+def test_run_numbers_are_normalised_and_every_run_is_all():
+    assert params.resolve("fig2", dict(profile="repro", rule_runs="5, 0"))["rule_runs"] == [0, 5]
+    assert params.resolve("fig2", dict(profile="repro", rule_runs=list(range(8))))["rule_runs"] is None
+    assert params.resolve("fig5", dict(rule_runs="all"))["rule_runs"] is None
+    assert params.resolve("fig6", dict(rule_run="2", runs=3))["rule_run"] == 2
+    assert params.resolve("fig6", {})["rule_run"] is None
 
 
 def _namespace(fig, **values):
@@ -239,9 +255,48 @@ def test_a_parameter_changes_the_datasets_fig2_asks_for(values, stops_at, tmp_pa
     assert re.fullmatch(rf"{stops_at}_quick_[0-9a-f]{{10}}\.nc", e.path.name)
 
 
+@pytest.mark.parametrize("values,stops_at", [(dict(n_activations=30), "search_ee_turnover"),
+                                             (dict(handmade_generations=2), "search_handmade"),
+                                             (dict(handmade_runs=3), "search_handmade")])
+def test_a_parameter_changes_the_datasets_fig4_asks_for(values, stops_at, tmp_path, monkeypatch, no_compute):
+    e = _notebook_stops_at("fig4", tmp_path, monkeypatch, **values)
+    assert e.name == stops_at and e.path.parent == DATA and not e.path.exists()
+
+
 def test_a_perturbation_factor_changes_the_dataset_fig6_asks_for(tmp_path, monkeypatch, no_compute):
     e = _notebook_stops_at("fig6", tmp_path, monkeypatch, afferent_factors=[0.7])
     assert e.name == "fig6_perturb" and not e.path.exists()
+
+
+def test_which_rules_are_evaluated_names_the_dataset(monkeypatch, no_compute):
+    """Every run listed reads the shipped evaluation (the same name); a subset asks for its own."""
+    monkeypatch.setenv(paper.READ_ONLY_ENV, "1")
+    cfg = paper.search_config("quick")
+    search = paper.searches("quick", DATA, progress=False, cfg=cfg)
+    every = paper.fig2_evaluation("quick", DATA, search, cfg, rule_runs=range(search.sizes["run"]))
+    assert list(every.rule.values) == [f"run {i}" for i in range(search.sizes["run"])] + ["no plasticity"]
+    with pytest.raises(paper.MissingDataset) as e:
+        paper.fig2_evaluation("quick", DATA, search, cfg, rule_runs=[1])
+    assert e.value.name == "fig2_eval" and not e.value.path.exists()
+    with pytest.raises(ValueError, match=r"rule_runs must be run numbers in \[0, 1\]"):
+        paper.fig2_evaluation("quick", DATA, search, cfg, rule_runs=[2])
+    r = paper.fig5_rules("quick", DATA, rule_runs=[1])
+    assert r.names_all == ["all run 1"] and r.names_ee == ["E->E run 1"] and r.key
+    assert paper.fig5_rules("quick", DATA).key == ()
+    with pytest.raises(paper.MissingDataset):
+        paper.fig5_evaluation("quick", DATA, r)
+    best = paper.fig6_rule("quick", DATA)[2]
+    assert paper.fig6_rule("quick", DATA, rule_run=1 - best)[2] == 1 - best
+
+
+def test_a_subset_of_rules_is_evaluated_alone(tmp_path):
+    cfg = paper.search_config("quick")
+    search = paper.searches("quick", DATA, progress=False, cfg=cfg)
+    ev = paper.fig2_evaluation("quick", tmp_path, search, cfg, rule_runs=[1], n_networks=2)
+    full = paper.fig2_evaluation("quick", DATA, search, cfg)
+    assert list(ev.rule.values) == ["run 1", "no plasticity"] and ev.sizes["network"] == 2
+    # the same rule on the same first two networks as in the shipped evaluation of every run
+    np.testing.assert_allclose(ev.loss.sel(rule="run 1").values, full.loss.sel(rule="run 1").values[:2], rtol=1e-5)
 
 
 def test_cached_reads_a_dataset_of_the_same_name_from_a_reuse_folder(tmp_path, monkeypatch, no_compute):

@@ -306,13 +306,14 @@ def evaluation_key(profile: str, model) -> tuple:
 
 
 def handmade_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.0,
-                    progress=True) -> xr.Dataset:
+                    progress=True, runs: int | None = None, generations: int | None = None) -> xr.Dataset:
     """The hand-made rule (Fig 4) tuned by CMA-ES (`stress.handmade_search_config`; the reference
-    tunes it without turnover), the profile's handmade_runs runs (search_seeds of `seed`), cached
-    in data/."""
+    tunes it without turnover): `runs` runs (None: the profile's handmade_runs; search_seeds of
+    `seed`) of `generations` generations (None: the profile's handmade_generations), cached in data/."""
     from .stress import handmade_search_config
-    cfg = handmade_search_config(profile, p_turnover)
-    seeds = search_seeds(profile, seed, FIGURE_PROFILES[profile]["handmade_runs"])
+    cfg = handmade_search_config(profile, p_turnover, **({} if generations is None else
+                                                         dict(max_generations=int(generations))))
+    seeds = search_seeds(profile, seed, FIGURE_PROFILES[profile]["handmade_runs"] if runs is None else runs)
     request = dict(search=cfg.to_dict(), seeds=seeds)
     path = data_path(data_dir, "search_handmade" + ("_turnover" if p_turnover else ""), profile, request)
     ckpt = path.with_suffix(".ckpt")   # an interrupted search continues from its checkpoint
@@ -333,16 +334,19 @@ def handmade_rule(hm: xr.Dataset, profile: str):
 
 def stress_test(profile: str, data_dir, search: xr.Dataset, rules: list, names: list, seed: int = 0,
                 p_turnover: float = 0.00072, n_networks: int | None = None, runs: int | None = None,
-                generations: int | None = None) -> tuple:
+                generations: int | None = None, n_activations: int | None = None,
+                handmade_runs: int | None = None, handmade_generations: int | None = None) -> tuple:
     """Fig 4d: the rules trained with turnover (`search`, `rules`, `names`), the Fig 2 rules of
-    the same runs and generations, and the hand-made rule on its own, longer organising phase,
-    on `n_networks` stress networks of `seed` (None: the profile's stress_networks), cached as
-    data/fig4_stress_...; returns (hand-made search, stress dataset)."""
+    the same runs, generations and training protocol (`n_activations`), and the hand-made rule
+    (handmade_search with `handmade_runs`, `handmade_generations`) on its own, longer organising
+    phase, on `n_networks` stress networks of `seed` (None: the profile's stress_networks), cached
+    as data/fig4_stress_...; returns (hand-made search, stress dataset)."""
     from .stress import handmade_stress_protocol, stress_dataset, stress_protocol
-    hm = handmade_search(profile, data_dir, seed=seed, progress=False)
+    hm = handmade_search(profile, data_dir, seed=seed, progress=False, runs=handmade_runs,
+                         generations=handmade_generations)
     handmade, _ = handmade_rule(hm, profile)
-    cfg0 = search_config(profile, generations=generations)
-    search0 = searches(profile, data_dir, seed=seed, progress=False, runs=runs, generations=generations)
+    cfg0 = search_config(profile, generations=generations, n_activations=n_activations)
+    search0 = searches(profile, data_dir, seed=seed, progress=False, cfg=cfg0, runs=runs)
     rules0 = learned_rules(search0, cfg0)
     all_rules = list(rules) + rules0 + [handmade]
     groups = ["learned, turnover"] * len(rules) + ["learned, no turnover"] * len(rules0) + ["hand-made"]
@@ -430,20 +434,40 @@ def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list
 
 # -- the evaluations of Figs 2, 5 and 6: one function each, which `make data` (pipeline.py, at the
 # profile's values) and the figure's notebook (at its parameters) both call ---------------------
+def run_numbers(search: xr.Dataset, rule_runs=None) -> list:
+    """The run numbers `rule_runs` of `search` (None: every run), checked against its runs."""
+    n = search.sizes["run"]
+    if rule_runs is None:
+        return list(range(n))
+    out = sorted({int(i) for i in rule_runs})
+    if not out or out[0] < 0 or out[-1] >= n:
+        raise ValueError(f"rule_runs must be run numbers in [0, {n - 1}], got {list(rule_runs)}")
+    return out
+
+
+def _runs_key(runs: list, n: int) -> tuple:
+    """What a subset of rules adds to an evaluation's request hash: nothing for every run (so the
+    datasets of all runs keep their names), else the run numbers."""
+    return () if list(runs) == list(range(n)) else (("rule_runs", list(runs)),)
+
+
 def fig2_evaluation(profile: str, data_dir, search: xr.Dataset, cfg: SearchConfig, seed: int = 0,
-                    n_networks: int | None = None) -> xr.Dataset:
-    """Fig 2: each learned rule of `search` and no plasticity on the same `n_networks` fresh
-    networks of `seed` (default the profile's eval_networks) over the evaluation protocol: loss,
-    decoder R², rates at the first, middle and last activation, weights at the first and last; cached."""
+                    n_networks: int | None = None, rule_runs=None) -> xr.Dataset:
+    """Fig 2: the learned rule of each run in `rule_runs` of `search` (None: every run) and no
+    plasticity on the same `n_networks` fresh networks of `seed` (default the profile's
+    eval_networks) over the evaluation protocol: loss, decoder R², rates at the first, middle and
+    last activation, weights at the first and last; cached."""
     from ..rules import Rule
     from .evaluate import evaluate_dataset
     emodel = evaluation_model(profile, cfg.model)
     n_act = emodel.n_activations
-    rules = learned_rules(search, cfg) + [Rule.create()]
-    names = [f"run {i}" for i in range(search.sizes["run"])] + ["no plasticity"]
+    runs = run_numbers(search, rule_runs)
+    learned = learned_rules(search, cfg)
+    rules = [learned[i] for i in runs] + [Rule.create()]
+    names = [f"run {i}" for i in runs] + ["no plasticity"]
     seeds = eval_seeds(profile, n_networks, seed)
     req = request_hash("fig2_eval", search.attrs["params_hash"], search.attrs.get("request_hash"), seeds.tolist(),
-                       *evaluation_key(profile, cfg.model))
+                       *evaluation_key(profile, cfg.model), *_runs_key(runs, search.sizes["run"]))
     return cached(data_path(data_dir, "fig2_eval", profile, {"r": req}), "evaluation",
                   lambda: evaluate_dataset(emodel, rules, names, seeds, profile=profile,
                                            rates_at=(0, n_act // 2 - 1, n_act - 1), weights_at=(0, n_act - 1),
@@ -453,7 +477,8 @@ def fig2_evaluation(profile: str, data_dir, search: xr.Dataset, cfg: SearchConfi
 @dataclasses.dataclass(frozen=True)
 class Fig5Rules:
     """Fig 5's two rule sets, both trained with turnover: all-synapse and E->E-only, each with its
-    search configuration, search dataset, rules (each run's incumbent) and names."""
+    search configuration, search dataset, rules (the incumbents of the runs `key` names, or of
+    every run) and names. `key`: what the subset adds to the evaluations' request hashes."""
     cfg_all: SearchConfig
     search_all: xr.Dataset
     rules_all: list
@@ -462,6 +487,7 @@ class Fig5Rules:
     search_ee: xr.Dataset
     rules_ee: list
     names_ee: list
+    key: tuple = ()
 
 
 FIG5_GROUPS = ("E->E only", "E->E, E->I, I->E")   # the sweep's groups: E->E-only rules, all-synapse rules
@@ -469,18 +495,21 @@ FIG5_GROUPS = ("E->E only", "E->E, E->I, I->E")   # the sweep's groups: E->E-onl
 
 def fig5_rules(profile: str, data_dir, seed: int = 0, p_turnover: float = 0.00072,
                tau_convention: str = "independent", runs: int | None = None, generations: int | None = None,
-               ei_generations: int | None = None, n_activations: int | None = None) -> Fig5Rules:
+               ei_generations: int | None = None, n_activations: int | None = None, rule_runs=None) -> Fig5Rules:
     """The searches of Fig 5 (all synapse types, and E->E only, both with turnover `p_turnover`),
-    read or made, and their rules."""
+    read or made, and the rules of their runs `rule_runs` (None: every run; the same run numbers
+    of both searches)."""
     cfg_all, search_all = all_synapse_search(profile, data_dir, seed=seed, p_turnover=p_turnover,
                                              tau_convention=tau_convention, progress=False, runs=runs,
                                              generations=generations, ei_generations=ei_generations,
                                              n_activations=n_activations)
     cfg_ee = search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
     search_ee = searches(profile, data_dir, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg_ee, runs=runs)
+    runs_all, runs_ee = run_numbers(search_all, rule_runs), run_numbers(search_ee, rule_runs)
     rules_all, rules_ee = learned_rules(search_all, cfg_all), learned_rules(search_ee, cfg_ee)
-    return Fig5Rules(cfg_all, search_all, rules_all, [f"all run {i}" for i in range(len(rules_all))],
-                     cfg_ee, search_ee, rules_ee, [f"E->E run {i}" for i in range(len(rules_ee))])
+    key = _runs_key(runs_all, search_all.sizes["run"]) + _runs_key(runs_ee, search_ee.sizes["run"])
+    return Fig5Rules(cfg_all, search_all, [rules_all[i] for i in runs_all], [f"all run {i}" for i in runs_all],
+                     cfg_ee, search_ee, [rules_ee[i] for i in runs_ee], [f"E->E run {i}" for i in runs_ee], key)
 
 
 def fig5_evaluation(profile: str, data_dir, r: Fig5Rules, seed: int = 0, n_networks: int | None = None) -> xr.Dataset:
@@ -491,7 +520,7 @@ def fig5_evaluation(profile: str, data_dir, r: Fig5Rules, seed: int = 0, n_netwo
     n_act = emodel.n_activations
     seeds = eval_seeds(profile, n_networks, seed)
     req = request_hash("fig5_eval", r.search_all.attrs["params_hash"], r.search_all.attrs.get("request_hash"),
-                       seeds.tolist(), *evaluation_key(profile, r.cfg_all.model))
+                       seeds.tolist(), *evaluation_key(profile, r.cfg_all.model), *r.key)
     return cached(data_path(data_dir, "fig5_eval", profile, {"r": req}), "evaluation",
                   lambda: evaluate_dataset(emodel, r.rules_all, r.names_all, seeds, profile=profile,
                                            rates_at=(0, n_act - 1), weights_at=(0, n_act - 1),
@@ -518,7 +547,7 @@ def fig5_sweep(profile: str, data_dir, r: Fig5Rules, seed: int = 0, n_networks: 
     groups = [g_ee] * len(r.rules_ee) + [g_all] * len(r.rules_all)
     seeds = eval_seeds(profile, n_networks, seed)
     req = request_hash("fig5_sweep", r.search_ee.attrs.get("request_hash"), r.search_all.attrs.get("request_hash"),
-                       seeds.tolist(), p_values, *evaluation_key(profile, r.cfg_all.model))
+                       seeds.tolist(), p_values, *evaluation_key(profile, r.cfg_all.model), *r.key)
     return cached(data_path(data_dir, "fig5_sweep", profile, {"r": req}), "turnover_sweep",
                   lambda: turnover_sweep_dataset(configs, rules, r.names_ee + r.names_all, groups, seeds,
                                                  profile=profile, p_values=p_values), req)
@@ -531,7 +560,7 @@ def fig5_dropout_ei(profile: str, data_dir, r: Fig5Rules, seed: int = 0, n_netwo
     from .evaluate import dropout_dataset
     n = FIGURE_PROFILES[profile]["dropout_networks"] if n_networks is None else n_networks
     seeds = eval_seeds(profile, n, seed)
-    req = request_hash("fig5_dropout_ei", r.search_all.attrs.get("request_hash"), seeds.tolist(), p_turnover)
+    req = request_hash("fig5_dropout_ei", r.search_all.attrs.get("request_hash"), seeds.tolist(), p_turnover, *r.key)
     return cached(data_path(data_dir, "fig5_dropout_ei", profile, {"r": req}), "dropout",
                   lambda: dropout_dataset(r.cfg_all.model, r.rules_all, r.names_all, seeds, profile=profile,
                                           synapse="ei", p_turnover_ee=p_turnover), req)
@@ -542,9 +571,9 @@ FIG6_NETWORKS = 20   # Fig 6's perturbation networks at most (the profile's eval
 
 def fig6_rule(profile: str, data_dir, rule_source: str = "all", seed: int = 0, p_turnover: float = 0.00072,
               tau_convention: str = "independent", runs: int | None = None, generations: int | None = None,
-              ei_generations: int | None = None, n_activations: int | None = None) -> tuple:
-    """(cfg, search, run, rule): Fig 6's rule, the run with the lowest test loss of Fig 5's
-    all-synapse search (rule_source "all") or of the E->E search with turnover ("ee")."""
+              ei_generations: int | None = None, n_activations: int | None = None, rule_run: int | None = None) -> tuple:
+    """(cfg, search, run, rule): Fig 6's rule, run `rule_run` (None: the run with the lowest test
+    loss) of Fig 5's all-synapse search (rule_source "all") or of the E->E search with turnover ("ee")."""
     if rule_source == "all":
         cfg, search = all_synapse_search(profile, data_dir, seed=seed, p_turnover=p_turnover,
                                          tau_convention=tau_convention, progress=False, runs=runs,
@@ -553,7 +582,7 @@ def fig6_rule(profile: str, data_dir, rule_source: str = "all", seed: int = 0, p
     else:
         cfg = search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
         search = searches(profile, data_dir, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
-    run = int(np.argmin(search.best_test_loss.values))
+    run = int(np.argmin(search.best_test_loss.values)) if rule_run is None else run_numbers(search, [rule_run])[0]
     return cfg, search, run, learned_rules(search, cfg)[run]
 
 

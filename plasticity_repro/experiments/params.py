@@ -41,9 +41,11 @@ def _text(x) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Param:
-    """One notebook parameter. kind: "int", "float", "choice", "path" or "floats" (a list of
-    numbers, given as a list or as text '0.5,1.5'); default None: the profile's value,
-    profile_value(profile)."""
+    """One notebook parameter. kind: "int", "float", "choice", "path", "floats" (a list of
+    numbers, given as a list or as text '0.5,1.5') or "runs" (run numbers of a search, a list or
+    text '0,3,5'; None or 'all': every run) or "run" (one run number; None or 'best': the run
+    with the lowest test loss); default None: the profile's value,
+    profile_value(profile) (for "runs": every run)."""
     name: str
     kind: str
     meaning: str
@@ -60,6 +62,10 @@ class Param:
             return f"one of {list(self.choices)}"
         if self.kind == "path":
             return "a non-empty path"
+        if self.kind == "runs":
+            return "'all' or a list of distinct run numbers in [0, runs - 1]"
+        if self.kind == "run":
+            return "'best' or a run number in [0, runs - 1]"
         rng = f"[{_text(self.lo)}, {_text(self.hi)}]"
         if self.kind == "int":
             return f"an integer in {rng}"
@@ -86,10 +92,17 @@ class Param:
             if not isinstance(value, (str, os.PathLike)) or not os.fspath(value).strip():
                 raise bad
             return os.fspath(value)
+        if self.kind == "runs":
+            return self._runs(value, bad)
+        if self.kind == "run":
+            if value is None or (isinstance(value, str) and value.strip().lower() == "best"):
+                return None
+            out = self._runs([value] if isinstance(value, int) else value, bad)
+            if len(out) != 1:
+                raise bad
+            return out[0]
         if self.kind == "floats":
-            items = value
-            if isinstance(value, str):
-                items = [t.strip() for t in value.strip().strip("[]()").split(",") if t.strip()]
+            items = _items(value)
             if not isinstance(items, (list, tuple)) or not self.length[0] <= len(items) <= self.length[1]:
                 raise bad
             try:
@@ -106,6 +119,21 @@ class Param:
         except ValueError:
             raise bad from None
 
+    def _runs(self, value, bad):
+        """None for every run, else the distinct run numbers, sorted (the order the rules are drawn in)."""
+        if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+            return None
+        items = _items(value)
+        if not isinstance(items, (list, tuple)) or not items:
+            raise bad
+        try:
+            out = [int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v for v in items]
+        except ValueError:
+            raise bad from None
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in out) or len(set(out)) != len(out):
+            raise bad
+        return sorted(out)
+
     def _number(self, value):
         integer = self.kind == "int"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
@@ -113,6 +141,13 @@ class Param:
         if not math.isfinite(value) or not self.lo <= value <= self.hi:
             raise ValueError(self.name)
         return int(value) if integer else float(value)
+
+
+def _items(value):
+    """A list given as text ('0.5, 1.5' or '[0, 3]') as its items' texts; anything else as it is."""
+    if isinstance(value, str):
+        return [t.strip() for t in value.strip().strip("[]()").split(",") if t.strip()]
+    return value
 
 
 def _value_text(v) -> str:
@@ -189,25 +224,34 @@ REFIT_K_MAX = Param("refit_k_max", "int", "progressive refit with the top k = 1 
                     profile_value=lambda p: paper.FIGURE_PROFILES[p]["refit_ks"][-1])
 REFIT_GENERATIONS = Param("refit_generations", "int", "CMA-ES generations of each refit", lo=1, hi=10 ** 6,
                           profile_value=_fp("refit_generations"))
+RULE_RUNS = Param("rule_runs", "runs", "which runs' rules are evaluated (each run hands on its incumbent with the "
+                  "lowest test loss): 'all', or run numbers such as '0,3'", "all")
 COMMON = (PROFILE, SEED, DATA_DIR, FIG_DIR)
 
 PARAMETERS = {
     "fig2": COMMON + (RUNS, GENERATIONS, ACTIVATIONS,
                       _networks("n_networks", "fresh networks the learned rules and no plasticity are evaluated on",
-                                "eval_networks")),
+                                "eval_networks"), RULE_RUNS),
     "fig3": COMMON + (RUNS, GENERATIONS, ACTIVATIONS, N_DROPOUT,
                       _networks("n_networks", "networks each refit is tested on", "eval_networks"),
                       REFIT_K_MAX, REFIT_GENERATIONS),
     "fig4": COMMON + (P_TURNOVER, RUNS, GENERATIONS, N_DROPOUT,
                       _networks("n_networks", "networks each refit is tested on", "eval_networks"),
                       REFIT_K_MAX, REFIT_GENERATIONS,
-                      _networks("n_stress_networks", "networks of the stress test", "stress_networks")),
+                      _networks("n_stress_networks", "networks of the stress test", "stress_networks"),
+                      ACTIVATIONS,
+                      Param("handmade_runs", "int", "independent CMA-ES runs tuning the hand-made rule (its best "
+                            "run is used)", lo=1, hi=1000, profile_value=_fp("handmade_runs")),
+                      Param("handmade_generations", "int", "CMA-ES generations tuning the hand-made rule's 7 "
+                            "numbers", lo=1, hi=10 ** 6, profile_value=_fp("handmade_generations"))),
     "fig5": COMMON + (P_TURNOVER, TAU_CONVENTION, RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
                       _networks("n_networks", "networks of the evaluation and of the turnover sweep",
                                 "eval_networks"),
                       Param("p_values", "floats", "turnover levels p_ST of the sweep", _sweep_p_values(), lo=0.0,
                             hi=1.0, increasing=True),
-                      _networks("n_dropout_networks", "networks of the E->I dropout", "dropout_networks")),
+                      _networks("n_dropout_networks", "networks of the E->I dropout", "dropout_networks"),
+                      Param("rule_runs", "runs", "which runs' rules are evaluated, the same run numbers of both "
+                            "searches (all-synapse and E->E only): 'all', or run numbers such as '0,3'", "all")),
     "fig6": COMMON + (P_TURNOVER, TAU_CONVENTION,
                       Param("rule_source", "choice", "the rule perturbed: the best all-synapse rule of Fig 5 ('all') "
                             "or the best E->E rule trained with turnover ('ee')", "all", choices=("all", "ee")),
@@ -217,7 +261,9 @@ PARAMETERS = {
                       Param("afferent_factors", "floats", "scalings of the perturbed cell's E->E afferents (once)",
                             _perturbation_defaults()[0], lo=0.01, hi=100.0, length=(1, 10)),
                       Param("input_factor", "float", "gain of the perturbed cell's fresh input (from the "
-                            "perturbation on)", _perturbation_defaults()[1], lo=0.01, hi=1000.0)),
+                            "perturbation on)", _perturbation_defaults()[1], lo=0.01, hi=1000.0),
+                      Param("rule_run", "run", "which run of that search: 'best' (lowest test loss) or a run number",
+                            "best")),
 }
 
 
@@ -252,8 +298,22 @@ def resolve(figure: str, values: dict) -> dict:
     for name, p in params.items():
         v = values.get(name, p.default)
         out[name] = p.profile_value(profile) if v is None and p.profile_value is not None else p.check(v)
+    _check_run_numbers(params, out)
     _check_network_seeds(out)
     return out
+
+
+def _check_run_numbers(params: dict, v: dict) -> None:
+    """Run numbers ("runs" and "run" parameters) must name runs the searches have; every run
+    listed is the same as 'all' (None), so it reads the same datasets."""
+    for name, p in params.items():
+        if p.kind in ("runs", "run") and v[name] is not None:
+            top = max(v[name]) if p.kind == "runs" else v[name]
+            if top >= v["runs"]:
+                raise ValueError(f"{name} must be {p.allowed().replace('runs - 1', str(v['runs'] - 1))} "
+                                 f"(runs = {v['runs']}), got {_literal(v[name])}")
+            if p.kind == "runs" and v[name] == list(range(v["runs"])):
+                v[name] = None
 
 
 def _check_network_seeds(v: dict) -> None:
