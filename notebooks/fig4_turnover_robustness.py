@@ -58,8 +58,8 @@ hv = plots.setup()
 # The profile's searches with turnover on the even training slots (read from `data/`, or run now).
 
 # %%
-cfg = paper.search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
-search = paper.searches(profile, data, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
+cfg, search = paper.turnover_search(profile, data, seed=seed, p_turnover=p_turnover, runs=runs, generations=generations,
+                                    n_activations=n_activations)
 rules = paper.learned_rules(search, cfg)
 names = [f"turnover run {i}" for i in range(len(rules))]
 coefs = search.coefs.sel(synapse="ee")

@@ -634,22 +634,6 @@ def _quartiles(v):
     return np.percentile(v, [25, 50, 75]) if v.size else np.full(3, np.nan)
 
 
-def wilcoxon_paired(a, b) -> dict:
-    """Two-sided Wilcoxon signed-rank test of paired samples a, b; effect size the matched-pairs
-    rank-biserial correlation (r > 0: a tends to be larger). Pairs with a NaN dropped."""
-    from scipy import stats
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    d = a[ok] - b[ok]
-    d = d[d != 0]
-    if d.size == 0:
-        return dict(p=np.nan, r=np.nan, n=int(ok.sum()))
-    ranks = stats.rankdata(np.abs(d))
-    r = float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
-    p = float(stats.wilcoxon(a[ok], b[ok]).pvalue) if d.size > 0 else np.nan
-    return dict(p=p, r=r, n=int(ok.sum()))
-
-
 def _set_term_xticks(ax, terms, rotation=90):
     ax.set_xticks(np.arange(len(terms)))
     ax.set_xticklabels([term_label(t) for t in terms], rotation=rotation, fontsize=FONT["ticks"])
@@ -1281,6 +1265,7 @@ def amplitude_duration_phases(sheet: Sheet, keys, pd: xr.Dataset, phases=("befor
         if j:
             ax.set_yticklabels([])
         if phase == "later":
+            from .experiments.stats import wilcoxon_paired
             lines = [f"{int(pd.attrs['later'])} activations after; Wilcoxon, N = {pd.sizes['network']}:"]
             for k in pd.kind.values:
                 amp = pd.amplitude_summary.sel(kind=k)

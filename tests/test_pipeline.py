@@ -84,6 +84,8 @@ def _notebook_datasets(source: str, profile: str) -> set:
     calls = {"fig2_evaluation": "fig2_eval", "fig5_evaluation": "fig5_eval", "fig5_sweep": "fig5_sweep",
              "fig5_dropout_ei": "fig5_dropout_ei", "fig6_perturbation": "fig6_perturb", "fig6_reduced": "fig6_reduced"}
     names |= {name for call, name in calls.items() if f"paper.{call}(" in source}
+    if "paper.turnover_search(" in source:
+        names.add("search_ee_turnover")
     if "paper.handmade_search(" in source:
         names.add("search_handmade")
     if "paper.stress_test(" in source:   # the hand-made search, the Fig 2 searches and the stress test

@@ -57,3 +57,14 @@ def test_converged_fraction_reads_both_moments_against_their_targets():
                     coords={"mode": ["two_rules"]}, attrs={"params_json": json.dumps(dict(target1=1.0, target2=2.0))})
     assert converged_fraction(ds, "two_rules", drop=0) == 0.5         # (1, 2) and (1.04, 2) within 5 %
     assert converged_fraction(ds, "two_rules", drop=1) == 0.0         # only (1.0, 2.2) is plotted
+
+
+def test_wilcoxon_paired_drops_nan_pairs_and_signs_r_by_which_is_larger():
+    from scipy import stats as sst
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.5, np.nan])
+    b = np.array([0.0, 1.0, 1.0, 2.0, 2.0, 1.0])
+    s = stats.wilcoxon_paired(a, b)
+    assert s["n"] == 5 and s["r"] == 1.0
+    assert s["p"] == pytest.approx(sst.wilcoxon(a[:5], b[:5]).pvalue)
+    assert stats.wilcoxon_paired(b, a)["r"] == -1.0
+    assert np.isnan(stats.wilcoxon_paired(a, a)["p"])      # no differences: no test

@@ -474,6 +474,13 @@ def fig2_evaluation(profile: str, data_dir, search: xr.Dataset, cfg: SearchConfi
                                            extra_params={"search_hash": search.attrs["params_hash"]}), req)
 
 
+def turnover_search(profile: str, data_dir, seed: int = 0, p_turnover: float = 0.00072, runs: int | None = None,
+                    generations: int | None = None, n_activations: int | None = None) -> tuple:
+    """(cfg, search): the E->E search trained with turnover `p_turnover` (Figs 4-6), read or made."""
+    cfg = search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
+    return cfg, searches(profile, data_dir, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
+
+
 @dataclasses.dataclass(frozen=True)
 class Fig5Rules:
     """Fig 5's two rule sets, both trained with turnover: all-synapse and E->E-only, each with its
@@ -503,8 +510,7 @@ def fig5_rules(profile: str, data_dir, seed: int = 0, p_turnover: float = 0.0007
                                              tau_convention=tau_convention, progress=False, runs=runs,
                                              generations=generations, ei_generations=ei_generations,
                                              n_activations=n_activations)
-    cfg_ee = search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
-    search_ee = searches(profile, data_dir, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg_ee, runs=runs)
+    cfg_ee, search_ee = turnover_search(profile, data_dir, seed, p_turnover, runs, generations, n_activations)
     runs_all, runs_ee = run_numbers(search_all, rule_runs), run_numbers(search_ee, rule_runs)
     rules_all, rules_ee = learned_rules(search_all, cfg_all), learned_rules(search_ee, cfg_ee)
     key = _runs_key(runs_all, search_all.sizes["run"]) + _runs_key(runs_ee, search_ee.sizes["run"])
@@ -580,8 +586,7 @@ def fig6_rule(profile: str, data_dir, rule_source: str = "all", seed: int = 0, p
                                          generations=generations, ei_generations=ei_generations,
                                          n_activations=n_activations)
     else:
-        cfg = search_config(profile, p_turnover=p_turnover, generations=generations, n_activations=n_activations)
-        search = searches(profile, data_dir, seed=seed, p_turnover=p_turnover, progress=False, cfg=cfg, runs=runs)
+        cfg, search = turnover_search(profile, data_dir, seed, p_turnover, runs, generations, n_activations)
     run = int(np.argmin(search.best_test_loss.values)) if rule_run is None else run_numbers(search, [rule_run])[0]
     return cfg, search, run, learned_rules(search, cfg)[run]
 

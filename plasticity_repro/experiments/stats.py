@@ -36,6 +36,20 @@ def mann_whitney(a, b, alternative: str = "two-sided") -> dict:
     return dict(u=float(u), p=float(p), r=rank_biserial_from_u(u, a.size, b.size), n_a=a.size, n_b=b.size)
 
 
+def wilcoxon_paired(a, b) -> dict:
+    """Two-sided Wilcoxon signed-rank test of paired samples a, b; effect size the matched-pairs
+    rank-biserial correlation r (> 0: a tends to be larger); n the pairs without a NaN."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    d = d[d != 0]
+    if d.size == 0:
+        return dict(p=np.nan, r=np.nan, n=int(ok.sum()))
+    ranks = stats.rankdata(np.abs(d))
+    r = float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+    return dict(p=float(stats.wilcoxon(a[ok], b[ok]).pvalue), r=r, n=int(ok.sum()))
+
+
 def rank_biserial_from_u(u: float, n_a: int, n_b: int) -> float:
     """Rank-biserial r = 2U/(n_a n_b) - 1 from Mann-Whitney's U of sample a (pairs a > b, ties
     half): > 0 when a tends to be larger."""
