@@ -236,9 +236,14 @@ class Sheet:
             x0 = inv.transform((tight.x0, 0))[0]
             axpos = ax.get_position()
             # the letter is the left title, moved left over the y tick labels to the panel's outer edge
+            # and up to the row's tallest title block; the three titles share one pad, so the lift
+            # is the letter's own y (axes fraction), and the panel's centred title stays where it is
+            own = getattr(ax, "_house_title_pad", RC["axes.titlepad"])
+            height_pt = axpos.height * fig.get_figheight() * 72
+            lift = (row_pad[top[key]] - own) / height_pt if height_pt > 0 else 0.0
             ax.set_title(key, loc="left", fontsize=FONT["letter"], fontweight="bold",
                          x=(x0 - axpos.x0) / axpos.width if axpos.width > 0 else 0.0, ha="left",
-                         pad=row_pad[top[key]])
+                         y=1.0 + lift, pad=own)
 
     def footnote(self, text: str):
         """Lines of small text under the sheet (the figure's claims and verdicts); nothing when

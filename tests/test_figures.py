@@ -76,6 +76,25 @@ def test_sheet_is_journal_width(hv):
     assert plots.DPI >= 200
 
 
+def test_a_rows_letters_align_without_moving_the_panels_titles(hv):
+    """Panel a carries a three-line note, b none: both letters stand at a's height, and b's own
+    title stays just above its frame (the three titles of an axes share one pad)."""
+    sheet = plots.Sheet([(1.8, ["a", "b"])])
+    for k in "ab":
+        sheet.render(k, hv.Curve(([0, 1], [0, 1])), aspect="auto")
+    plots._title(sheet.ax("a"), "with a note", "line one\nline two\nline three")
+    sheet.ax("b").set_title("plain", fontsize=plots.FONT["title"])
+    sheet.finish()
+    sheet.figure.canvas.draw()
+    r = sheet.figure.canvas.get_renderer()
+    letter = {k: sheet.ax(k)._left_title.get_window_extent(r) for k in "ab"}
+    assert letter["a"].y0 == pytest.approx(letter["b"].y0, abs=1.0)
+    b = sheet.ax("b")
+    gap_pt = (b.title.get_window_extent(r).y0 - b.get_window_extent(r).y1) * 72 / sheet.figure.dpi
+    assert gap_pt < plots.RC["axes.titlepad"] + 3          # not lifted by a's note
+    assert letter["b"].y0 > b.title.get_window_extent(r).y1   # the letter above it, at the row's height
+
+
 def test_term_labels_are_mathtext():
     from matplotlib.mathtext import MathTextParser
     parser = MathTextParser("path")
