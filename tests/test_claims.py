@@ -71,6 +71,35 @@ def test_fig5c_needs_every_high_turnover_level():
     assert claims.fig5c_sweep({"fig5_sweep": _sweep([9] * 6, sig)}).verdict == claims.REVERSED
 
 
+def test_fig5c_reports_the_rules_below_the_selection_threshold_beside_the_verdict():
+    """All rules decide the verdict; the rules whose search test loss per network is below 150
+    are compared beside it. Here two unconverged all-synapse runs make the pooled medians worse."""
+    import json
+    levels = [0.0, 0.0004, 0.0008, 0.0012, 0.0016, 0.002]
+    rng = np.random.default_rng(0)
+    names = [f"E->E run {i}" for i in range(3)] + [f"all run {i}" for i in range(4)]
+    groups = ["E->E only"] * 3 + ["E->E, E->I, I->E"] * 4
+    level = np.array([100.0, 100, 100, 80, 80, 400, 400])     # all runs 2 and 3 did not converge
+    loss = level[None, :, None] * (1 + 0.05 * rng.standard_normal((6, 7, 50)))
+    pooled = lambda g: loss[:, [i for i, x in enumerate(groups) if x == g]].reshape(6, -1)  # noqa: E731
+    med = np.stack([np.median(pooled(g), axis=1) for g in ("E->E only", "E->E, E->I, I->E")], axis=1)
+    from scipy import stats as sst
+    pv = [sst.mannwhitneyu(pooled("E->E, E->I, I->E")[j], pooled("E->E only")[j]).pvalue for j in range(6)]
+    sw = xr.Dataset({"loss_or_penalty": (("p_turnover", "rule", "network"), loss),
+                     "median_loss": (("p_turnover", "group"), med), "mannwhitney_p": (("p_turnover",), pv)},
+                    coords={"p_turnover": levels, "group": ["E->E only", "E->E, E->I, I->E"], "rule": names,
+                            "rule_group": ("rule", groups)})
+    params = json.dumps({"search": {"n_test": 10}})
+    search = lambda per_net: xr.Dataset({"best_test_loss": (("run",), 10 * np.asarray(per_net, float))},  # noqa: E731
+                                        attrs={"params_json": params})
+    c = claims.fig5c_sweep({"fig5_sweep": sw, "search_eeeiie_turnover": search([50, 60, 300, 900]),
+                            "search_ee_turnover": search([70, 80, 90])})
+    assert c.verdict != claims.REPRODUCED and all(a > e for a, e in zip(c.statistic['median_all'], c.statistic['median_ee']))
+    sel = c.statistic["selected"]
+    assert sel["n_rules"] == [2, 3] and all(a < e for a, e in zip(sel["median_all"], sel["median_ee"]))
+    assert max(sel["p"]) < 1e-6 and "(2 vs 3)" in c.ours and "(4 vs 3 rules)" in c.ours
+
+
 def _refit(med: list) -> xr.Dataset:
     return xr.Dataset({"median_loss": (("k",), med)}, coords={"k": np.arange(1, len(med) + 1)})
 
