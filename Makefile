@@ -10,8 +10,8 @@ NB_TIMEOUT ?= 3600
 PROFILE_fig2_self_organization ?= repro
 PROFILE_fig3_term_importance ?= repro
 PROFILE_fig4_turnover_robustness ?= repro
-PROFILE_fig5_inhibitory_plasticity ?= laptop
-PROFILE_fig6_homeostasis ?= laptop
+PROFILE_fig5_inhibitory_plasticity ?= repro
+PROFILE_fig6_homeostasis ?= repro
 # GPU=cuda12 or cuda13 (the CUDA major version of the machine's driver) adds JAX's CUDA plugin of the
 # locked JAX version to the environment and runs everything on the GPU; unset: CPU only.
 GPU ?=
@@ -93,7 +93,7 @@ RUNS_DIR ?= runs
 $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS)): %: env
 ifeq ($(strip $(P)),)
 	PLASTICITY_REPRO_READ_ONLY=$(READ_ONLY) $(PY) -m plasticity_repro.figure_runs --timeout $(NB_TIMEOUT) \
-	  --profile $(or $(PROFILE),$(PROFILE_$@),laptop) notebooks/$@.ipynb figures/notebooks/$@.ipynb
+	  --profile $(or $(PROFILE),$(PROFILE_$@),repro) notebooks/$@.ipynb figures/notebooks/$@.ipynb
 else
 	$(VENV)/bin/plasticity-repro figure $@ --runs-dir $(RUNS_DIR) --timeout $(NB_TIMEOUT) \
 	  $(if $(PROFILE),--profile $(PROFILE),$(if $(filter profile=%,$(P)),,--profile $(PROFILE_$@))) $(P)

@@ -39,7 +39,7 @@ def configure(**kw):
     return _configure(**kw)
 
 
-def load_rules(profile: str = "laptop", data_dir="data"):
+def load_rules(profile: str = "repro", data_dir="data"):
     """The learned (and the tuned hand-made) rules of a profile as an xr.Dataset, one row per
     search run (experiments.learned)."""
     from .experiments.learned import load_rules as _load

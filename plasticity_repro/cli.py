@@ -5,7 +5,7 @@
     plasticity-repro profiles
     plasticity-repro data --profile laptop [--only NAME ...] [--dry-run] [--plan] [--scheduler ADDRESS | --workers N]
     plasticity-repro params [fig2 ...]
-    plasticity-repro figure fig2 --profile laptop seed=1 n_networks=50
+    plasticity-repro figure fig2 --profile repro n_networks=50
 
 Bad options end with a one-line `error: ...` naming the option and what is allowed (exit 2); output
 locations (--out, the checkpoint, the shard folder) are checked before any computation starts.
@@ -46,9 +46,9 @@ examples:
       the same, each search's runs scored on a Dask cluster's workers (--workers N: a local one)
   plasticity-repro params fig2
       the parameters of the Fig 2 notebook: meaning, default, allowed values
-  plasticity-repro figure fig2 --profile laptop seed=1 n_networks=50
-      Fig 2 with other parameters: computes what they need, draws it into runs/fig2-laptop-<hash>/
-      (`make fig2 P="seed=1 n_networks=50"` runs it)
+  plasticity-repro figure fig2 --profile repro n_networks=50
+      Fig 2 with other parameters: the shipped searches evaluated on 50 networks (minutes), drawn
+      into runs/fig2-repro-<hash>/ (`make fig2 P="n_networks=50"` runs it)
 
 'plasticity-repro COMMAND --help' describes each command's options."""
 
@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run one or more batched CMA-ES searches (spec §5-6) and write their "
                                    "xarray dataset (history, best rules, covariance, provenance).")
     s.add_argument("--profile", choices=list(PROFILES), default="quick",
-                   help="problem size: quick (CI, ~1 min), laptop (<= 1 h on 2 cores), paper (the spec's "
-                        "numbers; GPU). Default: quick")
+                   help="problem size: quick (CI, ~1 min), laptop (<= 1 h on 2 cores), repro (the campaign's: "
+                        "8 runs x 150 generations, hours per arm), paper (the spec's numbers; GPU). Default: quick")
     s.add_argument("--synapses", type=_synapses, default=("ee",), metavar="{" + ",".join(SYNAPSE_CHOICES) + "}",
                    help="plastic synapse types: 'ee' (E->E only, 32 parameters) or 'all' (E->E, E->I, I->E, "
                         "96 parameters; 'ee,ei,ie' is a synonym). Default: ee")

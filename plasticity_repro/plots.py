@@ -235,15 +235,16 @@ class Sheet:
             tight = ax.get_tightbbox(renderer)
             x0 = inv.transform((tight.x0, 0))[0]
             axpos = ax.get_position()
-            # the letter is the left title, moved left over the y tick labels to the panel's outer edge
-            # and up to the row's tallest title block; the three titles share one pad, so the lift
-            # is the letter's own y (axes fraction), and the panel's centred title stays where it is
-            own = getattr(ax, "_house_title_pad", RC["axes.titlepad"])
-            height_pt = axpos.height * fig.get_figheight() * 72
-            lift = (row_pad[top[key]] - own) / height_pt if height_pt > 0 else 0.0
-            ax.set_title(key, loc="left", fontsize=FONT["letter"], fontweight="bold",
-                         x=(x0 - axpos.x0) / axpos.width if axpos.width > 0 else 0.0, ha="left",
-                         y=1.0 + lift, pad=own)
+            # the letter stands left over the y tick labels at the panel's outer edge, as high above the
+            # frame as the row's tallest title block: its own text offset in points (not a title,
+            # whose pad the panel's centred title shares, nor an axes fraction, which the layout's
+            # later resizing would change)
+            if getattr(ax, "_house_letter", None) is not None:
+                ax._house_letter.remove()
+            ax._house_letter = ax.annotate(
+                key, xy=((x0 - axpos.x0) / axpos.width if axpos.width > 0 else 0.0, 1.0), xycoords="axes fraction",
+                xytext=(0, row_pad[top[key]]), textcoords="offset points", ha="left", va="baseline",
+                fontsize=FONT["letter"], fontweight="bold", annotation_clip=False)
 
     def footnote(self, text: str):
         """Lines of small text under the sheet (the figure's claims and verdicts); nothing when
@@ -1181,15 +1182,26 @@ def weight_blocks(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_
 
 def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
     """Median per-network loss (band: quartiles) versus the turnover probability p_ST, one curve per
-    rule group (rules pooled, labelled at the right end); under each p_ST the two-sided
-    Mann-Whitney U result of the dataset (stars), and the rank-biserial r per p_ST in the note."""
+    rule group (rules pooled, labelled at the right end), and each rule's own median as a thin
+    line of its group's colour (a rule whose median is a blow-up is left out and counted); under
+    each p_ST the two-sided Mann-Whitney U result of the dataset (stars), and the rank-biserial r
+    per p_ST in the note."""
     import holoviews as hv
     p = sw.p_turnover.values * 1e4
     xlabel = "$p_{ST}$ (×10$^{-4}$ per synapse and activation)"
     els, ends = [], []
+    per_rule = np.median(sw.loss_or_penalty.values, axis=-1) if "loss_or_penalty" in sw else None   # (p, rule)
+    off = 0
     for g in sw.group.values:
         all_syn = rule_family(str(g)) == "learned, all synapses"
         c = RULE_COLORS["learned, all synapses" if all_syn else "learned, turnover"]
+        if per_rule is not None:
+            for i in np.flatnonzero(sw.rule_group.values == str(g)):
+                if np.all(per_rule[:, i] < PENALTY_FLOOR):
+                    els.append(hv.Curve((p, per_rule[:, i]), xlabel, "loss per network").opts(
+                        color=c, linewidth=0.6, alpha=0.5))
+                else:
+                    off += 1
         med = sw.median_loss.sel(group=g).values
         lo, hi = sw.q25_loss.sel(group=g).values, sw.q75_loss.sel(group=g).values
         els.append(hv.Area((p, lo, hi), "p", ["loss", "hi"]).opts(facecolor=c, alpha=0.18, linewidth=0))
@@ -1210,9 +1222,11 @@ def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
     r = [-rank_biserial_from_u(u, n_r[0] * n, n_r[-1] * n) for u in sw.mannwhitney_u.values]
     r_text = ", ".join("n/a" if not np.isfinite(v) else f"{v:.2f}" for v in r)
     short = [("all synapses" if rule_family(str(g)) == "learned, all synapses" else "E→E only") for g in sw.group.values]
+    thin = "" if per_rule is None else ("; thin: each rule's median" +
+                                        (f" ({off} rule{'s' if off != 1 else ''} blew up: not drawn)" if off else ""))
     _title(ax, "loss vs turnover",
            f"under each $p_{{ST}}$: Mann–Whitney * < .05, ** < .01, *** < .001;\nrank-biserial r, {short[-1]} vs "
-           f"{short[0]} (> 0: higher loss): {r_text};\nN = {n_r[0] * n} vs {n_r[-1] * n} networks")
+           f"{short[0]} (> 0: higher loss): {r_text};\nN = {n_r[0]} vs {n_r[-1]} rules × {n} networks{thin}")
 
 
 # -- Fig 6 ----------------------------------------------------------------------------------------

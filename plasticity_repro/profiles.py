@@ -52,9 +52,9 @@ PROFILES = {
 }
 
 # Each figure's shipped profile: the one whose datasets data/ holds and `make figures` draws (the
-# Makefile's PROFILE_<notebook>): the reproduction campaign's where its datasets are made, the laptop
-# profile's until then. The README's results table computes each claim at its figure's profile.
-SHIPPED = {"fig2": "repro", "fig3": "repro", "fig4": "repro", "fig5": "laptop", "fig6": "laptop"}
+# Makefile's PROFILE_<notebook>; a test checks they agree): the reproduction campaign's. The
+# README's results table computes each claim at its figure's profile.
+SHIPPED = {"fig2": "repro", "fig3": "repro", "fig4": "repro", "fig5": "repro", "fig6": "repro"}
 
 SEARCH_PROFILES = {name: p["search"] for name, p in PROFILES.items()}    # search.PROFILES
 FIGURE_PROFILES = {name: p["figures"] for name, p in PROFILES.items()}   # experiments.paper.FIGURE_PROFILES

@@ -87,7 +87,7 @@ def test_a_rows_letters_align_without_moving_the_panels_titles(hv):
     sheet.finish()
     sheet.figure.canvas.draw()
     r = sheet.figure.canvas.get_renderer()
-    letter = {k: sheet.ax(k)._left_title.get_window_extent(r) for k in "ab"}
+    letter = {k: sheet.ax(k)._house_letter.get_window_extent(r) for k in "ab"}
     assert letter["a"].y0 == pytest.approx(letter["b"].y0, abs=1.0)
     b = sheet.ax("b")
     gap_pt = (b.title.get_window_extent(r).y0 - b.get_window_extent(r).y1) * 72 / sheet.figure.dpi

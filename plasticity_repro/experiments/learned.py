@@ -4,7 +4,7 @@ hand-made rule, one row each, with what it was trained on and how it scored on i
 held-out test networks.
 
     import plasticity_repro as pr
-    rules = pr.load_rules("laptop")           # an xr.Dataset, one `rule` per row
+    rules = pr.load_rules("repro")            # an xr.Dataset, one `rule` per row
     rule = pr.rule_of(rules, "ee_turnover/1")  # a Rule the simulator runs
     cfg = pr.rule_config(rules, "ee_turnover/1")  # the protocol it was trained on
 
@@ -128,7 +128,7 @@ def rule_config(ds: xr.Dataset, name: str, base: ModelConfig | None = None) -> M
     return dataclasses.replace(cfg, plasticity=dataclasses.replace(cfg.plasticity, heterosynaptic=hetero))
 
 
-def load_rules(profile: str = "laptop", data_dir: str | os.PathLike = "data") -> xr.Dataset:
+def load_rules(profile: str = "repro", data_dir: str | os.PathLike = "data") -> xr.Dataset:
     """The shipped rules dataset of `profile` (data/learned_rules_<profile>_<hash>.nc; made by
     `make data PROFILE=<profile>`)."""
     from ..profiles import PROFILES
