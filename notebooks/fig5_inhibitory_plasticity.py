@@ -139,8 +139,10 @@ else:
 #
 # **b — loss against turnover.** Median per-network loss (band: quartiles) of the E→E-only and the
 # all-synapse rules, rules pooled, with E→E turnover at p_ST on every activation of the longer
-# protocol; under each p_ST the two-sided Mann–Whitney result. The paper finds the all-synapse rules
-# better, most at high turnover; at this profile read the curves and stars for what the data show.
+# protocol; thin lines: each rule's own median, so a group's spread of rules shows (a few runs that
+# did not converge pull a pooled median up); under each p_ST the two-sided Mann–Whitney result. The
+# paper finds the all-synapse rules better, most at high turnover; read the curves and stars for what
+# the data show.
 #
 # **c — E→I coefficients across the all-synapse rules** (one point per rule, bar: median;
 # symmetric-log axis). The paper: the E→I rule uses x̃x with a positive coefficient.
