@@ -515,6 +515,15 @@ def _host_devices_first(argv) -> None:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:   # output piped into `head` and the like: stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())      # Python's final flush of stdout would fail again
+        return 141                                 # 128 + SIGPIPE, the shell's code for it
+
+
+def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _host_devices_first(argv)
     parser = build_parser()

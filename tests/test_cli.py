@@ -219,3 +219,11 @@ def test_search_summary_prints_blew_up(tmp_path, monkeypatch, capsys):
     code, out, _ = _run(["search", "--out", str(tmp_path / "o.nc"), "--runs", "2", "--no-progress"], capsys)
     assert code == 0
     assert out.strip().endswith("best test loss per run (sum over 2 networks): blew up, 3.2")
+
+
+def test_output_piped_into_head_ends_without_a_traceback():
+    import subprocess
+    import sys
+    out = subprocess.run(f"'{sys.executable}' -m plasticity_repro.cli profiles | head -1", shell=True,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("search profiles") and "Traceback" not in out.stderr, out.stderr
