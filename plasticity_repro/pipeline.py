@@ -111,11 +111,13 @@ def _eval_cost(rules: int, variants: int, networks: int, n_act) -> tuple:
     return rules * variants * networks * acts, f"{_n(rules, 'rule')}{var} x {networks} nets x {act_text} act"
 
 
-def _refit_cost(profile: str, n_act: int) -> tuple:
-    """One search per k over k coefficients and at most k time constants (population of 2k
-    parameters: an upper bound), then the refit on the evaluation networks."""
+def _refit_cost(profile: str, n_act: int, ks=None) -> tuple:
+    """One search per k (the profile's refit_ks, or `ks`) over k coefficients and at most k time
+    constants (population of 2k parameters: an upper bound), then the refit on the evaluation
+    networks."""
     fp = paper.FIGURE_PROFILES[profile]
-    ks, g, n_train, n_eval = fp["refit_ks"], fp["refit_generations"], fp["refit_train"], fp["eval_networks"]
+    g, n_train, n_eval = fp["refit_generations"], fp["refit_train"], fp["eval_networks"]
+    ks = fp["refit_ks"] if ks is None else tuple(ks)
     search = sum(g * _popsize(2 * k) * n_train * n_act for k in ks)
     text = (f"k={ks[0]}..{ks[-1]}: 1 run x {g} gen x (pop {_popsize(2 * ks[0])}..{_popsize(2 * ks[-1])}) x "
             f"{n_train} nets x {n_act} act + {len(ks)} x {n_eval} nets x {n_act} act")
@@ -176,6 +178,14 @@ def _refit(stem: str):
         return paper.term_refit(stem, c.profile, c.data_dir, cfg, paper.ranking_rules(dd, rules), ranking, req,
                                 seed=c.seed, **kw)
     return produce
+
+
+def _paper_terms_refit(c: Context) -> xr.Dataset:
+    """notebooks/fig3_term_importance.py, 'Progressive refitting' (the paper's three terms)."""
+    _, cfg, search, rules, names = _term_rules(c, "fig3")
+    dd, ranking, req = paper.term_dropout("fig3", c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed)
+    return paper.paper_terms_refit(c.profile, c.data_dir, cfg, paper.ranking_rules(dd, rules), ranking, req,
+                                   seed=c.seed)
 
 
 def _fig4_stress(c: Context) -> xr.Dataset:
@@ -344,6 +354,10 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
         add(f"{stem}_refit", _refit(stem), [search, f"{stem}_dropout"], [stem], "paper.term_refit",
             dict(ks=f"{fp['refit_ks'][0]}..{fp['refit_ks'][-1]}", generations=fp["refit_generations"],
                  train=fp["refit_train"], networks=fp["eval_networks"]), _refit_cost(profile, n_act))
+    add("fig3_paper_terms_refit", _paper_terms_refit, ["search_ee", "fig3_dropout"], ["fig3"], "paper.paper_terms_refit",
+        dict(ks="3", terms=", ".join(paper.PAPER_TERMS["fig3"]), generations=fp["refit_generations"],
+             train=fp["refit_train"], networks=fp["eval_networks"]),
+        _refit_cost(profile, n_act, ks=(len(paper.PAPER_TERMS["fig3"]),)))
     sp = stress_protocol(paper.evaluation_model(profile, cfg_eet.model))
     hp = handmade_stress_protocol(sp, profile)
     n, text = _eval_cost(2 * runs, 1, fp["stress_networks"], (sp.unperturbed.n_activations, sp.stressed.n_activations))

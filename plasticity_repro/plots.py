@@ -1020,15 +1020,25 @@ def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = Non
     _title(ax, title or "rise of the median loss with the term set to 0", note)
 
 
-def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None = None):
+def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None = None,
+               other: xr.Dataset | None = None, other_label: str = "other terms"):
     """Median test loss per network (band: quartiles) of the top-k refits versus k, log y; the
-    k-th term added is named under each k; dashed: the median loss of the full learned rules."""
+    k-th term added is named under each k; dashed: the median loss of the full learned rules.
+    `other`: a refit of other terms at its k (e.g. the paper's own three), an open diamond with
+    its quartiles, named in the note."""
     import holoviews as hv
     from .experiments.refit import elbow, first_within
     k = rf.k.values.astype(float)
     q1, med, q3 = np.nanpercentile(rf.loss.values, [25, 50, 75], axis=1)
     els = [hv.Area((k, q1, q3), "k", ["loss", "q3"]).opts(facecolor="#333333", alpha=0.15, linewidth=0),
            hv.Curve((k, med), "k", "test loss per network").opts(color="k", marker="o", ms=3)]
+    if other is not None:
+        ko = float(other.k.values[-1]) + 0.18      # beside the ranking's point at the same k
+        o1, om, o3 = np.nanpercentile(other.loss.values[-1], [25, 50, 75])
+        els += [hv.Segments([(ko, o1, ko, o3)]).opts(color=RULE_COLORS["learned"], linewidth=1.0),
+                hv.Scatter(([ko], [om]), "k", "test loss per network").opts(
+                    color=RULE_COLORS["learned"], marker="D", s=18, facecolors="none", edgecolors=RULE_COLORS["learned"],
+                    linewidth=1.0)]
     if reference is not None:
         els.append(hv.HLine(reference).opts(color=RULE_COLORS["learned"], linestyle="--", linewidth=0.8))
     sheet.render(key, hv.Overlay(els), logy=True, aspect="auto")
@@ -1050,6 +1060,11 @@ def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None =
         first = first_within(rf.k.values, rf.median_loss.values, reference)
         note += (f";\nwithin 20 % of the full rules (dashed) from k = {first}" if first is not None
                  else ";\nno k within 20 % of the full rules (dashed)")
+    if other is not None:
+        kk = int(other.k.values[-1])
+        terms = ", ".join(term_label(str(t)) for t in other.ranked_term.values[:kk])
+        om = float(np.nanmedian(other.loss.values[-1]))
+        note += f";\n◇ k = {kk} with {other_label} ({terms}): median {om:.0f}"
     _title(ax, "progressive refit", note)
 
 

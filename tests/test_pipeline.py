@@ -82,7 +82,8 @@ def _notebook_datasets(source: str, profile: str) -> set:
     if "paper.fig5_rules(" in source:   # both of Fig 5's searches
         names |= {all_synapse, "search_ee_turnover"}
     calls = {"fig2_evaluation": "fig2_eval", "fig5_evaluation": "fig5_eval", "fig5_sweep": "fig5_sweep",
-             "fig5_dropout_ei": "fig5_dropout_ei", "fig6_perturbation": "fig6_perturb", "fig6_reduced": "fig6_reduced"}
+             "fig5_dropout_ei": "fig5_dropout_ei", "fig6_perturbation": "fig6_perturb", "fig6_reduced": "fig6_reduced",
+             "paper_terms_refit": "fig3_paper_terms_refit"}
     names |= {name for call, name in calls.items() if f"paper.{call}(" in source}
     if "paper.turnover_search(" in source:
         names.add("search_ee_turnover")

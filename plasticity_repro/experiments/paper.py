@@ -411,14 +411,16 @@ def ranking_rules(dd: xr.Dataset, rules: list) -> list:
 
 def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list, ranking: list,
                dropout_req: str, seed: int = 0, p_turnover: float | None = None, n_networks: int | None = None,
-               k_max: int | None = None, generations: int | None = None) -> xr.Dataset:
-    """Progressive refit of the top-k terms of `ranking`, k = 1 .. k_max, from the mean rule (Fig 3
-    / Fig 4), `generations` each, each tested on `n_networks` evaluation networks of `seed` (None:
-    the profile's refit_ks, refit_generations, eval_networks); cached."""
+               k_max: int | None = None, generations: int | None = None, ks: tuple | None = None) -> xr.Dataset:
+    """Progressive refit of the top-k terms of `ranking`, k = 1 .. k_max (or exactly `ks`), from
+    the mean rule (Fig 3 / Fig 4), `generations` each, each tested on `n_networks` evaluation
+    networks of `seed` (None: the profile's refit_ks, refit_generations, eval_networks); cached."""
     import dataclasses
     from .refit import mean_rule, refit_dataset
     fp = FIGURE_PROFILES[profile]
-    ks = fp["refit_ks"] if k_max is None else tuple(range(1, int(k_max) + 1))
+    if ks is None:
+        ks = fp["refit_ks"] if k_max is None else tuple(range(1, int(k_max) + 1))
+    ks = tuple(int(k) for k in ks)
     n_gen = fp["refit_generations"] if generations is None else int(generations)
     base = dataclasses.replace(cfg, n_train=fp["refit_train"], n_test=0, max_generations=n_gen)
     seeds = eval_seeds(profile, n_networks, seed)
@@ -430,6 +432,20 @@ def term_refit(stem: str, profile: str, data_dir, cfg: SearchConfig, rules: list
     return cached(path, "refit",
                   lambda: refit_dataset(base, ranking, mean_rule(rules), seeds, ks=ks, seeds=(seed,),
                                         profile=profile, work_dir=path.with_suffix(".parts"), **kw), req)
+
+
+PAPER_TERMS = {"fig3": ("x~ y", "x y~", "w y~ y")}   # the paper's Fig 3 elbow: x̃y (+), xỹ (−), wỹy (−)
+
+
+def paper_terms_refit(profile: str, data_dir, cfg: SearchConfig, rules: list, ranking: list, dropout_req: str,
+                      seed: int = 0, n_networks: int | None = None, generations: int | None = None) -> xr.Dataset:
+    """Fig 3d's check of the paper's own three terms: the refit at k = 3 with exactly
+    PAPER_TERMS["fig3"] (whatever our dropout ranking says), from the same mean rule, on the
+    same protocol and networks as `term_refit`'s; cached as data/fig3_paper_terms_refit_..."""
+    terms = list(PAPER_TERMS["fig3"])
+    order = terms + [t for t in ranking if t not in terms]
+    return term_refit("fig3_paper_terms", profile, data_dir, cfg, rules, order, dropout_req, seed=seed,
+                      n_networks=n_networks, generations=generations, ks=(len(terms),))
 
 
 # -- the evaluations of Figs 2, 5 and 6: one function each, which `make data` (pipeline.py, at the
