@@ -121,8 +121,21 @@ def test_fig3_refit_elbow_at_three():
     far = {"fig3_refit": _refit([400, 300, 150, 105, 100]), "fig3_dropout": _dropout_full(100)}        # k=3 50 % above full
     assert claims.fig3_refit(far).verdict == claims.NOT_REPRODUCED
     # the full rules are read from the dropout test (the refit's protocol), not from Fig 2's evaluation
-    assert claims.NEEDS[claims.fig3_refit] == ("fig3_refit", "fig3_dropout")
+    assert claims.NEEDS[claims.fig3_refit][:2] == ("fig3_refit", "fig3_dropout")
     assert claims.fig3_refit(ok).statistic["first_within"] == 3 and claims.fig3_refit(far).statistic["first_within"] == 4
+
+
+def test_fig3_reports_the_papers_three_terms_beside_the_verdict():
+    """The refit with the paper's own terms is stated, but the verdict stays the ranking's."""
+    paper3 = xr.Dataset({"loss": (("k", "network"), np.full((1, 10), 104.0)), "median_loss": (("k",), [104.0])},
+                        coords={"k": [3], "ranked_term": (("rank",), ["x~ y", "x y~", "w y~ y"])})
+    far = {"fig3_refit": _refit([400, 300, 150, 105, 100]), "fig3_dropout": _dropout_full(100),
+           "fig3_paper_terms_refit": paper3}
+    c = claims.fig3_refit(far)
+    assert c.verdict == claims.NOT_REPRODUCED                     # 104 at k = 3 would pass: it does not decide
+    assert c.statistic["paper_terms_median"] == 104.0 and (f"paper's 3 terms ({', '.join(claims._term(t) for t in ('x~ y', 'x y~', 'w y~ y'))}): 104, +4 %"
+                                                              in c.ours)
+    assert "fig3_paper_terms_refit" in claims.NEEDS[claims.fig3_refit]
 
 
 def test_fig4b_refit_elbow_at_four():
