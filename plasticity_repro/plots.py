@@ -481,7 +481,9 @@ def _y_through(el, f):
         return el.clone(data=float(g(el.data)))
     if isinstance(el, (hv.Segments, hv.Rectangles)):
         ys = [el.kdims[1], el.kdims[3]]
-    elif isinstance(el, (hv.Scatter, hv.Curve, hv.Area)):
+    elif isinstance(el, hv.Area):      # a band: both of its edges
+        ys = el.vdims
+    elif isinstance(el, (hv.Scatter, hv.Curve)):
         ys = el.vdims[:1]
     else:                       # no y values (VLine, VSpan) or none drawn on a symlog axis here
         return el

@@ -310,4 +310,6 @@ def test_html_copy_of_a_symlog_axis_keeps_its_scale(hv):
     labels = dict((t, v) for v, t in axes["yticks"])
     assert "0" in labels and abs(labels["0"]) < 1e-12       # labels as the static panel's, at their transformed places
     assert any(t.startswith("10^") or t.startswith("−10^") for t in labels)
+    band = hv.Area(([0, 1], [-0.3, 1e-4], [0.5, 0.02]), "x", ["lo", "hi"])
+    np.testing.assert_allclose(plots._y_through(band, f).dimension_values(2), f(np.array([0.5, 0.02])))
     assert "Bokeh" in sheet.to_html("t")
