@@ -212,10 +212,10 @@ def fig5c_sweep(d: Mapping[str, xr.Dataset]) -> Claim:
     higher = [a > e for a, e in zip(med_all, med_ee)]
     verdict = (REPRODUCED if levels and all(better) else
                REVERSED if levels and all(higher) and any(worse) else NOT_REPRODUCED)
-    levels_text = "; ".join(f"{p * 1e4:g}e-4: {_g(a)} vs {_g(e)} ({_p(q)})"
-                            for p, a, e, q in zip(levels, med_all, med_ee, pv))
+    def levels_text(a_med, e_med, p_val) -> str:
+        return "; ".join(f"{p * 1e4:g}e-4: {_g(a)} vs {_g(e)} ({_p(q)})" for p, a, e, q in zip(levels, a_med, e_med, p_val))
     stat = dict(p_turnover=levels, median_all=med_all, median_ee=med_ee, p=pv)
-    ours = f"median loss all-synapse vs E→E-only at p_ST {levels_text}"
+    ours = f"median loss all-synapse vs E→E-only at p_ST {levels_text(med_all, med_ee, pv)}"
     if "rule_group" in sw:
         stat["n_rules"] = [int((sw.rule_group.values == g).sum()) for g in (g_all, g_ee)]
         ours = ours.replace(" at p_ST", f" ({stat['n_rules'][0]} vs {stat['n_rules'][1]} rules) at p_ST", 1)
@@ -224,8 +224,7 @@ def fig5c_sweep(d: Mapping[str, xr.Dataset]) -> Claim:
         sel = _selected_sweep(sw, levels, *searches)
         stat["selected"] = sel
         ours += (f"; rules with search test loss < {_g(sel['threshold'])} per network ({sel['n_rules'][0]} vs "
-                 f"{sel['n_rules'][1]}): " + "; ".join(f"{p * 1e4:g}e-4: {_g(a)} vs {_g(e)} ({_p(q)})" for p, a, e, q in
-                                                        zip(levels, sel["median_all"], sel["median_ee"], sel["p"])))
+                 f"{sel['n_rules'][1]}): " + levels_text(sel["median_all"], sel["median_ee"], sel["p"]))
     return Claim("fig5c", "Fig 5c", "with turnover, rules on E→E, E→I, I→E beat E→E-only rules",
                  "all-synapse better, most at high p_ST (N = 8 vs 5 rules, 100 networks)",
                  "at every p_ST >= 0.0012: all-synapse median below E→E-only, Mann-Whitney p < 0.01 (all rules)",
@@ -329,9 +328,8 @@ FIGURE = {fig2_r2: "fig2", eq4_signs: "fig3", fig3_refit: "fig3", fig4b_refit: "
 def needs(claim: Callable, profile: str) -> tuple:
     """The pipeline names of the datasets `claim` reads at `profile` (the all-synapse search is
     "..._warm" where the profile warm-starts it)."""
-    from .experiments.paper import FIGURE_PROFILES
-    warm = FIGURE_PROFILES[profile]["ei_warm_start"]
-    return tuple(n + "_warm" if warm and n == "search_eeeiie_turnover" else n for n in NEEDS[claim])
+    from .pipeline import all_synapse_name
+    return tuple(all_synapse_name(profile) if n == "search_eeeiie_turnover" else n for n in NEEDS[claim])
 
 
 def datasets_of(profile: str, data_dir="data", names=None) -> dict:

@@ -124,6 +124,12 @@ def _refit_cost(profile: str, n_act: int, ks=None) -> tuple:
     return search + len(ks) * n_eval * n_act, text
 
 
+def all_synapse_name(profile: str) -> str:
+    """The pipeline name of a profile's all-synapse search: "search_eeeiie_turnover", with "_warm"
+    where the profile warm-starts it from the E->E rule."""
+    return "search_eeeiie_turnover" + ("_warm" if paper.FIGURE_PROFILES[profile]["ei_warm_start"] else "")
+
+
 # -- producers: what the notebooks call, with their default parameters --------------------------
 def _search_ee(p_turnover: float):
     def produce(c: Context) -> xr.Dataset:
@@ -168,24 +174,26 @@ def _dropout(stem: str):
     return produce
 
 
+def _refit_inputs(c: Context, stem: str) -> tuple:
+    """(cfg, the rules the refit starts from, the dropout's ranking and request, turnover keywords)."""
+    p, cfg, search, rules, names = _term_rules(c, stem)
+    kw = {} if p is None else dict(p_turnover=p)
+    dd, ranking, req = paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed, **kw)
+    return cfg, paper.ranking_rules(dd, rules), ranking, req, kw
+
+
 def _refit(stem: str):
     """notebooks/fig3_term_importance.py and fig4_turnover_robustness.py, 'Progressive refitting'."""
     def produce(c: Context) -> xr.Dataset:
-        p, cfg, search, rules, names = _term_rules(c, stem)
-        kw = {} if p is None else dict(p_turnover=p)
-        dd, ranking, req = paper.term_dropout(stem, c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed,
-                                              **kw)
-        return paper.term_refit(stem, c.profile, c.data_dir, cfg, paper.ranking_rules(dd, rules), ranking, req,
-                                seed=c.seed, **kw)
+        cfg, rules, ranking, req, kw = _refit_inputs(c, stem)
+        return paper.term_refit(stem, c.profile, c.data_dir, cfg, rules, ranking, req, seed=c.seed, **kw)
     return produce
 
 
 def _paper_terms_refit(c: Context) -> xr.Dataset:
     """notebooks/fig3_term_importance.py, 'Progressive refitting' (the paper's three terms)."""
-    _, cfg, search, rules, names = _term_rules(c, "fig3")
-    dd, ranking, req = paper.term_dropout("fig3", c.profile, c.data_dir, cfg, search, rules, names, seed=c.seed)
-    return paper.paper_terms_refit(c.profile, c.data_dir, cfg, paper.ranking_rules(dd, rules), ranking, req,
-                                   seed=c.seed)
+    cfg, rules, ranking, req, _ = _refit_inputs(c, "fig3")
+    return paper.paper_terms_refit(c.profile, c.data_dir, cfg, rules, ranking, req, seed=c.seed)
 
 
 def _fig4_stress(c: Context) -> xr.Dataset:
@@ -301,7 +309,7 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
     cfg_all = paper.search_config(profile, paper.ALL_SYNAPSES, P_TURNOVER)
     n_act = cfg_ee.model.n_activations
     warm = bool(fp["ei_warm_start"])
-    all_name = "search_eeeiie_turnover" + ("_warm" if warm else "")
+    all_name = all_synapse_name(profile)
     figs = {"search_ee": ("fig2", "fig3", "fig4"), "search_ee_turnover": ("fig4", "fig5"),
             all_name: ("fig5", "fig6")}
     out = []
