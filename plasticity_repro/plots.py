@@ -1035,8 +1035,9 @@ def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None =
     els = [hv.Area((k, q1, q3), "k", ["loss", "q3"]).opts(facecolor="#333333", alpha=0.15, linewidth=0),
            hv.Curve((k, med), "k", "test loss per network").opts(color="k", marker="o", ms=3)]
     if other is not None:
-        ko = float(other.k.values[-1]) + 0.18      # beside the ranking's point at the same k
+        k_other = int(other.k.values[-1])
         o1, om, o3 = np.nanpercentile(other.loss.values[-1], [25, 50, 75])
+        ko = k_other + 0.18                         # beside the ranking's point at the same k
         els += [hv.Segments([(ko, o1, ko, o3)]).opts(color=RULE_COLORS["learned"], linewidth=1.0),
                 hv.Scatter(([ko], [om]), "k", "test loss per network").opts(
                     color=RULE_COLORS["learned"], marker="D", s=18, facecolors="none", edgecolors=RULE_COLORS["learned"],
@@ -1063,10 +1064,8 @@ def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None =
         note += (f";\nwithin 20 % of the full rules (dashed) from k = {first}" if first is not None
                  else ";\nno k within 20 % of the full rules (dashed)")
     if other is not None:
-        kk = int(other.k.values[-1])
-        terms = ", ".join(term_label(str(t)) for t in other.ranked_term.values[:kk])
-        om = float(np.nanmedian(other.loss.values[-1]))
-        note += f";\n◇ k = {kk} with {other_label} ({terms}): median {om:.0f}"
+        terms = ", ".join(term_label(str(t)) for t in other.ranked_term.values[:k_other])
+        note += f";\n◇ k = {k_other} with {other_label} ({terms}): median {om:.0f}"
     _title(ax, "progressive refit", note)
 
 
