@@ -38,7 +38,7 @@ endif
 
 FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 
-.PHONY: env test test-fast data figures html bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
+.PHONY: env test test-fast data regenerate regenerate-status figures html bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 
 env: $(VENV)/.installed $(if $(GPU),$(VENV)/.installed-$(GPU))
 
@@ -67,6 +67,15 @@ test: env
 DATA_ARGS ?=
 data: env
 	$(VENV)/bin/plasticity-repro data $(if $(PROFILE),--profile $(PROFILE)) $(DATA_ARGS)
+
+# `make regenerate`: make or resume the recorded regeneration of every repro dataset by one commit
+# (data/regen/REGENERATION.json) in data/regen, from a clean worktree of that commit; hours, resumable
+# (plasticity_repro/campaign.py). `make regenerate-status`: its table, and each file against the shipped one
+regenerate: env
+	$(PY) -m plasticity_repro.campaign --regenerate $(if $(ONLY),--only $(ONLY))
+regenerate-status: env
+	$(PY) -m plasticity_repro.campaign --data-dir data/regen
+	$(PY) -m plasticity_repro.campaign --compare data/regen
 
 # the figure notebooks only read data/ (PLASTICITY_REPRO_READ_ONLY): a missing dataset stops the
 # notebook with the `make data` command that makes it; READ_ONLY=0 lets them compute it instead

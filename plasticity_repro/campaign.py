@@ -146,6 +146,193 @@ def simulation_provenance(data_dir="data") -> list:
     return out
 
 
+# -- a regeneration at one commit, compared with the shipped data --------------------------------
+# Wall times are not results: a regeneration is compared on everything else.
+TIMING_VARIABLES = frozenset({"seconds_per_generation"})
+# the history a search checkpoint holds, by the name of the variable a finished search writes it to
+HISTORY_VARIABLES = {"loss": "loss", "mean": "mean_params", "best_x": "best_params_history",
+                     "best_loss": "best_train_loss_history", "test_loss": "best_test_loss_history",
+                     "sigma": "sigma"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One regenerated file against the shipped file of the same name."""
+    file: str
+    compared: str              # "all variables" or "generations 0..g-1"
+    differing: tuple           # names of the variables whose values differ
+    max_abs: float             # largest |regenerated - shipped| over the differing values (0 if none)
+    max_rel: float = 0.0       # largest |regenerated - shipped| / |shipped| there (where shipped != 0)
+    missing: bool = False      # no shipped file of that name
+
+    @property
+    def identical(self) -> bool:
+        return not self.missing and not self.differing
+
+
+INF = (float("inf"), float("inf"))
+
+
+def _difference(a, b) -> tuple | None:
+    """None where a and b are equal (NaN where both are NaN), else the largest |a - b| and the
+    largest |a - b| / |b| (inf where shapes, non-float values or the finite entries differ)."""
+    import numpy as np
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return INF
+    if a.dtype.kind not in "fc" or b.dtype.kind not in "fc":
+        return None if np.array_equal(a, b) else INF
+    if np.array_equal(a, b, equal_nan=True):
+        return None
+    if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        return INF
+    both = np.isfinite(a) & np.isfinite(b)
+    x, y = a[both].astype(float), b[both].astype(float)
+    d = np.abs(x - y)
+    rel = d[y != 0] / np.abs(y[y != 0])
+    return float(d.max()), float(rel.max()) if rel.size else float("inf")
+
+
+def _compared(name: str, compared: str, diffs: dict) -> Comparison:
+    bad = {k: v for k, v in diffs.items() if v is not None}
+    return Comparison(name, compared, tuple(sorted(bad)), max((v[0] for v in bad.values()), default=0.0),
+                      max((v[1] for v in bad.values()), default=0.0))
+
+
+def compare(staged, shipped="data") -> list:
+    """Each repro dataset and campaign search in `staged` (a regeneration's data folder) against
+    the file of the same name in `shipped`: its values, bit for bit (wall times aside), or for a
+    search still running (a checkpoint) its history so far against the shipped search's first
+    generations. Names carry the request hash, so equal names mean equal parameters."""
+    import numpy as np
+    import xarray as xr
+    staged, shipped = Path(staged), Path(shipped)
+    out = []
+    files = sorted(staged.glob(f"*_{PROFILE}_*.nc")) + sorted((staged / "campaign").glob("*.nc"))
+    for f in files:
+        twin = shipped / f.relative_to(staged)
+        if not twin.exists():
+            out.append(Comparison(f.name, "all variables", (), 0.0, missing=True))
+            continue
+        with xr.open_dataset(f) as a, xr.open_dataset(twin) as b:
+            names = sorted((set(a.data_vars) | set(b.data_vars)) - TIMING_VARIABLES)
+            diffs = {k: (_difference(a[k].values, b[k].values) if k in a and k in b else INF)
+                     for k in names}
+        out.append(_compared(f.name, "all variables", diffs))
+    done = {f.with_suffix(".ckpt") for f in files}
+    for ck in sorted((staged / "campaign").glob("*.ckpt")) + sorted(staged.glob(f"*_{PROFILE}_*.ckpt")):
+        if ck in done:
+            continue
+        twin = shipped / ck.relative_to(staged).with_suffix(".nc")
+        if not twin.exists():
+            out.append(Comparison(ck.name, "checkpoint", (), 0.0, missing=True))
+            continue
+        with open(ck, "rb") as fh:
+            state = pickle.load(fh)
+        g = int(state["generation"])
+        hist = state["history"]
+        with xr.open_dataset(twin) as b:
+            diffs = {}
+            for key, var in HISTORY_VARIABLES.items():
+                mine = np.stack([np.asarray(h) for h in hist[key]])[:g]
+                theirs = b[var].values[:g]
+                if key == "loss":   # the checkpoint pads to the largest IPOP population
+                    mine = mine[..., :theirs.shape[-1]]
+                diffs[var] = _difference(mine, theirs)
+        out.append(_compared(ck.name, f"generations 0..{g - 1}", diffs))
+    return out
+
+
+def comparison_lines(cs: list) -> list:
+    """One line per Comparison: identical, or which variables differ and by how much."""
+    lines = []
+    for c in cs:
+        if c.missing:
+            verdict = "no shipped file of this name"
+        elif c.identical:
+            verdict = "identical"
+        else:
+            verdict = (f"differs in {', '.join(c.differing)} (max |difference| {c.max_abs:.3g}, "
+                       f"relative {c.max_rel:.3g})")
+        lines.append(f"{c.file:<44} {c.compared:<20} {verdict}")
+    return lines
+
+
+# -- a regeneration: every repro dataset remade by one commit --------------------------------------
+# It runs for many hours over several sessions: `make regenerate` makes what is missing in
+# data/regen (searches resume from their checkpoints there, which are committed), always from a
+# clean worktree of the one commit the record names, so every file it writes carries that commit.
+# The shipped data stay in data/ until every dataset is remade.
+REGEN = "regen"                   # the regeneration's data folder, under the shipped one
+RECORD = "REGENERATION.json"
+
+
+def regeneration(data_dir="data") -> dict | None:
+    """The record of the regeneration in progress (data_dir/regen/REGENERATION.json: commit,
+    simulation_code, replaces: the simulation code of the shipped data, started_utc, why), or None."""
+    import json
+    path = Path(data_dir) / REGEN / RECORD
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _git(*args, cwd=None) -> str:
+    import subprocess
+    return subprocess.run(["git", *args], cwd=cwd or Path(__file__).resolve().parent.parent, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def start_regeneration(commit: str, why: str, data_dir="data") -> dict:
+    """Write the record of a regeneration by `commit` (a commit of this checkout's history whose
+    simulation sources differ from none of the record's: one-line ValueErrors otherwise)."""
+    import datetime
+    import json
+    import subprocess
+    from . import datasets
+    if regeneration(data_dir) is not None:
+        raise ValueError(f"a regeneration is already recorded in {Path(data_dir) / REGEN / RECORD}")
+    try:
+        full = _git("rev-parse", "--verify", f"{commit}^{{commit}}")
+    except (OSError, subprocess.CalledProcessError):
+        raise ValueError(f"commit must be a commit of this checkout's history, got {commit!r}") from None
+    code = datasets.simulation_code_hash_at(full)
+    shipped = {m.code for m in simulation_provenance(data_dir) if not m.part}
+    record = dict(commit=full, simulation_code=code, replaces=sorted(c for c in shipped if c), profile=PROFILE,
+                  started_utc=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), why=why)
+    datasets.atomic_write(Path(data_dir) / REGEN / RECORD,
+                          lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"), mode=0o644)
+    return record
+
+
+def worktree(commit: str) -> Path:
+    """A clean detached worktree of `commit` in the temporary folder (made if absent)."""
+    import tempfile
+    path = Path(tempfile.gettempdir()) / f"plasticity-repro-regen-{commit[:12]}"
+    if not path.exists():
+        _git("worktree", "prune")
+        _git("worktree", "add", "--detach", str(path), commit)
+    if _git("rev-parse", "HEAD", cwd=path) != commit or _git("status", "--porcelain", cwd=path):
+        raise ValueError(f"the worktree {path} is not a clean checkout of {commit[:12]}: remove it and rerun")
+    return path
+
+
+def regenerate(data_dir="data", only=None, extra=()) -> int:
+    """Make (or resume) every missing dataset of the regeneration in data_dir/regen, in dependency
+    order, by the recorded commit's own `plasticity-repro data`; returns its exit status."""
+    import subprocess
+    import sys
+    record = regeneration(data_dir)
+    if record is None:
+        raise ValueError(f"no regeneration is recorded in {Path(data_dir) / REGEN}: "
+                         f"start one with --start-regeneration COMMIT --why TEXT")
+    tree = worktree(record["commit"])
+    out = (Path(data_dir) / REGEN).resolve()
+    cmd = [sys.executable, "-m", "plasticity_repro.cli", "data", "--profile", record["profile"], "--data-dir", str(out),
+           *(["--only", *only] if only else []), *extra]
+    print(f"regeneration by {record['commit'][:12]} (simulation {record['simulation_code']}) in {out}:\n  "
+          + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=tree).returncode
+
+
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python -m plasticity_repro.campaign",
@@ -153,7 +340,29 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--code", action="store_true",
                     help="which commit and simulation code made each dataset and search segment")
+    ap.add_argument("--compare", metavar="STAGED",
+                    help="compare the regenerated datasets and checkpoints in STAGED with those in --data-dir")
+    ap.add_argument("--start-regeneration", metavar="COMMIT",
+                    help="record a regeneration of every repro dataset by COMMIT (with --why)")
+    ap.add_argument("--why", default="", help="why the data are remade (with --start-regeneration)")
+    ap.add_argument("--regenerate", action="store_true",
+                    help="make or resume the recorded regeneration's missing datasets in DATA_DIR/regen")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="with --regenerate: only these datasets")
     a = ap.parse_args(argv)
+    try:
+        if a.start_regeneration:
+            if not a.why.strip():
+                raise ValueError("--why: say why the data are remade")
+            print(start_regeneration(a.start_regeneration, a.why, a.data_dir))
+            return 0
+        if a.regenerate:
+            return regenerate(a.data_dir, a.only)
+    except ValueError as e:
+        ap.exit(2, f"{ap.prog}: {e}\n")
+    if a.compare:
+        for line in comparison_lines(compare(a.compare, a.data_dir)):
+            print(line)
+        return 0
     if a.code:
         from .datasets import simulation_code_hash
         now = simulation_code_hash()

@@ -55,17 +55,19 @@ import xarray as xr
 
 from . import datasets
 from .config import ModelConfig, check_number, to_dict
+from .parallel import host_isa_flag
 
 log = logging.getLogger(__name__)
 
 # Environment of each embedded worker process, set by the nanny before the worker starts (so
 # before JAX creates its CPU client). The first XLA flag makes XLA's CPU kernels single-threaded;
 # the second is the TensorFlow-era spelling that the usual recipes carry (XLA ignores it). Each
-# worker is one process on one core, so it keeps a single XLA host device (parallel.py).
+# worker is one process on one core, so it keeps a single XLA host device (parallel.py), and its
+# XLA:CPU is capped at the same instruction set as the client's (parallel.host_isa_flag).
 WORKER_ENV = {
     "JAX_PLATFORMS": "cpu",
     "PLASTICITY_REPRO_HOST_DEVICES": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "XLA_FLAGS": host_isa_flag("--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"),
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",

@@ -57,6 +57,23 @@ def host_device_flag(environ=os.environ) -> str | None:
     return (flags + " " if flags else "") + f"--xla_force_host_platform_device_count={n}"
 
 
+# XLA:CPU compiles for the host's instruction set, and its code's float32 rounding can follow it
+# (capped at SSE4.2, a Fig 2 evaluation rounds differently; capped at AVX2 it matched an AVX-512
+# host's uncapped code bit for bit). Capped at AVX2, which the campaign's hosts all have (FMA
+# included), hosts with and without AVX-512 run the same XLA code.
+MAX_ISA = "AVX2"
+
+
+def host_isa_flag(flags: str = "", machine: str | None = None) -> str:
+    """`flags` (an XLA_FLAGS string) with XLA:CPU's instruction set capped at MAX_ISA on x86-64,
+    unless it already names a cap; unchanged on other machines."""
+    import platform
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64") or "xla_cpu_max_isa" in flags:
+        return flags
+    return (flags + " " if flags else "") + f"--xla_cpu_max_isa={MAX_ISA}"
+
+
 def batch_devices() -> list:
     """The devices a batch of networks is spread over (all devices of the default backend)."""
     import jax

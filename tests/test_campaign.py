@@ -65,21 +65,93 @@ def test_simulation_code_hash_of_a_commit_is_that_of_its_files():
     assert datasets.simulation_code_hash_at("0" * 40) is None and datasets.simulation_code_hash_at("HEAD;") is None
 
 
-def test_the_campaigns_evaluations_and_latest_search_segments_are_this_simulation():
+def test_the_campaigns_data_are_this_simulation_or_a_recorded_regeneration_replaces_them():
     """Every repro evaluation in data/, and the latest segment of every campaign search, was made by
-    the simulation sources of this checkout: a change to the model or the engines needs new data."""
+    the simulation sources of this checkout: a change to the model or the engines needs new data.
+    While a regeneration is recorded (data/regen/REGENERATION.json), the shipped data may be of the
+    code it names as replaced, but then its commit must have this checkout's simulation sources and
+    every file it has made so far must be that commit's."""
     if _head() is None or datasets.simulation_code_hash_at(_head()) is None:
         pytest.skip("no git history here")
     now = datasets.simulation_code_hash()
+    allowed = {now}
+    record = campaign.regeneration(ROOT / "data")
+    if record is not None:
+        assert record["simulation_code"] == now == datasets.simulation_code_hash_at(record["commit"])
+        allowed |= set(record["replaces"])
+        staged = campaign.simulation_provenance(ROOT / "data" / campaign.REGEN)
+        assert all(m.commit == record["commit"] and m.code == now for m in staged), staged
     made = campaign.simulation_provenance(ROOT / "data")
     assert made, "no repro data"
     evaluations = [m for m in made if not m.part]
-    assert evaluations and all(m.code == now for m in evaluations), [m for m in evaluations if m.code != now]
+    assert evaluations and all(m.code in allowed for m in evaluations), [m for m in evaluations if m.code not in allowed]
+    assert len({m.code for m in evaluations}) == 1, "the shipped evaluations come from one simulation"
     latest = {}
     for m in made:
         if m.part:
             latest[m.file] = m
-    assert latest and all(m.code == now for m in latest.values()), [m for m in latest.values() if m.code != now]
+    assert latest and all(m.code in allowed for m in latest.values()), [m for m in latest.values() if m.code not in allowed]
+
+
+def _search_file(path, loss, sigma, commit="c" * 40):
+    import numpy as np
+    import xarray as xr
+    g, r, m = loss.shape
+    ds = xr.Dataset({"loss": (("generation", "run", "member"), loss), "sigma": (("generation", "run"), sigma),
+                     "mean_params": (("generation", "run", "param"), np.zeros((g, r, 2), np.float32)),
+                     "best_params_history": (("generation", "run", "param"), np.zeros((g, r, 2), np.float32)),
+                     "best_train_loss_history": (("generation", "run"), loss.min(-1)),
+                     "best_test_loss_history": (("generation", "run"), loss.min(-1)),
+                     "seconds_per_generation": (("generation",), np.random.default_rng().uniform(1, 2, g))},
+                    attrs={"git_commit": commit, "created_utc": "now"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(path)
+
+
+def test_a_regeneration_is_compared_with_the_shipped_files_bit_for_bit_wall_times_aside(tmp_path):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    loss, sigma = rng.uniform(1, 9, (4, 2, 3)).astype(np.float32), np.full((4, 2), 0.003, np.float32)
+    shipped, staged = tmp_path / "data", tmp_path / "data" / "regen"
+    _search_file(shipped / "campaign" / "search_ee_repro.nc", loss, sigma)
+    _search_file(staged / "campaign" / "search_ee_repro.nc", loss, sigma, commit="d" * 40)   # other commit, times
+    moved = loss.copy()
+    moved[2, 1, 0] *= 1 + 1e-6
+    _search_file(shipped / "x_repro_1.nc", loss, sigma)
+    _search_file(staged / "x_repro_1.nc", moved, sigma)
+    _search_file(staged / "y_repro_2.nc", loss, sigma)
+    # a search still running: its checkpoint's history against the shipped search's first generations
+    hist = dict(loss=[loss[i] for i in range(2)], mean=[np.zeros((2, 2))] * 2, best_x=[np.zeros((2, 2))] * 2,
+                best_loss=[loss[i].min(-1) for i in range(2)], test_loss=[loss[i].min(-1) for i in range(2)],
+                sigma=[sigma[i] for i in range(2)])
+    _search_file(shipped / "campaign" / "search_all_turnover_repro.nc", loss, sigma)
+    with open(staged / "campaign" / "search_all_turnover_repro.ckpt", "wb") as f:
+        pickle.dump(dict(generation=2, history=hist), f)
+    got = {c.file: c for c in campaign.compare(staged, shipped)}
+    assert got["search_ee_repro.nc"].identical
+    x = got["x_repro_1.nc"]
+    assert x.differing == ("best_test_loss_history", "best_train_loss_history", "loss") or x.differing == ("loss",)
+    assert np.isclose(x.max_rel, 1e-6, rtol=0.2) and not x.identical
+    assert got["y_repro_2.nc"].missing
+    ck = got["search_all_turnover_repro.ckpt"]
+    assert ck.compared == "generations 0..1" and ck.identical
+    hist["sigma"][1] = sigma[1] * 2
+    with open(staged / "campaign" / "search_all_turnover_repro.ckpt", "wb") as f:
+        pickle.dump(dict(generation=2, history=hist), f)
+    ck = {c.file: c for c in campaign.compare(staged, shipped)}["search_all_turnover_repro.ckpt"]
+    assert ck.differing == ("sigma",) and ck.max_rel == 1.0
+    lines = campaign.comparison_lines(campaign.compare(staged, shipped))
+    assert any("identical" in line for line in lines) and any("no shipped file" in line for line in lines)
+
+
+def test_a_regeneration_needs_a_record_a_known_commit_and_a_reason(tmp_path):
+    with pytest.raises(ValueError, match="no regeneration is recorded"):
+        campaign.regenerate(tmp_path)
+    with pytest.raises(ValueError, match="commit must be a commit"):
+        campaign.start_regeneration("not-a-commit", "why", tmp_path)
+    with pytest.raises(SystemExit) as e:
+        campaign.main(["--data-dir", str(tmp_path), "--start-regeneration", "HEAD"])
+    assert e.value.code == 2
 
 
 def test_a_copy_outside_git_reports_the_declared_commit(tmp_path):

@@ -261,6 +261,20 @@ def test_chunked_batch_matches_the_whole_batch(monkeypatch):
     assert out["16"].w_final.shape[0] == n_b
 
 
+def test_xla_is_capped_at_avx2_on_x86_only_and_a_named_cap_wins():
+    from plasticity_repro.parallel import host_isa_flag
+    assert host_isa_flag("", "x86_64") == "--xla_cpu_max_isa=AVX2"
+    assert host_isa_flag("--foo", "AMD64") == "--foo --xla_cpu_max_isa=AVX2"
+    assert host_isa_flag("--xla_cpu_max_isa=SSE4_2", "x86_64") == "--xla_cpu_max_isa=SSE4_2"
+    assert host_isa_flag("--foo", "aarch64") == "--foo"
+
+
+def test_the_fused_engine_is_built_without_fma_contraction():
+    """A contracted build's rounding follows the host's -march tuning (benchmarks/README)."""
+    from plasticity_repro.engine import fused
+    assert "-ffp-contract=off" in fused.cxx_flags()
+
+
 def test_host_device_flag():
     from plasticity_repro.parallel import ENV_DEVICES, host_device_flag
     assert host_device_flag({}) == host_device_flag({ENV_DEVICES: "auto"})   # on by default

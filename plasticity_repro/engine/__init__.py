@@ -76,26 +76,24 @@ def configure(backend: str | None = None, threads: int | None = None, host_devic
 
 
 def _host_devices(n) -> None:
-    """XLA_FLAGS for `n` host devices ("auto": one per core), set before JAX starts its backends."""
-    from ..parallel import ENV_DEVICES, host_device_flag
+    """XLA_FLAGS set before JAX starts its backends: `n` host devices ("auto": one per core; None:
+    PLASTICITY_REPRO_HOST_DEVICES if set, else JAX's one), and XLA:CPU's instruction set capped
+    (parallel.host_isa_flag) so that hosts with and without AVX-512 run the same XLA code."""
+    from ..parallel import ENV_DEVICES, host_device_flag, host_isa_flag
     env = dict(os.environ)
     if n is not None:
         env[ENV_DEVICES] = str(n)
-    elif ENV_DEVICES not in env:
-        return
-    flags = host_device_flag(env)   # checks the value (one-line ValueError)
-    if flags is None:
-        return
+    devices = host_device_flag(env) if ENV_DEVICES in env else None   # checks the value (one-line ValueError)
     import sys
     if "jax" in sys.modules:
         from jax._src import xla_bridge
         if xla_bridge.backends_are_initialized():
             import jax
-            if len(jax.devices("cpu")) != int(flags.rsplit("=", 1)[1]):
+            if devices is not None and len(jax.devices("cpu")) != int(devices.rsplit("=", 1)[1]):
                 raise ValueError("host_devices must be set before JAX starts its backends "
                                  "(call plasticity_repro.configure first)")
             return
-    os.environ["XLA_FLAGS"] = flags
+    os.environ["XLA_FLAGS"] = host_isa_flag(devices if devices is not None else env.get("XLA_FLAGS", ""))
 
 
 def _compilation_cache(where) -> None:

@@ -22,7 +22,10 @@ from pathlib import Path
 import numpy as np
 
 SOURCE = Path(__file__).with_name("fused.cc")
-CXX_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
+# -ffp-contract=off: GCC would otherwise fuse a * b + c into one FMA where the target's tuning
+# likes it (-march=native differs between hosts), so float32 results would depend on the machine;
+# without contraction they do not depend on -march (benchmarks/README; no measurable speed cost).
+CXX_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
 TARGETS = {"float32": "PrActivationF32", "float64": "PrActivationF64"}
 # order of the kernel's scalar parameters (enum Param in fused.cc)
 PARAMS = ("n_e", "n_i", "n_steps", "kernel_steps", "plastic_ee", "plastic_ei", "plastic_ie",
