@@ -70,9 +70,10 @@ data: env
 
 # `make regenerate`: make or resume the recorded regeneration of every repro dataset by one commit
 # (data/regen/REGENERATION.json) in data/regen, from a clean worktree of that commit; hours, resumable
-# (plasticity_repro/campaign.py). `make regenerate-status`: its table, and each file against the shipped one
+# (plasticity_repro/campaign.py; FORCE=1 on a fresh clone, whose checkpoints look just written).
+# `make regenerate-status`: its table, and each file against the shipped one
 regenerate: env
-	$(PY) -m plasticity_repro.campaign --regenerate $(if $(ONLY),--only $(ONLY))
+	$(PY) -m plasticity_repro.campaign --regenerate $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
 regenerate-status: env
 	$(PY) -m plasticity_repro.campaign --data-dir data/regen
 	$(PY) -m plasticity_repro.campaign --compare data/regen

@@ -333,6 +333,43 @@ def regenerate(data_dir="data", only=None, extra=()) -> int:
     return subprocess.run(cmd, cwd=tree).returncode
 
 
+def regeneration_missing(data_dir="data") -> list:
+    """Names of the repro pipeline's datasets not yet in the regeneration's folder."""
+    regen = Path(data_dir) / REGEN
+    c = pipeline.Context(PROFILE, regen, 0, progress=False)
+    known = pipeline.status(pipeline.declare(PROFILE, regen), c)
+    return [name for name, st in known.items() if not st.exists]
+
+
+def adopt_regeneration(data_dir="data") -> list:
+    """Once the regeneration is complete (every dataset made, every file and search segment by
+    the recorded commit): move its datasets over the shipped ones of the same names (data_dir and
+    data_dir/campaign) and remove its folder (record, checkpoints). Returns the files moved."""
+    import os
+    import shutil
+    record = regeneration(data_dir)
+    if record is None:
+        raise ValueError(f"no regeneration is recorded in {Path(data_dir) / REGEN}")
+    missing = regeneration_missing(data_dir)
+    if missing:
+        raise ValueError(f"the regeneration is not complete: {len(missing)} datasets missing "
+                         f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); run make regenerate")
+    regen = Path(data_dir) / REGEN
+    other = [m for m in simulation_provenance(regen) if m.commit != record["commit"]]
+    if other:
+        raise ValueError(f"{other[0].file} {other[0].part or ''} was made by {other[0].commit}, "
+                         f"not the regeneration's commit {record['commit'][:12]}")
+    files = sorted(regen.glob(f"*_{PROFILE}_*.nc")) + sorted((regen / "campaign").glob("*.nc"))
+    moved = []
+    for f in files:
+        dest = Path(data_dir) / f.relative_to(regen)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(f, dest)
+        moved.append(dest)
+    shutil.rmtree(regen)
+    return moved
+
+
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python -m plasticity_repro.campaign",
@@ -348,6 +385,10 @@ def main(argv=None) -> int:
     ap.add_argument("--regenerate", action="store_true",
                     help="make or resume the recorded regeneration's missing datasets in DATA_DIR/regen")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="with --regenerate: only these datasets")
+    ap.add_argument("--force", action="store_true",
+                    help="with --regenerate: resume a checkpoint even if it looks recently written (a fresh clone's do)")
+    ap.add_argument("--adopt-regeneration", action="store_true",
+                    help="once the regeneration is complete, move its datasets over the shipped ones")
     a = ap.parse_args(argv)
     try:
         if a.start_regeneration:
@@ -356,7 +397,11 @@ def main(argv=None) -> int:
             print(start_regeneration(a.start_regeneration, a.why, a.data_dir))
             return 0
         if a.regenerate:
-            return regenerate(a.data_dir, a.only)
+            return regenerate(a.data_dir, a.only, ("--force",) if a.force else ())
+        if a.adopt_regeneration:
+            moved = adopt_regeneration(a.data_dir)
+            print(f"{len(moved)} regenerated datasets now shipped in {a.data_dir}")
+            return 0
     except ValueError as e:
         ap.exit(2, f"{ap.prog}: {e}\n")
     if a.compare:

@@ -174,3 +174,36 @@ def test_a_copy_outside_git_reports_the_declared_commit(tmp_path):
     assert commit() == "unknown"
     assert commit(PLASTICITY_REPRO_COMMIT="a" * 40) == "a" * 40 + "-declared"
     assert commit(PLASTICITY_REPRO_COMMIT="HEAD") == "unknown"
+def _record(data_dir, commit):
+    import json
+    (data_dir / campaign.REGEN).mkdir(parents=True, exist_ok=True)
+    (data_dir / campaign.REGEN / campaign.RECORD).write_text(json.dumps(dict(commit=commit, profile="repro")))
+
+
+def test_an_incomplete_regeneration_is_not_adopted(tmp_path):
+    with pytest.raises(ValueError, match="no regeneration is recorded"):
+        campaign.adopt_regeneration(tmp_path)
+    _record(tmp_path, "a" * 40)
+    with pytest.raises(ValueError, match=r"not complete: 20 datasets missing \(campaign_search_ee, "):
+        campaign.adopt_regeneration(tmp_path)
+
+
+def test_a_complete_regeneration_replaces_the_shipped_files_only_if_all_are_its_commit(tmp_path, monkeypatch):
+    import numpy as np
+    monkeypatch.setattr(campaign, "regeneration_missing", lambda data_dir="data": [])
+    loss, sigma = np.ones((2, 1, 2), np.float32), np.ones((2, 1), np.float32)
+    _record(tmp_path, "a" * 40)
+    regen = tmp_path / campaign.REGEN
+    _search_file(tmp_path / "fig2_eval_repro_1.nc", loss, sigma, commit="b" * 40)
+    _search_file(regen / "fig2_eval_repro_1.nc", loss * 2, sigma, commit="a" * 40)
+    _search_file(regen / "campaign" / "search_ee_repro.nc", loss * 3, sigma, commit="c" * 40)
+    with pytest.raises(ValueError, match="made by c+, not the regeneration's commit a{12}"):
+        campaign.adopt_regeneration(tmp_path)
+    _search_file(regen / "campaign" / "search_ee_repro.nc", loss * 3, sigma, commit="a" * 40)
+    moved = campaign.adopt_regeneration(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in moved) == ["campaign/search_ee_repro.nc",
+                                                                         "fig2_eval_repro_1.nc"]
+    import xarray as xr
+    with xr.open_dataset(tmp_path / "fig2_eval_repro_1.nc") as ds:
+        assert ds.attrs["git_commit"] == "a" * 40 and float(ds.loss.max()) == 2
+    assert not regen.exists()
