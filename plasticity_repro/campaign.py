@@ -2,7 +2,8 @@
 planned network-activations and hours beside what has been spent so far.
 
 A search in progress is read from its checkpoint (generations done, wall time); a finished one
-from its dataset (generations, `elapsed_seconds`); other datasets count as spent when their file
+from its dataset (generations, `elapsed_seconds`, and how many of its runs converged: rule below
+the spec's loss scale, `experiments.evaluate.converged_runs`); other datasets count as spent when their file
 exists (their wall time is not recorded). Nothing is computed or written.
 
 `python -m plasticity_repro.campaign` prints the table (Markdown); `--code` lists which simulation
@@ -55,8 +56,10 @@ def _search_progress(c: pipeline.Context, stem: str, planned: int):
     out = pipeline.campaign_path(c, stem)
     total = pipeline.paper.search_config(c.profile).max_generations
     if out.exists():
+        from .experiments.evaluate import converged_runs
         ds = read_dataset(out, kind="search")
-        return 1.0, _elapsed(ds), f"done ({ds.sizes['generation']} generations)"
+        ok = converged_runs(ds)
+        return 1.0, _elapsed(ds), f"done ({ds.sizes['generation']} generations; {int(ok.sum())} of {ok.size} runs converged)"
     return _checkpoint_progress(out.with_suffix(".ckpt"), total) or (0.0, None, "not started")
 
 

@@ -235,15 +235,10 @@ def _selected_sweep(sw: xr.Dataset, levels: list, search_all: xr.Dataset, search
     """The sweep's comparison over the rules whose search test loss per network (the run's
     incumbent on its held-out networks) is below the spec's threshold for turnover-trained rules
     (experiments.evaluate.FULL_LOSS_MAX): pooled medians and two-sided Mann-Whitney p per level."""
-    import json
-    from .experiments.evaluate import FULL_LOSS_MAX
+    from .experiments.evaluate import FULL_LOSS_MAX, converged_runs
     threshold = FULL_LOSS_MAX["turnover"]
     g_ee, g_all = [str(g) for g in sw.group.values]
-    keep = []
-    for search in (search_all, search_ee):
-        n_test = int(json.loads(search.attrs["params_json"])["search"]["n_test"])
-        per_net = search.best_test_loss.values / max(n_test, 1)
-        keep.append({r for r in range(len(per_net)) if per_net[r] < threshold})
+    keep = [set(np.flatnonzero(converged_runs(search, threshold)).tolist()) for search in (search_all, search_ee)]
     rules = [str(r) for r in sw.rule.values]
     run = [int(r.rsplit(" ", 1)[1]) for r in rules]          # "all run 3", "E->E run 5"
     group = [str(g) for g in sw.rule_group.values]

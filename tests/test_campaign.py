@@ -207,3 +207,18 @@ def test_a_complete_regeneration_replaces_the_shipped_files_only_if_all_are_its_
     with xr.open_dataset(tmp_path / "fig2_eval_repro_1.nc") as ds:
         assert ds.attrs["git_commit"] == "a" * 40 and float(ds.loss.max()) == 2
     assert not regen.exists()
+
+
+def test_a_run_has_converged_when_its_rule_is_below_the_specs_scale_for_its_training():
+    """Spec §5: learned rules reach a test loss per network under about 80 (no turnover) or 150
+    (turnover); the campaign table counts each arm's runs below it."""
+    import json
+    import numpy as np
+    import xarray as xr
+    from plasticity_repro.experiments.evaluate import converged_runs, search_test_loss_per_network
+    ds = xr.Dataset({"best_test_loss": ("run", np.array([790.0, 810.0, 1490.0, 1510.0])),
+                     "p_turnover": ("run", np.array([0.0, 0.0, 0.00072, 0.00072]))},
+                    attrs={"params_json": json.dumps({"search": {"n_test": 10}})})
+    assert np.allclose(search_test_loss_per_network(ds), [79, 81, 149, 151])
+    assert converged_runs(ds).tolist() == [True, False, True, False]
+    assert converged_runs(ds, 150).tolist() == [True, True, True, False]

@@ -323,6 +323,25 @@ def blowup_floor(ds_dropout: xr.Dataset) -> float:
 FULL_LOSS_MAX = {"turnover": 150.0, "none": 80.0}
 
 
+def search_test_loss_per_network(search: xr.Dataset) -> np.ndarray:
+    """(run,) each run's handed-on rule's loss per held-out test network of its search."""
+    n_test = int(json.loads(search.attrs["params_json"])["search"]["n_test"])
+    return search.best_test_loss.values.astype(float) / max(n_test, 1)
+
+
+def converged_runs(search: xr.Dataset, threshold: float | None = None) -> np.ndarray:
+    """(run,) bool: the run's rule is below `threshold` in search_test_loss_per_network (default:
+    FULL_LOSS_MAX for its training, turnover where the run trained with turnover): the spec's §5
+    scale of a learned rule, used to count a search's converged runs."""
+    per_net = search_test_loss_per_network(search)
+    if threshold is None:
+        p = search["p_turnover"].values if "p_turnover" in search else np.zeros(per_net.shape)
+        limit = np.where(np.asarray(p) > 0, FULL_LOSS_MAX["turnover"], FULL_LOSS_MAX["none"])
+    else:
+        limit = np.full(per_net.shape, float(threshold))
+    return per_net < limit
+
+
 def ranking_selection(ds_dropout: xr.Dataset) -> np.ndarray:
     """Indices of the rules that enter the ranking (spec §8): mean full-rule loss per network
     (a blown-up network at the blow-up loss) below FULL_LOSS_MAX, the turnover threshold when the
