@@ -150,12 +150,17 @@ def simulation_provenance(data_dir="data") -> list:
 
 
 # -- a regeneration at one commit, compared with the shipped data --------------------------------
-# Wall times are not results: a regeneration is compared on everything else.
+# Wall times and provenance are not results: a regeneration is compared on everything else
+# (every variable, coordinates included, and every other attribute).
 TIMING_VARIABLES = frozenset({"seconds_per_generation"})
+PROVENANCE_ATTRS = frozenset({"git_commit", "simulation_code", "versions_json", "device", "host_cpu",
+                              "xla_cpu_opt_level", "cpu_chunk_networks", "engine", "engine_threads",
+                              "matmul_precision", "created_utc", "elapsed_seconds", "segments_json",
+                              "copied_from"})
 # the history a search checkpoint holds, by the name of the variable a finished search writes it to
 HISTORY_VARIABLES = {"loss": "loss", "mean": "mean_params", "best_x": "best_params_history",
                      "best_loss": "best_train_loss_history", "test_loss": "best_test_loss_history",
-                     "sigma": "sigma"}
+                     "sigma": "sigma", "restart": "restart", "evals": "evaluations"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +183,8 @@ INF = (float("inf"), float("inf"))
 
 def _difference(a, b) -> tuple | None:
     """None where a and b are equal (NaN where both are NaN), else the largest |a - b| and the
-    largest |a - b| / |b| (inf where shapes, non-float values or the finite entries differ)."""
+    largest |a - b| / |b| over the finite entries (inf where shapes, non-float values or the
+    non-finite entries differ)."""
     import numpy as np
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
@@ -187,9 +193,10 @@ def _difference(a, b) -> tuple | None:
         return None if np.array_equal(a, b) else INF
     if np.array_equal(a, b, equal_nan=True):
         return None
-    if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+    finite = np.isfinite(a)
+    if not np.array_equal(finite, np.isfinite(b)) or not np.array_equal(a[~finite], b[~finite], equal_nan=True):
         return INF
-    both = np.isfinite(a) & np.isfinite(b)
+    both = finite
     x, y = a[both].astype(float), b[both].astype(float)
     d = np.abs(x - y)
     rel = d[y != 0] / np.abs(y[y != 0])
@@ -218,9 +225,12 @@ def compare(staged, shipped="data") -> list:
             out.append(Comparison(f.name, "all variables", (), 0.0, missing=True))
             continue
         with xr.open_dataset(f) as a, xr.open_dataset(twin) as b:
-            names = sorted((set(a.data_vars) | set(b.data_vars)) - TIMING_VARIABLES)
-            diffs = {k: (_difference(a[k].values, b[k].values) if k in a and k in b else INF)
+            names = sorted((set(a.variables) | set(b.variables)) - TIMING_VARIABLES)
+            diffs = {k: (_difference(a[k].values, b[k].values) if k in a.variables and k in b.variables else INF)
                      for k in names}
+            for k in sorted((set(a.attrs) | set(b.attrs)) - PROVENANCE_ATTRS):
+                if str(a.attrs.get(k)) != str(b.attrs.get(k)):
+                    diffs[f"attribute {k}"] = INF
         out.append(_compared(f.name, "all variables", diffs))
     done = {f.with_suffix(".ckpt") for f in files}
     for ck in sorted((staged / "campaign").glob("*.ckpt")) + sorted(staged.glob(f"*_{PROFILE}_*.ckpt")):
@@ -237,11 +247,9 @@ def compare(staged, shipped="data") -> list:
         with xr.open_dataset(twin) as b:
             diffs = {}
             for key, var in HISTORY_VARIABLES.items():
-                mine = np.stack([np.asarray(h) for h in hist[key]])[:g]
-                theirs = b[var].values[:g]
-                if key == "loss":   # the checkpoint pads to the largest IPOP population
-                    mine = mine[..., :theirs.shape[-1]]
-                diffs[var] = _difference(mine, theirs)
+                if key not in hist or var not in b:
+                    continue
+                diffs[var] = _difference(np.stack([np.asarray(h) for h in hist[key]])[:g], b[var].values[:g])
         out.append(_compared(ck.name, f"generations 0..{g - 1}", diffs))
     return out
 
@@ -264,42 +272,55 @@ def comparison_lines(cs: list) -> list:
 # -- a regeneration: every repro dataset remade by one commit --------------------------------------
 # It runs for many hours over several sessions: `make regenerate` makes what is missing in
 # data/regen (searches resume from their checkpoints there, which are committed), always from a
-# clean worktree of the one commit the record names, so every file it writes carries that commit.
-# The shipped data stay in data/ until every dataset is remade.
+# clean worktree of the one commit the record names and with the record's host-device count, so
+# every file it writes carries that commit. The shipped data stay in data/ until every dataset is
+# remade; then `--adopt-regeneration` puts the remade ones in their place.
 REGEN = "regen"                   # the regeneration's data folder, under the shipped one
 RECORD = "REGENERATION.json"
 
 
 def regeneration(data_dir="data") -> dict | None:
     """The record of the regeneration in progress (data_dir/regen/REGENERATION.json: commit,
-    simulation_code, replaces: the simulation code of the shipped data, started_utc, why), or None."""
+    simulation_code, replaces: the simulation codes of the shipped data, host_devices, profile,
+    started_utc, why), or None."""
     import json
     path = Path(data_dir) / REGEN / RECORD
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def _git(*args, cwd=None) -> str:
+    """git's output; a failure is a one-line ValueError with git's last line of error."""
     import subprocess
-    return subprocess.run(["git", *args], cwd=cwd or Path(__file__).resolve().parent.parent, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    try:
+        return subprocess.run(["git", *args], cwd=cwd or Path(__file__).resolve().parent.parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        why = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
+        raise ValueError(f"git {' '.join(args)} failed: {why[-1] if why else type(e).__name__}") from None
 
 
-def start_regeneration(commit: str, why: str, data_dir="data") -> dict:
-    """Write the record of a regeneration by `commit` (a commit of this checkout's history whose
-    simulation sources differ from none of the record's: one-line ValueErrors otherwise)."""
+def start_regeneration(commit: str, why: str, data_dir="data", host_devices: int | None = None) -> dict:
+    """Write the record of a regeneration by `commit`: a commit of this checkout's history whose
+    simulation sources are this checkout's (one-line ValueErrors otherwise). host_devices: the XLA
+    host-device count every part of it runs with (default: this machine's cores), since float32
+    results depend on it (parallel.py)."""
     import datetime
     import json
-    import subprocess
     from . import datasets
+    from .engine import _cores
     if regeneration(data_dir) is not None:
         raise ValueError(f"a regeneration is already recorded in {Path(data_dir) / REGEN / RECORD}")
     try:
         full = _git("rev-parse", "--verify", f"{commit}^{{commit}}")
-    except (OSError, subprocess.CalledProcessError):
+    except ValueError:
         raise ValueError(f"commit must be a commit of this checkout's history, got {commit!r}") from None
     code = datasets.simulation_code_hash_at(full)
-    shipped = {m.code for m in simulation_provenance(data_dir) if not m.part}
+    if code is None or code != datasets.simulation_code_hash():
+        raise ValueError(f"commit {full[:12]}'s simulation sources ({code}) are not this checkout's "
+                         f"({datasets.simulation_code_hash()})")
+    shipped = {m.code for m in simulation_provenance(data_dir)}
     record = dict(commit=full, simulation_code=code, replaces=sorted(c for c in shipped if c), profile=PROFILE,
+                  host_devices=int(host_devices or _cores()),
                   started_utc=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), why=why)
     datasets.atomic_write(Path(data_dir) / REGEN / RECORD,
                           lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"), mode=0o644)
@@ -320,7 +341,9 @@ def worktree(commit: str) -> Path:
 
 def regenerate(data_dir="data", only=None, extra=()) -> int:
     """Make (or resume) every missing dataset of the regeneration in data_dir/regen, in dependency
-    order, by the recorded commit's own `plasticity-repro data`; returns its exit status."""
+    order, by the recorded commit's own `plasticity-repro data` with the recorded host devices;
+    returns its exit status."""
+    import os
     import subprocess
     import sys
     record = regeneration(data_dir)
@@ -331,9 +354,10 @@ def regenerate(data_dir="data", only=None, extra=()) -> int:
     out = (Path(data_dir) / REGEN).resolve()
     cmd = [sys.executable, "-m", "plasticity_repro.cli", "data", "--profile", record["profile"], "--data-dir", str(out),
            *(["--only", *only] if only else []), *extra]
-    print(f"regeneration by {record['commit'][:12]} (simulation {record['simulation_code']}) in {out}:\n  "
-          + " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=tree).returncode
+    env = {**os.environ, "PLASTICITY_REPRO_HOST_DEVICES": str(record["host_devices"])}
+    print(f"regeneration by {record['commit'][:12]} (simulation {record['simulation_code']}, "
+          f"{record['host_devices']} host devices) in {out}:\n  " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=tree, env=env).returncode
 
 
 def regeneration_missing(data_dir="data") -> list:
@@ -344,31 +368,55 @@ def regeneration_missing(data_dir="data") -> list:
     return [name for name, st in known.items() if not st.exists]
 
 
+def _commit_of(path: Path) -> str | None:
+    import xarray as xr
+    with xr.open_dataset(path) as ds:
+        return ds.attrs.get("git_commit")
+
+
+def _shipped_files(folder: Path) -> list:
+    return sorted(folder.glob(f"*_{PROFILE}_*.nc")) + sorted((folder / "campaign").glob("*.nc"))
+
+
 def adopt_regeneration(data_dir="data") -> list:
     """Once the regeneration is complete (every dataset made, every file and search segment by
-    the recorded commit): move its datasets over the shipped ones of the same names (data_dir and
-    data_dir/campaign) and remove its folder (record, checkpoints). Returns the files moved."""
+    the recorded commit): move its datasets into data_dir (and data_dir/campaign) in place of the
+    shipped ones, remove every other shipped repro dataset, checkpoint and part folder (all from
+    the code it replaces), and last its folder and record. Checks everything before it moves
+    anything; rerun after an interruption, it finishes the job. Returns the files moved."""
     import os
     import shutil
     record = regeneration(data_dir)
     if record is None:
         raise ValueError(f"no regeneration is recorded in {Path(data_dir) / REGEN}")
+    data_dir, regen = Path(data_dir), Path(data_dir) / REGEN
+    staged = _shipped_files(regen)
+    moved_before = {f.relative_to(data_dir) for f in _shipped_files(data_dir) if _commit_of(f) == record["commit"]}
     missing = regeneration_missing(data_dir)
+    if missing and moved_before:   # an adoption interrupted: what it moved already counts
+        shipped = pipeline.status(pipeline.declare(PROFILE, data_dir), pipeline.Context(PROFILE, data_dir, 0, progress=False))
+        missing = [n for n in missing if not (shipped[n].exists and _commit_of(shipped[n].path) == record["commit"])]
     if missing:
         raise ValueError(f"the regeneration is not complete: {len(missing)} datasets missing "
                          f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); run make regenerate")
-    regen = Path(data_dir) / REGEN
     other = [m for m in simulation_provenance(regen) if m.commit != record["commit"]]
     if other:
         raise ValueError(f"{other[0].file} {other[0].part or ''} was made by {other[0].commit}, "
                          f"not the regeneration's commit {record['commit'][:12]}")
-    files = sorted(regen.glob(f"*_{PROFILE}_*.nc")) + sorted((regen / "campaign").glob("*.nc"))
     moved = []
-    for f in files:
-        dest = Path(data_dir) / f.relative_to(regen)
+    for f in staged:
+        dest = data_dir / f.relative_to(regen)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(f, dest)
         moved.append(dest)
+    keep = {d.relative_to(data_dir) for d in moved} | moved_before
+    for f in _shipped_files(data_dir):
+        if f.relative_to(data_dir) not in keep:
+            f.unlink()
+    for f in sorted(data_dir.glob(f"*_{PROFILE}_*.ckpt")) + sorted((data_dir / "campaign").glob("*.ckpt")):
+        f.unlink()
+    for d in sorted(data_dir.glob(f"*_{PROFILE}_*.parts")):
+        shutil.rmtree(d)
     shutil.rmtree(regen)
     return moved
 

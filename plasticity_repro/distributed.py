@@ -55,15 +55,15 @@ import xarray as xr
 
 from . import datasets
 from .config import ModelConfig, check_number, to_dict
-from .parallel import host_isa_flag
+from .parallel import blas_coretype_env, host_isa_flag
 
 log = logging.getLogger(__name__)
 
 # Environment of each embedded worker process, set by the nanny before the worker starts (so
 # before JAX creates its CPU client). The first XLA flag makes XLA's CPU kernels single-threaded;
 # the second is the TensorFlow-era spelling that the usual recipes carry (XLA ignores it). Each
-# worker is one process on one core, so it keeps a single XLA host device (parallel.py), and its
-# XLA:CPU is capped at the same instruction set as the client's (parallel.host_isa_flag).
+# worker is one process on one core, so it keeps a single XLA host device (parallel.py); its XLA:CPU
+# is capped at AVX2 (parallel.host_isa_flag) and its OpenBLAS kernels pinned as the client's are.
 WORKER_ENV = {
     "JAX_PLATFORMS": "cpu",
     "PLASTICITY_REPRO_HOST_DEVICES": "1",
@@ -72,6 +72,7 @@ WORKER_ENV = {
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "PLASTICITY_REPRO_THREADS": "1",   # the fused engine: one thread
+    **blas_coretype_env({}),
 }
 
 _ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://\S+$")

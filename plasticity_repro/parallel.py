@@ -74,6 +74,33 @@ def host_isa_flag(flags: str = "", machine: str | None = None) -> str:
     return (flags + " " if flags else "") + f"--xla_cpu_max_isa={MAX_ISA}"
 
 
+# OpenBLAS (scipy's, which JAX's CPU LAPACK calls: the decoder's least squares) picks its kernels
+# for the CPU when it loads, and they round differently (with its Haswell or Prescott kernels
+# instead of those it picks on an AVX-512 EPYC, 4 networks of Fig 2's evaluation moved by up to
+# 5e-6 or 1e-5 relative in their loss).
+# Pinned to the Haswell kernels (AVX2 + FMA) wherever the CPU has those instructions.
+BLAS_CORETYPE = "Haswell"
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((line for line in f if line.startswith("flags")), "").split(":", 1)[-1].split())
+    except OSError:
+        return set()
+
+
+def blas_coretype_env(environ=os.environ, machine: str | None = None, cpu_flags=None) -> dict:
+    """{"OPENBLAS_CORETYPE": BLAS_CORETYPE} on an x86-64 CPU with AVX2 and FMA where the variable
+    is not set already; {} otherwise (the variable must be set before OpenBLAS loads)."""
+    import platform
+    machine = (machine or platform.machine()).lower()
+    if "OPENBLAS_CORETYPE" in environ or machine not in ("x86_64", "amd64"):
+        return {}
+    flags = _cpu_flags() if cpu_flags is None else set(cpu_flags)
+    return {"OPENBLAS_CORETYPE": BLAS_CORETYPE} if {"avx2", "fma"} <= flags else {}
+
+
 def batch_devices() -> list:
     """The devices a batch of networks is spread over (all devices of the default backend)."""
     import jax

@@ -77,6 +77,8 @@ def test_the_campaigns_data_are_this_simulation_or_a_recorded_regeneration_repla
     allowed = {now}
     record = campaign.regeneration(ROOT / "data")
     if record is not None:
+        if datasets.simulation_code_hash_at(record["commit"]) is None:
+            pytest.skip("the regeneration's commit is not in this clone's history")
         assert record["simulation_code"] == now == datasets.simulation_code_hash_at(record["commit"])
         allowed |= set(record["replaces"])
         staged = campaign.simulation_provenance(ROOT / "data" / campaign.REGEN)
@@ -144,6 +146,28 @@ def test_a_regeneration_is_compared_with_the_shipped_files_bit_for_bit_wall_time
     assert any("identical" in line for line in lines) and any("no shipped file" in line for line in lines)
 
 
+def test_a_comparison_covers_coordinates_result_attributes_and_non_finite_values(tmp_path):
+    import numpy as np
+    import xarray as xr
+    base = xr.Dataset({"loss": ("network", np.array([1.0, np.inf, np.nan]))},
+                      coords={"cell_rank": ("network", np.array([3, 4, 5]))},
+                      attrs={"perturbed_cell": "7", "git_commit": "a" * 40, "created_utc": "then"})
+    (tmp_path / "regen").mkdir()
+    base.to_netcdf(tmp_path / "f_repro_1.nc")
+    variants = {"coordinate": base.assign_coords(cell_rank=("network", np.array([3, 4, 6]))),
+                "attribute": base.assign_attrs(perturbed_cell="8"),
+                "sign of inf": base.assign(loss=("network", np.array([1.0, -np.inf, np.nan]))),
+                "provenance only": base.assign_attrs(git_commit="b" * 40, created_utc="now")}
+    got = {}
+    for name, ds in variants.items():
+        ds.to_netcdf(tmp_path / "regen" / "f_repro_1.nc")
+        got[name] = campaign.compare(tmp_path / "regen", tmp_path)[0]
+    assert got["coordinate"].differing == ("cell_rank",)
+    assert got["attribute"].differing == ("attribute perturbed_cell",)
+    assert got["sign of inf"].differing == ("loss",) and got["sign of inf"].max_abs == float("inf")
+    assert got["provenance only"].identical
+
+
 def test_a_regeneration_needs_a_record_a_known_commit_and_a_reason(tmp_path):
     with pytest.raises(ValueError, match="no regeneration is recorded"):
         campaign.regenerate(tmp_path)
@@ -174,6 +198,8 @@ def test_a_copy_outside_git_reports_the_declared_commit(tmp_path):
     assert commit() == "unknown"
     assert commit(PLASTICITY_REPRO_COMMIT="a" * 40) == "a" * 40 + "-declared"
     assert commit(PLASTICITY_REPRO_COMMIT="HEAD") == "unknown"
+
+
 def _record(data_dir, commit):
     import json
     (data_dir / campaign.REGEN).mkdir(parents=True, exist_ok=True)
@@ -195,6 +221,8 @@ def test_a_complete_regeneration_replaces_the_shipped_files_only_if_all_are_its_
     _record(tmp_path, "a" * 40)
     regen = tmp_path / campaign.REGEN
     _search_file(tmp_path / "fig2_eval_repro_1.nc", loss, sigma, commit="b" * 40)
+    _search_file(tmp_path / "fig3_refit_repro_9.nc", loss, sigma, commit="b" * 40)   # a name the remake lacks
+    (tmp_path / "search_handmade_repro_3.ckpt").write_bytes(b"old")
     _search_file(regen / "fig2_eval_repro_1.nc", loss * 2, sigma, commit="a" * 40)
     _search_file(regen / "campaign" / "search_ee_repro.nc", loss * 3, sigma, commit="c" * 40)
     with pytest.raises(ValueError, match="made by c+, not the regeneration's commit a{12}"):
@@ -207,6 +235,22 @@ def test_a_complete_regeneration_replaces_the_shipped_files_only_if_all_are_its_
     with xr.open_dataset(tmp_path / "fig2_eval_repro_1.nc") as ds:
         assert ds.attrs["git_commit"] == "a" * 40 and float(ds.loss.max()) == 2
     assert not regen.exists()
+    assert not (tmp_path / "fig3_refit_repro_9.nc").exists() and not (tmp_path / "search_handmade_repro_3.ckpt").exists()
+
+
+def test_a_regeneration_is_recorded_only_for_a_commit_with_this_checkouts_simulation(tmp_path):
+    """A commit of this session's history whose engine differs (075193e: the engine before it
+    was built without FMA contraction) cannot make this checkout's data."""
+    if _head() is None or datasets.simulation_code_hash_at("075193e") is None:
+        pytest.skip("no git history here")
+    if not _sources_clean():
+        pytest.skip("the package's sources differ from HEAD's")
+    with pytest.raises(ValueError, match="simulation sources .* are not this checkout's"):
+        campaign.start_regeneration("075193e", "why", tmp_path)
+    record = campaign.start_regeneration("HEAD", "why", tmp_path, host_devices=2)
+    assert record["commit"] == _head() and record["host_devices"] == 2 and campaign.regeneration(tmp_path) == record
+    with pytest.raises(ValueError, match="already recorded"):
+        campaign.start_regeneration("HEAD", "why", tmp_path)
 
 
 def test_a_run_has_converged_when_its_rule_is_below_the_specs_scale_for_its_training():

@@ -270,9 +270,33 @@ def test_xla_is_capped_at_avx2_on_x86_only_and_a_named_cap_wins():
 
 
 def test_the_fused_engine_is_built_without_fma_contraction():
-    """A contracted build's rounding follows the host's -march tuning (benchmarks/README)."""
+    """A contracted build's rounding follows the host's -march tuning (benchmarks/README): the
+    built library has fused multiply-adds only in the peak probe, which asks for them."""
+    import shutil
+    import subprocess
     from plasticity_repro.engine import fused
     assert "-ffp-contract=off" in fused.cxx_flags()
+    if shutil.which("objdump") is None or not fused.available():
+        pytest.skip("no objdump or no fused engine here")
+    asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(fused.build())], capture_output=True,
+                         text=True, check=True).stdout
+    where, fma = None, {}
+    for line in asm.splitlines():
+        if line.endswith(">:"):
+            where = line.split("<", 1)[1][:-2]
+        elif "vfmadd" in line or "vfmsub" in line or "vfnmadd" in line or "vfnmsub" in line:
+            fma[where] = fma.get(where, 0) + 1
+    assert set(fma) <= {"pr_fma_peak"}, fma
+    if "fma" in open("/proc/cpuinfo").read():
+        assert fma.get("pr_fma_peak", 0) > 0   # the probe still measures fused multiply-adds
+
+
+def test_openblas_is_pinned_to_its_haswell_kernels_where_the_cpu_has_them():
+    from plasticity_repro.parallel import blas_coretype_env
+    assert blas_coretype_env({}, "x86_64", {"avx2", "fma", "sse2"}) == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert blas_coretype_env({}, "x86_64", {"avx", "sse2"}) == {}
+    assert blas_coretype_env({"OPENBLAS_CORETYPE": "Zen"}, "x86_64", {"avx2", "fma"}) == {}
+    assert blas_coretype_env({}, "aarch64", {"avx2", "fma"}) == {}
 
 
 def test_host_device_flag():

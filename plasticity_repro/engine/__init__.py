@@ -78,8 +78,10 @@ def configure(backend: str | None = None, threads: int | None = None, host_devic
 def _host_devices(n) -> None:
     """XLA_FLAGS set before JAX starts its backends: `n` host devices ("auto": one per core; None:
     PLASTICITY_REPRO_HOST_DEVICES if set, else JAX's one), and XLA:CPU's instruction set capped
-    (parallel.host_isa_flag) so that hosts with and without AVX-512 run the same XLA code."""
-    from ..parallel import ENV_DEVICES, host_device_flag, host_isa_flag
+    (parallel.host_isa_flag) so that hosts with and without AVX-512 run the same XLA code; and
+    OpenBLAS's kernels pinned (parallel.blas_coretype_env) before JAX's LAPACK loads it."""
+    from ..parallel import ENV_DEVICES, blas_coretype_env, host_device_flag, host_isa_flag
+    os.environ.update(blas_coretype_env())
     env = dict(os.environ)
     if n is not None:
         env[ENV_DEVICES] = str(n)

@@ -331,8 +331,8 @@ def search_test_loss_per_network(search: xr.Dataset) -> np.ndarray:
 
 def converged_runs(search: xr.Dataset, threshold: float | None = None) -> np.ndarray:
     """(run,) bool: the run's rule is below `threshold` in search_test_loss_per_network (default:
-    FULL_LOSS_MAX for its training, turnover where the run trained with turnover): the spec's §5
-    scale of a learned rule, used to count a search's converged runs."""
+    FULL_LOSS_MAX for its training, turnover where the run trained with turnover): the scale of
+    a learned rule (spec §5) that §8 selects rules by, used to count a search's converged runs."""
     per_net = search_test_loss_per_network(search)
     if threshold is None:
         p = search["p_turnover"].values if "p_turnover" in search else np.zeros(per_net.shape)
