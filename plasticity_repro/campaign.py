@@ -3,11 +3,13 @@ planned network-activations and hours beside what has been spent so far.
 
 A search in progress is read from its checkpoint (generations done, wall time); a finished one
 from its dataset (generations, `elapsed_seconds`, and how many of its runs converged: rule below
-the spec's loss scale, `experiments.evaluate.converged_runs`); other datasets count as spent when their file
-exists (their wall time is not recorded). Nothing is computed or written.
+the spec's loss scale, `experiments.evaluate.converged_runs`); other datasets count as spent when
+their file exists (their wall time is not recorded). Nothing is computed or written.
 
 `python -m plasticity_repro.campaign` prints the table (Markdown); `--code` lists which simulation
-sources made each dataset.
+sources made each dataset. The regeneration of every dataset by one commit (below) is driven from
+here too: `--start-regeneration`, `--regenerate` (`make regenerate`), `--compare`, and
+`--adopt-regeneration`.
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ def _search_progress(c: pipeline.Context, stem: str, planned: int):
         from .experiments.evaluate import converged_runs
         ds = read_dataset(out, kind="search")
         ok = converged_runs(ds)
-        return 1.0, _elapsed(ds), f"done ({ds.sizes['generation']} generations; {int(ok.sum())} of {ok.size} runs converged)"
+        state = f"done ({ds.sizes['generation']} generations; {int(ok.sum())} of {ok.size} runs converged)"
+        return 1.0, _elapsed(ds), state
     return _checkpoint_progress(out.with_suffix(".ckpt"), total) or (0.0, None, "not started")
 
 
@@ -394,7 +397,8 @@ def adopt_regeneration(data_dir="data") -> list:
     moved_before = {f.relative_to(data_dir) for f in _shipped_files(data_dir) if _commit_of(f) == record["commit"]}
     missing = regeneration_missing(data_dir)
     if missing and moved_before:   # an adoption interrupted: what it moved already counts
-        shipped = pipeline.status(pipeline.declare(PROFILE, data_dir), pipeline.Context(PROFILE, data_dir, 0, progress=False))
+        ctx = pipeline.Context(PROFILE, data_dir, 0, progress=False)
+        shipped = pipeline.status(pipeline.declare(PROFILE, data_dir), ctx)
         missing = [n for n in missing if not (shipped[n].exists and _commit_of(shipped[n].path) == record["commit"])]
     if missing:
         raise ValueError(f"the regeneration is not complete: {len(missing)} datasets missing "
@@ -437,7 +441,8 @@ def main(argv=None) -> int:
                     help="make or resume the recorded regeneration's missing datasets in DATA_DIR/regen")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="with --regenerate: only these datasets")
     ap.add_argument("--force", action="store_true",
-                    help="with --regenerate: resume a checkpoint even if it looks recently written (a fresh clone's do)")
+                    help="with --regenerate: resume a checkpoint even if it looks recently written "
+                         "(a fresh clone's do)")
     ap.add_argument("--adopt-regeneration", action="store_true",
                     help="once the regeneration is complete, move its datasets over the shipped ones")
     a = ap.parse_args(argv)
