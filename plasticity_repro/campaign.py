@@ -123,6 +123,11 @@ class Made:
     code: str | None           # datasets.simulation_code_hash of the sources at `commit`; None: unknown
 
 
+def _shipped_files(folder: Path) -> list:
+    """The repro datasets in `folder` and its campaign searches in `folder`/campaign."""
+    return sorted(folder.glob(f"*_{PROFILE}_*.nc")) + sorted((folder / "campaign").glob("*.nc"))
+
+
 def simulation_provenance(data_dir="data") -> list:
     """Per repro dataset in data_dir (and data_dir/campaign), and per segment of a search, the
     commit and the hash of the simulation sources that made it: recorded in the file (datasets
@@ -136,7 +141,7 @@ def simulation_provenance(data_dir="data") -> list:
     def code(rec: dict):
         return rec.get("simulation_code") or datasets.simulation_code_hash_at(rec.get("git_commit"))
     data_dir = Path(data_dir)
-    for f in sorted(data_dir.glob(f"*_{PROFILE}_*.nc")) + sorted((data_dir / "campaign").glob("*.nc")):
+    for f in _shipped_files(data_dir):
         with xr.open_dataset(f) as ds:
             attrs = dict(ds.attrs)
         segments = json.loads(attrs.get("segments_json", "[]"))
@@ -221,7 +226,7 @@ def compare(staged, shipped="data") -> list:
     import xarray as xr
     staged, shipped = Path(staged), Path(shipped)
     out = []
-    files = sorted(staged.glob(f"*_{PROFILE}_*.nc")) + sorted((staged / "campaign").glob("*.nc"))
+    files = _shipped_files(staged)
     for f in files:
         twin = shipped / f.relative_to(staged)
         if not twin.exists():
@@ -375,10 +380,6 @@ def _commit_of(path: Path) -> str | None:
     import xarray as xr
     with xr.open_dataset(path) as ds:
         return ds.attrs.get("git_commit")
-
-
-def _shipped_files(folder: Path) -> list:
-    return sorted(folder.glob(f"*_{PROFILE}_*.nc")) + sorted((folder / "campaign").glob("*.nc"))
 
 
 def adopt_regeneration(data_dir="data") -> list:
