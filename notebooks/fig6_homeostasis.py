@@ -28,6 +28,7 @@ p_turnover = 0.00072
 tau_convention = "independent"
 rule_source = "all"   # "all": an all-synapse rule of Fig 5; "ee": an E->E rule
 runs = None   # None: the profile's value; `plasticity-repro params fig6` lists every parameter
+all_synapse_runs = None
 generations = None
 ei_generations = None
 n_activations = None
@@ -59,7 +60,8 @@ hv = plots.setup()
 # %%
 cfg, search, run, rule = paper.fig6_rule(profile, data, rule_source=rule_source, seed=seed, p_turnover=p_turnover,
                                         tau_convention=tau_convention, runs=runs, generations=generations,
-                                        ei_generations=ei_generations, n_activations=n_activations, rule_run=rule_run)
+                                        ei_generations=ei_generations, n_activations=n_activations, rule_run=rule_run,
+                                        all_synapse_runs=all_synapse_runs)
 print("rule:", rule_source, "run", run, "plastic synapses:", cfg.model.plasticity.synapses)
 
 # %% [markdown]

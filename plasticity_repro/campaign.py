@@ -13,6 +13,7 @@ here too: `--start-regeneration`, `--regenerate` (`make regenerate`), `--compare
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pickle
 from pathlib import Path
@@ -370,9 +371,11 @@ def regenerate(data_dir="data", only=None, extra=()) -> int:
 
 def regeneration_missing(data_dir="data") -> list:
     """Names of the repro pipeline's datasets not yet in the regeneration's folder."""
+    from .profiles import design
     regen = Path(data_dir) / REGEN
     c = pipeline.Context(PROFILE, regen, 0, progress=False)
-    known = pipeline.status(pipeline.declare(PROFILE, regen), c)
+    with design():   # the regeneration's commit makes the profiles' own values
+        known = pipeline.status(pipeline.declare(PROFILE, regen), c)
     return [name for name, st in known.items() if not st.exists]
 
 
@@ -390,9 +393,13 @@ def adopt_regeneration(data_dir="data") -> list:
     anything; rerun after an interruption, it finishes the job. Returns the files moved."""
     import os
     import shutil
+    from .profiles import INTERIM
     record = regeneration(data_dir)
     if record is None:
         raise ValueError(f"no regeneration is recorded in {Path(data_dir) / REGEN}")
+    if INTERIM:
+        raise ValueError(f"profiles.INTERIM still holds the shipped data's values {INTERIM}: empty it first "
+                         f"(the regeneration made the profiles' own)")
     data_dir, regen = Path(data_dir), Path(data_dir) / REGEN
     staged = _shipped_files(regen)
     moved_before = {f.relative_to(data_dir) for f in _shipped_files(data_dir) if _commit_of(f) == record["commit"]}
@@ -475,7 +482,10 @@ def main(argv=None) -> int:
         return 0
     print(f"planned hours at {pipeline.SPEED:g} network-activations/s of E→E rules (an all-synapse rule's "
           f"activation counts {pipeline.ALL_SYNAPSE_WORK:.2f})")
-    print(table(rows(a.data_dir)))
+    from .profiles import design
+    # a regeneration's folder: the plan of what its commit makes (without profiles.INTERIM)
+    with design() if (Path(a.data_dir) / RECORD).exists() else contextlib.nullcontext():
+        print(table(rows(a.data_dir)))
     return 0
 
 

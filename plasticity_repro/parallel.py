@@ -76,7 +76,7 @@ def host_isa_flag(flags: str = "", machine: str | None = None) -> str:
 
 # OpenBLAS (scipy's, which JAX's CPU LAPACK calls: the decoder's least squares) picks its kernels
 # for the CPU when it loads, and they round differently (with its Haswell or Prescott kernels
-# instead of those it picks on an AVX-512 EPYC, 4 networks of Fig 2's evaluation moved by up to
+# instead of those it picks on an AVX-512 Intel Xeon, 4 networks of Fig 2's evaluation moved by up to
 # 5e-6 or 1e-5 relative in their loss).
 # Pinned to the Haswell kernels (AVX2 + FMA) wherever the CPU has those instructions.
 BLAS_CORETYPE = "Haswell"

@@ -9,7 +9,7 @@ makes what is missing in dependency order (a search resumes from its checkpoint)
 notebooks under `make figures` only read (paper.read_only_mode, PLASTICITY_REPRO_READ_ONLY=1).
 
 At profile repro the three searches are the reproduction campaign's (issue 17): `plasticity-repro
-search --profile repro --runs 8 --seed 0 ...` into data/campaign/<stem>.nc with its checkpoint
+search --profile repro --runs 8 --seed 0 ...` (the all-synapse one --runs 16) into data/campaign/<stem>.nc with its checkpoint
 data/campaign/<stem>.ckpt; each is then copied under the figure cache's name (with the cache's
 request hash) for the notebooks.
 
@@ -238,7 +238,7 @@ def campaign_command(c: Context, stem: str, synapses, p_turnover: float) -> str:
     """The campaign's command line of one search (with --resume once its checkpoint exists)."""
     out = campaign_path(c, stem)
     syn = "all" if tuple(synapses) == paper.ALL_SYNAPSES else ",".join(synapses)
-    seeds = paper.search_seeds(c.profile, c.seed)
+    seeds = paper.search_seeds(c.profile, c.seed, paper.search_runs(c.profile, synapses))
     return (f"plasticity-repro search --profile {c.profile} --runs {len(seeds)} --seed {seeds[0]} --synapses {syn}"
             + (f" --turnover {p_turnover:g}" if p_turnover else "")
             + f" --out {out} --checkpoint {out.with_suffix('.ckpt')} [--resume]")
@@ -264,8 +264,8 @@ def _run_campaign(c: Context, out: Path, synapses, p_turnover: float) -> xr.Data
             raise ValueError(f"checkpoint {ckpt} was written {age:.0f} s ago: the campaign may still be running "
                              f"this search; wait until it has ended (or pass --force)")
     cfg = profile_config(c.profile, synapses=tuple(synapses), p_turnover=p_turnover)
-    return run_search(cfg, seeds=paper.search_seeds(c.profile, c.seed), checkpoint=ckpt, resume=ckpt.exists(),
-                      progress=c.progress)
+    return run_search(cfg, seeds=paper.search_seeds(c.profile, c.seed, paper.search_runs(c.profile, synapses)),
+                      checkpoint=ckpt, resume=ckpt.exists(), progress=c.progress)
 
 
 def _adopted_search(stem: str, synapses, p_turnover: float):
@@ -274,7 +274,7 @@ def _adopted_search(stem: str, synapses, p_turnover: float):
     request hash."""
     def produce(c: Context) -> xr.Dataset:
         cfg = paper.search_config(c.profile, tuple(synapses), p_turnover)
-        seeds = paper.search_seeds(c.profile, c.seed)
+        seeds = paper.search_seeds(c.profile, c.seed, paper.search_runs(c.profile, synapses))
         request = dict(search=cfg.to_dict(), seeds=seeds)
         path = paper.search_path(c.data_dir, cfg, c.profile, request)
         return paper.cached(path, "search", lambda: _adopt(campaign_path(c, stem), cfg, seeds),
@@ -289,7 +289,9 @@ def _adopt(src: Path, cfg, seeds: list) -> xr.Dataset:
     if made != want or json.loads(ds.attrs.get("seeds_json", "null")) != seeds:
         raise ValueError(f"campaign dataset {str(src)!r} is not the search profile {cfg.profile} asks for "
                          f"(its config or seeds differ from seeds {seeds[0]}..{seeds[-1]})")
-    return ds.assign_attrs(copied_from=str(src))
+    # the campaign file as <folder>/<file> within the data folder (not an absolute path, which a
+    # regeneration's moved files would no longer have)
+    return ds.assign_attrs(copied_from=f"{Path(src).parent.name}/{Path(src).name}")
 
 
 # -- the declaration ------------------------------------------------------------------------------
@@ -319,8 +321,9 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
                            cost[1], work))
 
     def search_params(cfg):
-        seeds = paper.search_seeds(profile, seed)
-        return dict(synapses=",".join(cfg.space.synapses), p_turnover=cfg.p_turnover, runs=runs,
+        n = paper.search_runs(profile, cfg.space.synapses)
+        seeds = paper.search_seeds(profile, seed, n)
+        return dict(synapses=",".join(cfg.space.synapses), p_turnover=cfg.p_turnover, runs=n,
                     seeds=f"{seeds[0]}..{seeds[-1]}")
     if profile == "repro":
         c = Context(profile, Path(data_dir), seed)
@@ -330,7 +333,8 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
             add(camp, _campaign_search(camp, stem, synapses, p),
                 function="plasticity-repro search (campaign, resumed from its checkpoint)",
                 params=dict(search_params(cfg), command=campaign_command(c, stem, synapses, p)),
-                cost=_search_cost(cfg, runs), work=ALL_SYNAPSE_WORK if len(synapses) > 1 else 1.0)
+                cost=_search_cost(cfg, paper.search_runs(profile, synapses)),
+                work=ALL_SYNAPSE_WORK if len(synapses) > 1 else 1.0)
             add(name, _adopted_search(stem, synapses, p), needs=[camp],
                 figures=figs[name], function="the campaign's file under the figure cache's name (paper.searches)",
                 params=search_params(cfg), cost=(0, f"copied from {campaign_path(c, stem)}"))
@@ -342,7 +346,7 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
         cfg = cfg_all.replace(max_generations=fp["ei_warm_generations"]) if warm else cfg_all
         add(all_name, _search_all, needs=["search_ee_turnover"] if warm else [], figures=figs[all_name],
             function="paper.all_synapse_search" + (" (warm start from search_ee_turnover)" if warm else ""),
-            params=search_params(cfg), cost=_search_cost(cfg, runs), work=ALL_SYNAPSE_WORK)
+            params=search_params(cfg), cost=_search_cost(cfg, fp["all_synapse_runs"]), work=ALL_SYNAPSE_WORK)
     hcfg = handmade_search_config(profile)
     add("search_handmade", _search_handmade, figures=["fig4"], function="paper.handmade_search",
         params=dict(p_turnover=0.0, runs=fp["handmade_runs"], activations=hcfg.model.n_activations,

@@ -266,3 +266,41 @@ def test_a_run_has_converged_when_its_rule_is_below_the_specs_scale_for_its_trai
     assert np.allclose(search_test_loss_per_network(ds), [79, 81, 149, 151])
     assert converged_runs(ds).tolist() == [True, False, True, False]
     assert converged_runs(ds, 150).tolist() == [True, True, True, False]
+
+
+def test_fig5_compares_the_first_converged_all_synapse_runs_in_seed_order_filled_up_in_seed_order():
+    """paper.selected_runs, the rule stated before the campaign's 16 all-synapse runs: the first
+    n converged runs in seed order; where fewer converged, the unconverged ones follow in seed order."""
+    import json
+    import numpy as np
+    import xarray as xr
+    from plasticity_repro.experiments import paper
+    per_net = np.array([200.0, 100.0, 90.0, 300.0, 140.0, 149.0, 120.0])   # converged: runs 1, 2, 4, 5, 6
+    ds = xr.Dataset({"best_test_loss": ("run", per_net * 10), "p_turnover": ("run", np.full(7, 0.00072))},
+                    attrs={"params_json": json.dumps({"search": {"n_test": 10}})})
+    assert paper.selected_runs(ds, 3) == [1, 2, 4]
+    assert paper.selected_runs(ds, 5) == [1, 2, 4, 5, 6]
+    assert paper.selected_runs(ds, 6) == [0, 1, 2, 4, 5, 6]        # 5 converged: run 0 fills up
+    assert paper.selected_runs(ds, 7) == list(range(7))
+    from plasticity_repro.profiles import design
+    with design():   # the campaign's design, whatever the shipped data still have (profiles.INTERIM)
+        assert paper.search_runs("repro", paper.ALL_SYNAPSES) == 16 and paper.search_runs("repro") == 8
+
+
+def test_the_shipped_datas_interim_values_hold_until_adoption_and_design_shows_the_profiles_own(tmp_path,
+                                                                                                 monkeypatch):
+    """profiles.INTERIM: the figures read the shipped data at its values while a regeneration
+    makes the design; design() gives the profiles' own values and restores them; adoption refuses
+    until INTERIM is empty."""
+    import json
+    from plasticity_repro import campaign, profiles
+    fp = profiles.FIGURE_PROFILES["repro"]
+    monkeypatch.setattr(profiles, "INTERIM", {"repro": {"all_synapse_runs": 8}})
+    monkeypatch.setitem(fp, "all_synapse_runs", 8)
+    with profiles.design():
+        assert fp["all_synapse_runs"] == profiles.PROFILES["repro"]["figures"]["all_synapse_runs"] == 16
+    assert fp["all_synapse_runs"] == 8
+    (tmp_path / "regen").mkdir()
+    (tmp_path / "regen" / "REGENERATION.json").write_text(json.dumps({"commit": "0" * 40}))
+    with pytest.raises(ValueError, match=r"profiles.INTERIM still holds .*empty it first"):
+        campaign.adopt_regeneration(tmp_path)

@@ -113,7 +113,12 @@ BAD = [
     ("fig5", dict(rule_runs=[0.5]), "rule_runs must be 'all' or a list of distinct run numbers in [0, runs - 1], "
                                     "got [0.5]"),
     ("fig6", dict(rule_run="first"), "rule_run must be 'best' or a run number in [0, runs - 1], got 'first'"),
-    ("fig6", dict(runs=3, rule_run=3), "rule_run must be 'best' or a run number in [0, 2] (runs = 3), got 3"),
+    ("fig6", dict(all_synapse_runs=3, rule_run=3),
+     "rule_run must be 'best' or a run number in [0, 2] (all_synapse_runs = 3), got 3"),
+    ("fig6", dict(rule_source="ee", runs=3, rule_run=3),
+     "rule_run must be 'best' or a run number in [0, 2] (runs = 3), got 3"),
+    ("fig5", dict(runs=3, all_synapse_runs=2), "all_synapse_runs must be an integer in [3, 1000] (at least runs = 3), "
+                                               "got 2"),
     ("fig4", dict(p_turnover=1.5), "p_turnover must be a number in [0, 1], got 1.5"),
     ("fig5", dict(p_values=[0.001, 0.0]), "p_values must be a list of 1 to 20 increasing numbers in [0, 1], got "
                                           "[0.001, 0.0]"),
@@ -123,8 +128,10 @@ BAD = [
     ("fig6", dict(afferent_factors=[]), "afferent_factors must be a list of 1 to 10 distinct numbers in [0.01, 100], "
                                         "got []"),
     ("fig6", dict(input_factor=0), "input_factor must be a number in [0.01, 1000], got 0"),
-    ("fig2", dict(profile="repro", seed=6000), "seed must be an integer in [0, 5367] at profile repro with runs = 8 "
+    ("fig2", dict(profile="repro", seed=6000), "seed must be an integer in [0, 5367] at profile repro with 8 runs "
                                                "(each run's own networks need seeds below 2^32), got 6000"),
+    ("fig5", dict(profile="repro", seed=3000), "seed must be an integer in [0, 2683] at profile repro with 16 runs "
+                                               "(each run's own networks need seeds below 2^32), got 3000"),
 ]
 
 
@@ -146,7 +153,7 @@ def test_run_numbers_are_normalised_and_every_run_is_all():
     assert params.resolve("fig2", dict(profile="repro", rule_runs="5, 0"))["rule_runs"] == [0, 5]
     assert params.resolve("fig2", dict(profile="repro", rule_runs=list(range(8))))["rule_runs"] is None
     assert params.resolve("fig5", dict(rule_runs="all"))["rule_runs"] is None
-    assert params.resolve("fig6", dict(rule_run="2", runs=3))["rule_run"] == 2
+    assert params.resolve("fig6", dict(rule_run="2", all_synapse_runs=3))["rule_run"] == 2
     assert params.resolve("fig6", {})["rule_run"] is None
 
 
@@ -486,3 +493,17 @@ def test_another_seeds_campaign_is_another_file():
     from plasticity_repro import pipeline
     assert pipeline.campaign_path(pipeline.Context("repro"), "search_ee_repro").name == "search_ee_repro.nc"
     assert pipeline.campaign_path(pipeline.Context("repro", seed=2), "search_ee_repro").name == "search_ee_repro_seed2.nc"
+
+
+def test_fig5_compares_runs_all_synapse_rules_chosen_from_all_synapse_runs(tmp_path, monkeypatch):
+    """At repro the all-synapse search has 16 runs and Fig 5 compares 8 of them: here 2 of 3
+    (paper.selected_runs), against every E->E run; Fig 6's best rule is the best of all 3."""
+    monkeypatch.setenv(paper.REUSE_ENV, str(DATA))   # the shipped quick E->E search with turnover
+    r = paper.fig5_rules("quick", tmp_path, all_synapse_runs=3)
+    assert r.search_all.sizes["run"] == 3 and r.search_all.search_seed.values.tolist() == [0, 1, 2]
+    chosen = paper.selected_runs(r.search_all, 2)
+    assert r.names_all == [f"all run {i}" for i in chosen] and len(r.rules_all) == 2
+    assert r.names_ee == ["E->E run 0", "E->E run 1"]
+    assert r.key == (("rule_runs", chosen),)
+    best = int(np.argmin(r.search_all.best_test_loss.values))
+    assert paper.fig6_rule("quick", tmp_path, all_synapse_runs=3)[2] == best

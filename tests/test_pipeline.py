@@ -149,7 +149,8 @@ def test_repro_declares_the_campaign_searches(tmp_path, no_compute):
     for name, stem, synapses, p in pipeline.CAMPAIGN:
         camp = items["campaign_" + stem.removesuffix("_repro")]
         cmd = camp.params["command"]
-        assert cmd.startswith("plasticity-repro search --profile repro --runs 8 --seed 0") and "[--resume]" in cmd
+        runs = paper.search_runs("repro", synapses)   # 8; all synapses: 16 (profiles.INTERIM aside)
+        assert cmd.startswith(f"plasticity-repro search --profile repro --runs {runs} --seed 0") and "[--resume]" in cmd
         assert f"--out {tmp_path}/campaign/{stem}.nc --checkpoint {tmp_path}/campaign/{stem}.ckpt" in cmd
         assert ("--turnover 0.00072" in cmd) == bool(p) and ("--synapses all" in cmd) == (len(synapses) == 3)
         assert items[name].needs == (camp.name,) and camp.cost > 0 and items[name].cost == 0
@@ -174,7 +175,7 @@ def test_adopting_a_campaign_search_checks_it_and_keeps_its_hashes(tmp_path):
     cfg = paper.search_config("quick")
     src = paper.search_path(DATA, cfg, "quick", dict(search=cfg.to_dict(), seeds=[0, 1]))
     ds = pipeline._adopt(src, cfg, [0, 1])
-    assert ds.attrs["copied_from"] == str(src) and ds.attrs["params_hash"]
+    assert ds.attrs["copied_from"] == f"{src.parent.name}/{src.name}" and ds.attrs["params_hash"]
     datasets.write_dataset(ds, tmp_path / "copy.nc")   # the cache writes it back under its own name
     assert datasets.read_dataset(tmp_path / "copy.nc", kind="search").attrs["params_hash"] == ds.attrs["params_hash"]
     with pytest.raises(ValueError, match="not the search profile quick asks for"):

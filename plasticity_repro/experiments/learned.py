@@ -26,6 +26,7 @@ from .. import datasets
 from ..config import SYNAPSE_TYPES, ModelConfig
 from ..rules import HETERO_NAMES, HETERO_OFF, N_TERMS, TERM_NAMES, TERMS, Rule
 from ..search import network_seeds
+from .evaluate import converged_runs
 
 ARMS = ("ee", "ee_turnover", "all_turnover", "handmade")
 ARM_TITLES = {"ee": "E->E, no turnover (Fig 2, 3)", "ee_turnover": "E->E, trained with turnover (Fig 4)",
@@ -41,10 +42,11 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
     if unknown:
         raise ValueError(f"arms must be among {list(ARMS)}, got {unknown}")
     rows = {k: [] for k in ("name", "arm", "run", "coefs", "mask", "taus", "hetero", "test", "train", "r2", "seed",
-                            "lr", "n_act", "p", "n_test", "hash", "test_seeds")}
+                            "lr", "n_act", "p", "n_test", "hash", "test_seeds", "converged")}
     for arm in [a for a in ARMS if a in arms]:
         ds, cfg = arms[arm]
         plastic = np.array([t in cfg.space.synapses for t in SYNAPSE_TYPES])
+        ok = converged_runs(ds)
         for r in range(ds.sizes["run"]):
             rule = cfg.space.to_rule(jnp.asarray(ds.best_params.values[r], jnp.float32))
             mask = np.asarray(rule.term_mask) * plastic[:, None]
@@ -66,6 +68,7 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
             rows["p"].append(float(ds.p_turnover.values[r]))
             rows["n_test"].append(cfg.n_test)
             rows["hash"].append(ds.attrs.get("params_hash", ""))
+            rows["converged"].append(np.int8(ok[r]))
             rows["test_seeds"].append(network_seeds(cfg, cfg.test_seed, cfg.n_test, int(ds.search_seed.values[r])))
     tau_names = [TERM_NAMES[k] for k in range(N_TERMS) if TERMS[k].tau_slot >= 0]
     out = xr.Dataset(
@@ -81,6 +84,7 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
          "n_activations": (("rule",), np.asarray(rows["n_act"])),
          "p_turnover_training": (("rule",), np.asarray(rows["p"])),
          "n_test_networks": (("rule",), np.asarray(rows["n_test"])),
+         "converged": (("rule",), np.asarray(rows["converged"], np.int8)),
          "test_network_seed": (("rule", "test_slot"), np.stack(rows["test_seeds"]))},
         coords={"rule": rows["name"], "arm": ("rule", rows["arm"]), "run": ("rule", rows["run"]),
                 "search_params_hash": ("rule", rows["hash"]), "synapse": list(SYNAPSE_TYPES),
@@ -91,6 +95,8 @@ def rules_dataset(arms: dict, profile: str) -> xr.Dataset:
                                         "(learned rules: a bound that never binds)")
     out["test_loss"].attrs["long_name"] = "loss per network on the search's held-out test networks"
     out["train_loss"].attrs["long_name"] = "loss per network on the search's training networks"
+    out["converged"].attrs["long_name"] = ("1: test_loss below the spec's scale of a learned rule (80 per network, "
+                                           "150 when trained with turnover; experiments.evaluate.converged_runs)")
     out["test_r2"].attrs["long_name"] = "decoder R^2 on the test networks (mean over networks)"
     out["test_network_seed"].attrs["long_name"] = ("seeds of the test networks (network.make_networks; turnover "
                                                    "while training on the even slots)")

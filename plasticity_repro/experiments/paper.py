@@ -164,11 +164,33 @@ def searches(profile: str, data_dir="data", seed: int = 0, synapses=("ee",), p_t
 ALL_SYNAPSES = ("ee", "ei", "ie")
 
 
+def search_runs(profile: str, synapses=("ee",)) -> int:
+    """The profile's number of runs of a search on `synapses`: `all_synapse_runs` for the
+    all-synapse search, `runs` otherwise."""
+    fp = FIGURE_PROFILES[profile]
+    return int(fp["all_synapse_runs"] if tuple(synapses) == ALL_SYNAPSES else fp["runs"])
+
+
+def selected_runs(search: xr.Dataset, n: int) -> list:
+    """The run numbers of `search` whose rules a figure compares, stated before the searches ran:
+    the first `n` runs in seed order whose rule converged (`experiments.evaluate.converged_runs`:
+    search test loss per network below the spec's scale of a learned rule), filled up, where
+    fewer converged, with the unconverged runs in seed order. Fig 5 compares `runs` all-synapse
+    rules out of `all_synapse_runs` (profile repro: 8 of 16); the selection reads only each run's
+    own held-out test networks, never the evaluation networks."""
+    from .evaluate import converged_runs
+    ok = converged_runs(search)
+    order = sorted(range(ok.size), key=lambda i: (not bool(ok[i]), i))
+    return sorted(order[:int(n)])
+
+
 def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover: float = 0.0,
                        tau_convention: str = "independent", progress=True, runs: int | None = None,
                        generations: int | None = None, ei_generations: int | None = None,
-                       n_activations: int | None = None) -> tuple:
-    """(SearchConfig, dataset) of the Fig 5/6 search with E->E, E->I and I->E plastic.
+                       n_activations: int | None = None, all_synapse_runs: int | None = None) -> tuple:
+    """(SearchConfig, dataset) of the Fig 5/6 search with E->E, E->I and I->E plastic, with
+    `all_synapse_runs` runs (None: the profile's); `runs` are those of the E->E search a warm
+    start reads.
 
     The paper searches the 96 numbers from zero. Where the profile sets ei_warm_start (laptop: 35
     generations are far too few for 96 dimensions from scratch) every run starts instead from the
@@ -182,8 +204,9 @@ def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover:
     warm = FIGURE_PROFILES[profile]["ei_warm_start"]
     cfg = search_config(profile, ALL_SYNAPSES, p_turnover, tau_convention, None if warm else ei_generations,
                         n_activations)
+    n_runs = search_runs(profile, ALL_SYNAPSES) if all_synapse_runs is None else int(all_synapse_runs)
     if not warm:
-        return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, runs=runs)
+        return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, runs=n_runs)
     ee = searches(profile, data_dir, seed, ("ee",), p_turnover, progress, runs=runs, generations=generations,
                   n_activations=n_activations)
     run = int(np.argmin(ee.best_test_loss.values))
@@ -197,7 +220,7 @@ def all_synapse_search(profile: str, data_dir="data", seed: int = 0, p_turnover:
     attrs = dict(start_from=src, deviation=f"warm start: every run starts from the best E->E-only rule of "
                                          f"search {src} with its final step size sigma0 = {sigma0:.2g} and "
                                          f"runs {n_gen} generations (paper: from zero, sigma0 = 0.003)")
-    return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs, runs=runs)
+    return cfg, searches(profile, data_dir, seed, progress=progress, cfg=cfg, attrs=attrs, runs=n_runs)
 
 
 def search_path(data_dir, cfg: SearchConfig, profile: str, request: dict) -> Path:
@@ -518,16 +541,20 @@ FIG5_GROUPS = ("E->E only", "E->E, E->I, I->E")   # the sweep's groups: E->E-onl
 
 def fig5_rules(profile: str, data_dir, seed: int = 0, p_turnover: float = 0.00072,
                tau_convention: str = "independent", runs: int | None = None, generations: int | None = None,
-               ei_generations: int | None = None, n_activations: int | None = None, rule_runs=None) -> Fig5Rules:
-    """The searches of Fig 5 (all synapse types, and E->E only, both with turnover `p_turnover`),
-    read or made, and the rules of their runs `rule_runs` (None: every run; the same run numbers
-    of both searches)."""
+               ei_generations: int | None = None, n_activations: int | None = None, rule_runs=None,
+               all_synapse_runs: int | None = None) -> Fig5Rules:
+    """The searches of Fig 5 (all synapse types with `all_synapse_runs` runs, and E->E only with
+    `runs`, both with turnover `p_turnover`; None: the profile's), read or made, and the rules of
+    their runs `rule_runs` (the same run numbers of both searches). rule_runs None: every E->E
+    run and as many all-synapse runs, `selected_runs` (the first converged ones in seed order)."""
     cfg_all, search_all = all_synapse_search(profile, data_dir, seed=seed, p_turnover=p_turnover,
                                              tau_convention=tau_convention, progress=False, runs=runs,
                                              generations=generations, ei_generations=ei_generations,
-                                             n_activations=n_activations)
+                                             n_activations=n_activations, all_synapse_runs=all_synapse_runs)
     cfg_ee, search_ee = turnover_search(profile, data_dir, seed, p_turnover, runs, generations, n_activations)
-    runs_all, runs_ee = run_numbers(search_all, rule_runs), run_numbers(search_ee, rule_runs)
+    runs_ee = run_numbers(search_ee, rule_runs)
+    runs_all = (selected_runs(search_all, search_ee.sizes["run"]) if rule_runs is None
+                else run_numbers(search_all, rule_runs))
     rules_all, rules_ee = learned_rules(search_all, cfg_all), learned_rules(search_ee, cfg_ee)
     key = _runs_key(runs_all, search_all.sizes["run"]) + _runs_key(runs_ee, search_ee.sizes["run"])
     return Fig5Rules(cfg_all, search_all, [rules_all[i] for i in runs_all], [f"all run {i}" for i in runs_all],
@@ -593,14 +620,16 @@ FIG6_NETWORKS = 20   # Fig 6's perturbation networks at most (the profile's eval
 
 def fig6_rule(profile: str, data_dir, rule_source: str = "all", seed: int = 0, p_turnover: float = 0.00072,
               tau_convention: str = "independent", runs: int | None = None, generations: int | None = None,
-              ei_generations: int | None = None, n_activations: int | None = None, rule_run: int | None = None) -> tuple:
+              ei_generations: int | None = None, n_activations: int | None = None, rule_run: int | None = None,
+              all_synapse_runs: int | None = None) -> tuple:
     """(cfg, search, run, rule): Fig 6's rule, run `rule_run` (None: the run with the lowest test
-    loss) of Fig 5's all-synapse search (rule_source "all") or of the E->E search with turnover ("ee")."""
+    loss) of Fig 5's all-synapse search (rule_source "all", `all_synapse_runs` runs) or of the E->E
+    search with turnover ("ee", `runs` runs)."""
     if rule_source == "all":
         cfg, search = all_synapse_search(profile, data_dir, seed=seed, p_turnover=p_turnover,
                                          tau_convention=tau_convention, progress=False, runs=runs,
                                          generations=generations, ei_generations=ei_generations,
-                                         n_activations=n_activations)
+                                         n_activations=n_activations, all_synapse_runs=all_synapse_runs)
     else:
         cfg, search = turnover_search(profile, data_dir, seed, p_turnover, runs, generations, n_activations)
     run = int(np.argmin(search.best_test_loss.values)) if rule_run is None else run_numbers(search, [rule_run])[0]

@@ -224,6 +224,9 @@ REFIT_K_MAX = Param("refit_k_max", "int", "progressive refit with the top k = 1 
                     profile_value=lambda p: paper.FIGURE_PROFILES[p]["refit_ks"][-1])
 REFIT_GENERATIONS = Param("refit_generations", "int", "CMA-ES generations of each refit", lo=1, hi=10 ** 6,
                           profile_value=_fp("refit_generations"))
+ALL_SYNAPSE_RUNS = Param("all_synapse_runs", "int", "independent CMA-ES runs of the all-synapse search (>= runs; its "
+                         "first `runs` converged rules in seed order are compared)", lo=1, hi=1000,
+                         profile_value=_fp("all_synapse_runs"))
 RULE_RUNS = Param("rule_runs", "runs", "which runs' rules are evaluated (each run hands on its incumbent with the "
                   "lowest test loss): 'all', or run numbers such as '0,3'", "all")
 COMMON = (PROFILE, SEED, DATA_DIR, FIG_DIR)
@@ -244,18 +247,19 @@ PARAMETERS = {
                             "run is used)", lo=1, hi=1000, profile_value=_fp("handmade_runs")),
                       Param("handmade_generations", "int", "CMA-ES generations tuning the hand-made rule's 7 "
                             "numbers", lo=1, hi=10 ** 6, profile_value=_fp("handmade_generations"))),
-    "fig5": COMMON + (P_TURNOVER, TAU_CONVENTION, RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
+    "fig5": COMMON + (P_TURNOVER, TAU_CONVENTION, RUNS, ALL_SYNAPSE_RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
                       _networks("n_networks", "networks of the evaluation and of the turnover sweep",
                                 "eval_networks"),
                       Param("p_values", "floats", "turnover levels p_ST of the sweep", _sweep_p_values(), lo=0.0,
                             hi=1.0, increasing=True),
                       _networks("n_dropout_networks", "networks of the E->I dropout", "dropout_networks"),
                       Param("rule_runs", "runs", "which runs' rules are evaluated, the same run numbers of both "
-                            "searches (all-synapse and E->E only): 'all', or run numbers such as '0,3'", "all")),
+                            "searches (all-synapse and E->E only), or 'all': every E->E run and as many "
+                            "all-synapse runs, the first converged ones in seed order", "all")),
     "fig6": COMMON + (P_TURNOVER, TAU_CONVENTION,
                       Param("rule_source", "choice", "the rule perturbed: the best all-synapse rule of Fig 5 ('all') "
                             "or the best E->E rule trained with turnover ('ee')", "all", choices=("all", "ee")),
-                      RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
+                      RUNS, ALL_SYNAPSE_RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
                       Param("n_networks", "int", "networks of the single-cell perturbations", lo=1, hi=MAX_NETWORKS,
                             profile_value=lambda p: min(paper.FIG6_NETWORKS, paper.FIGURE_PROFILES[p]["eval_networks"])),
                       Param("afferent_factors", "floats", "scalings of the perturbed cell's E->E afferents (once)",
@@ -306,12 +310,17 @@ def resolve(figure: str, values: dict) -> dict:
 def _check_run_numbers(params: dict, v: dict) -> None:
     """Run numbers ("runs" and "run" parameters) must name runs the searches have; every run
     listed is the same as 'all' (None), so it reads the same datasets."""
+    if "all_synapse_runs" in v and "rule_runs" in v and v["all_synapse_runs"] < v["runs"]:   # Fig 5 compares runs rules
+        raise ValueError(f"all_synapse_runs must be an integer in [{v['runs']}, {ALL_SYNAPSE_RUNS.hi}] (at least "
+                         f"runs = {v['runs']}), got {v['all_synapse_runs']!r}")
     for name, p in params.items():
         if p.kind in ("runs", "run") and v[name] is not None:
             top = max(v[name]) if p.kind == "runs" else v[name]
-            if top >= v["runs"]:
-                raise ValueError(f"{name} must be {p.allowed().replace('runs - 1', str(v['runs'] - 1))} "
-                                 f"(runs = {v['runs']}), got {_literal(v[name])}")
+            # Fig 6's rule_run names a run of the all-synapse search when rule_source is "all"
+            key = "all_synapse_runs" if p.kind == "run" and v.get("rule_source") == "all" else "runs"
+            if top >= v[key]:
+                raise ValueError(f"{name} must be {p.allowed().replace('runs - 1', str(v[key] - 1))} "
+                                 f"({key} = {v[key]}), got {_literal(v[name])}")
             if p.kind == "runs" and v[name] == list(range(v["runs"])):
                 v[name] = None
 
@@ -325,10 +334,10 @@ def _check_network_seeds(v: dict) -> None:
         return
     top_slot = max(cfg.train_seed + cfg.n_train, cfg.test_seed + cfg.n_test)
     top_search = (2 ** 32 - 1 - top_slot) // RUN_STRIDE - 1
-    runs = v["runs"]
+    runs = max(v["runs"], v.get("all_synapse_runs", 0))
     hi = min(paper.SEED_MAX, (top_search - runs + 1) // runs)
     if v["seed"] > hi:
-        raise ValueError(f"seed must be an integer in [0, {hi}] at profile {v['profile']} with runs = {runs} "
+        raise ValueError(f"seed must be an integer in [0, {hi}] at profile {v['profile']} with {runs} runs "
                          f"(each run's own networks need seeds below 2^32), got {v['seed']!r}")
 
 
