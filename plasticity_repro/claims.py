@@ -227,7 +227,7 @@ def fig5c_sweep(d: Mapping[str, xr.Dataset]) -> Claim:
                  f"{sel['n_rules'][1]}): " + levels_text(sel["median_all"], sel["median_ee"], sel["p"]))
     return Claim("fig5c", "Fig 5c", "with turnover, rules on E→E, E→I, I→E beat E→E-only rules",
                  "all-synapse better, most at high p_ST (N = 8 vs 5 rules, 100 networks)",
-                 "at every p_ST >= 0.0012: all-synapse median below E→E-only, Mann-Whitney p < 0.01 (all rules)",
+                 "at every p_ST >= 0.0012: all-synapse median below E→E-only, Mann-Whitney p < 0.01 (the rules Fig 5 compares)",
                  ours, verdict, stat)
 
 
