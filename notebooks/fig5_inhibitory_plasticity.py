@@ -148,7 +148,7 @@ else:
 # paper finds the all-synapse rules better, most at high turnover; read the curves and stars for what
 # the data show.
 #
-# **c — E→I coefficients across the all-synapse rules** (one point per rule, bar: median;
+# **c — E→I coefficients across the compared all-synapse rules** (one point per rule, bar: median;
 # symmetric-log axis). The paper: the E→I rule uses x̃x with a positive coefficient.
 #
 # **d — E→I dropout shift.** Each E→I term set to 0 in turn (networks with the trained turnover):
@@ -162,8 +162,8 @@ sheet = plots.Sheet([(1.9, blocks),
                      (1.9, ["d"])])
 plots.weight_blocks(sheet, blocks, ev, best)
 plots.sweep_plot(sheet, "b", sw)
-plots.coefficient_distributions(sheet, "c", search_all.coefs.sel(synapse="ei").rename(run="rule"),
-                                title=f"E→I coefficients (N = {search_all.sizes['run']} rules)")
+plots.coefficient_distributions(sheet, "c", dd.coefs,   # the compared rules' E→I coefficients
+                                title=f"E→I coefficients (N = {dd.sizes['rule']} rules)")
 plots.dropout_shifts(sheet, "d", dd, title="rise of the median loss with the E→I term set to 0")
 sheet.footnote(claims.figure_note(found))
 plots.save(sheet, figs / profile / "fig5")

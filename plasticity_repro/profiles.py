@@ -81,9 +81,10 @@ def design():
     recorded regeneration makes (its folder's status and what it still lacks). Changes the
     shared dicts in place, so every module that reads them sees the design."""
     saved = {name: dict(FIGURE_PROFILES[name]) for name in INTERIM}
-    for name in INTERIM:
-        FIGURE_PROFILES[name].update(PROFILES[name]["figures"])
     try:
+        for name in INTERIM:
+            FIGURE_PROFILES[name].clear()
+            FIGURE_PROFILES[name].update(PROFILES[name]["figures"])
         yield
     finally:
         for name, values in saved.items():

@@ -206,7 +206,9 @@ def _record(data_dir, commit):
     (data_dir / campaign.REGEN / campaign.RECORD).write_text(json.dumps(dict(commit=commit, profile="repro")))
 
 
-def test_an_incomplete_regeneration_is_not_adopted(tmp_path):
+def test_an_incomplete_regeneration_is_not_adopted(tmp_path, monkeypatch):
+    from plasticity_repro import profiles
+    monkeypatch.setattr(profiles, "INTERIM", {})   # as at adoption
     with pytest.raises(ValueError, match="no regeneration is recorded"):
         campaign.adopt_regeneration(tmp_path)
     _record(tmp_path, "a" * 40)
@@ -216,6 +218,8 @@ def test_an_incomplete_regeneration_is_not_adopted(tmp_path):
 
 def test_a_complete_regeneration_replaces_the_shipped_files_only_if_all_are_its_commit(tmp_path, monkeypatch):
     import numpy as np
+    from plasticity_repro import profiles
+    monkeypatch.setattr(profiles, "INTERIM", {})   # as at adoption
     monkeypatch.setattr(campaign, "regeneration_missing", lambda data_dir="data": [])
     loss, sigma = np.ones((2, 1, 2), np.float32), np.ones((2, 1), np.float32)
     _record(tmp_path, "a" * 40)

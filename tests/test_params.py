@@ -119,6 +119,8 @@ BAD = [
      "rule_run must be 'best' or a run number in [0, 2] (runs = 3), got 3"),
     ("fig5", dict(runs=3, all_synapse_runs=2), "all_synapse_runs must be an integer in [3, 1000] (at least runs = 3), "
                                                "got 2"),
+    ("fig5", dict(runs=3), "all_synapse_runs must be an integer in [3, 1000] (at least runs = 3), got 2 (the profile's "
+                           "value: raise it with runs)"),
     ("fig4", dict(p_turnover=1.5), "p_turnover must be a number in [0, 1], got 1.5"),
     ("fig5", dict(p_values=[0.001, 0.0]), "p_values must be a list of 1 to 20 increasing numbers in [0, 1], got "
                                           "[0.001, 0.0]"),
@@ -130,8 +132,9 @@ BAD = [
     ("fig6", dict(input_factor=0), "input_factor must be a number in [0.01, 1000], got 0"),
     ("fig2", dict(profile="repro", seed=6000), "seed must be an integer in [0, 5367] at profile repro with 8 runs "
                                                "(each run's own networks need seeds below 2^32), got 6000"),
-    ("fig5", dict(profile="repro", seed=3000), "seed must be an integer in [0, 2683] at profile repro with 16 runs "
-                                               "(each run's own networks need seeds below 2^32), got 3000"),
+    ("fig5", dict(profile="repro", all_synapse_runs=16, seed=3000),
+     "seed must be an integer in [0, 2683] at profile repro with 16 runs (each run's own networks need seeds below "
+     "2^32), got 3000"),
 ]
 
 
@@ -153,6 +156,10 @@ def test_run_numbers_are_normalised_and_every_run_is_all():
     assert params.resolve("fig2", dict(profile="repro", rule_runs="5, 0"))["rule_runs"] == [0, 5]
     assert params.resolve("fig2", dict(profile="repro", rule_runs=list(range(8))))["rule_runs"] is None
     assert params.resolve("fig5", dict(rule_runs="all"))["rule_runs"] is None
+    # with more all-synapse runs, listing runs 0..runs-1 is not the selection 'all' stands for
+    assert params.resolve("fig5", dict(rule_runs="0,1", all_synapse_runs=3))["rule_runs"] == [0, 1]
+    assert params.resolve("fig5", dict(rule_runs="0,1"))["rule_runs"] is None
+    assert params.resolve("fig6", dict(profile="repro", rule_source="ee", seed=3000))["seed"] == 3000
     assert params.resolve("fig6", dict(rule_run="2", all_synapse_runs=3))["rule_run"] == 2
     assert params.resolve("fig6", {})["rule_run"] is None
 

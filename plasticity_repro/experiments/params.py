@@ -202,7 +202,8 @@ def _shipped(profile: str) -> str:
 PROFILE = Param("profile", "choice", f"problem size: quick (CI), laptop (2 runs per arm{_shipped('laptop')}), "
                 f"repro (the campaign{_shipped('repro')}), paper (the spec's numbers)", "quick",
                 choices=tuple(paper.FIGURE_PROFILES))
-SEED = Param("seed", "int", "all the figure's randomness: search seeds seed*runs .. seed*runs+runs-1, evaluation "
+SEED = Param("seed", "int", "all the figure's randomness: search seeds seed*runs .. seed*runs+runs-1 (each search "
+             "its own runs), evaluation "
              "networks 50000 + 100000*seed + i; 0: the shipped data", 0, lo=0, hi=paper.SEED_MAX)
 DATA_DIR = Param("data_dir", "path", "folder of the datasets (relative: to the project root)", "data")
 FIG_DIR = Param("fig_dir", "path", "folder of the figures, written to FIG_DIR/PROFILE/figN.png|svg", "figures")
@@ -257,7 +258,7 @@ PARAMETERS = {
                             "searches (all-synapse and E->E only), or 'all': every E->E run and as many "
                             "all-synapse runs, the first converged ones in seed order", "all")),
     "fig6": COMMON + (P_TURNOVER, TAU_CONVENTION,
-                      Param("rule_source", "choice", "the rule perturbed: the best all-synapse rule of Fig 5 ('all') "
+                      Param("rule_source", "choice", "the rule perturbed: the best of the all-synapse search's runs ('all') "
                             "or the best E->E rule trained with turnover ('ee')", "all", choices=("all", "ee")),
                       RUNS, ALL_SYNAPSE_RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
                       Param("n_networks", "int", "networks of the single-cell perturbations", lo=1, hi=MAX_NETWORKS,
@@ -302,17 +303,19 @@ def resolve(figure: str, values: dict) -> dict:
     for name, p in params.items():
         v = values.get(name, p.default)
         out[name] = p.profile_value(profile) if v is None and p.profile_value is not None else p.check(v)
-    _check_run_numbers(params, out)
+    _check_run_numbers(params, out, values)
     _check_network_seeds(out)
     return out
 
 
-def _check_run_numbers(params: dict, v: dict) -> None:
+def _check_run_numbers(params: dict, v: dict, given=()) -> None:
     """Run numbers ("runs" and "run" parameters) must name runs the searches have; every run
-    listed is the same as 'all' (None), so it reads the same datasets."""
+    listed is the same as 'all' (None), so it reads the same datasets. `given`: the names the
+    caller set (the others are defaults)."""
     if "all_synapse_runs" in v and "rule_runs" in v and v["all_synapse_runs"] < v["runs"]:   # Fig 5 compares runs rules
         raise ValueError(f"all_synapse_runs must be an integer in [{v['runs']}, {ALL_SYNAPSE_RUNS.hi}] (at least "
-                         f"runs = {v['runs']}), got {v['all_synapse_runs']!r}")
+                         f"runs = {v['runs']}), got {v['all_synapse_runs']!r}"
+                         + ("" if "all_synapse_runs" in given else " (the profile's value: raise it with runs)"))
     for name, p in params.items():
         if p.kind in ("runs", "run") and v[name] is not None:
             top = max(v[name]) if p.kind == "runs" else v[name]
@@ -321,7 +324,9 @@ def _check_run_numbers(params: dict, v: dict) -> None:
             if top >= v[key]:
                 raise ValueError(f"{name} must be {p.allowed().replace('runs - 1', str(v[key] - 1))} "
                                  f"({key} = {v[key]}), got {_literal(v[name])}")
-            if p.kind == "runs" and v[name] == list(range(v["runs"])):
+            # every run listed is 'all' only where it names every run of each search (Fig 5: not when the
+            # all-synapse search has more runs, whose 'all' is a selection)
+            if p.kind == "runs" and v[name] == list(range(max(v["runs"], v.get("all_synapse_runs", 0)))):
                 v[name] = None
 
 
@@ -334,7 +339,8 @@ def _check_network_seeds(v: dict) -> None:
         return
     top_slot = max(cfg.train_seed + cfg.n_train, cfg.test_seed + cfg.n_test)
     top_search = (2 ** 32 - 1 - top_slot) // RUN_STRIDE - 1
-    runs = max(v["runs"], v.get("all_synapse_runs", 0))
+    # the largest search: Fig 6 searches only E->E rules with rule_source "ee"
+    runs = max(v["runs"], 0 if v.get("rule_source") == "ee" else v.get("all_synapse_runs", 0))
     hi = min(paper.SEED_MAX, (top_search - runs + 1) // runs)
     if v["seed"] > hi:
         raise ValueError(f"seed must be an integer in [0, {hi}] at profile {v['profile']} with {runs} runs "
