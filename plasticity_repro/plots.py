@@ -1227,22 +1227,21 @@ def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
     ax = sheet.ax(key)
     stars = ["***" if pv < 1e-3 else "**" if pv < 1e-2 else "*" if pv < 0.05 else "n.s." if np.isfinite(pv) else ""
              for pv in sw.mannwhitney_p.values]
-    ax.set_xticks(p)
-    ax.set_xticklabels([f"{v:g}\n{st}" for v, st in zip(p, stars)])
-    _direct_labels(ax, ends, min_gap_frac=0.1)
     n = sw.sizes["network"]
     n_r = [int((sw.rule_group.values == str(g)).sum()) for g in sw.group.values]
     # effect size: rank-biserial r of the last group against the first (< 0: its losses lower),
     # from the dataset's U of the first group's losses (r of the first, negated)
     from .experiments.stats import rank_biserial_from_u
     r = [-rank_biserial_from_u(u, n_r[0] * n, n_r[-1] * n) for u in sw.mannwhitney_u.values]
-    r_text = ", ".join("n/a" if not np.isfinite(v) else f"{v:.2f}" for v in r)
+    ax.set_xticks(p)   # under each p_ST its test: stars, then r
+    ax.set_xticklabels([f"{v:g}\n{st}\n{'' if not np.isfinite(e) else f'{e:+.2f}'}" for v, st, e in zip(p, stars, r)])
+    _direct_labels(ax, ends, min_gap_frac=0.1)
     short = [("all synapses" if rule_family(str(g)) == "learned, all synapses" else "E→E only") for g in sw.group.values]
     thin = "" if per_rule is None else ("; thin: each rule's median" +
                                         (f" ({off} rule{'s' if off != 1 else ''} blew up: not drawn)" if off else ""))
     _title(ax, "loss vs turnover",
-           f"under each $p_{{ST}}$: Mann–Whitney * < .05, ** < .01, *** < .001;\nrank-biserial r, {short[-1]} vs "
-           f"{short[0]} (> 0: higher loss): {r_text};\nN = {n_r[0]} vs {n_r[-1]} rules × {n} networks{thin}")
+           f"under each $p_{{ST}}$: Mann–Whitney * < .05, ** < .01, *** < .001, and rank-biserial r,\n{short[-1]} vs "
+           f"{short[0]} (> 0: higher loss); N = {n_r[0]} vs {n_r[-1]} rules × {n} networks{thin}")
 
 
 # -- Fig 6 ----------------------------------------------------------------------------------------
