@@ -38,7 +38,7 @@ endif
 
 FIGURE_NOTEBOOKS := $(sort $(wildcard notebooks/fig*.ipynb))
 
-.PHONY: env test test-fast data regenerate regenerate-status figures html bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
+.PHONY: env test test-fast data readme regenerate regenerate-status figures html bench device-wheels clean-env $(patsubst notebooks/%.ipynb,%,$(FIGURE_NOTEBOOKS))
 
 env: $(VENV)/.installed $(if $(GPU),$(VENV)/.installed-$(GPU))
 
@@ -74,6 +74,9 @@ data: env
 # `make regenerate-status`: its table, and each file against the shipped one
 regenerate: env
 	$(PY) -m plasticity_repro.campaign --regenerate $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
+# `make readme`: rewrite the README's claims table and campaign table from the shipped data
+readme: env
+	$(PY) -m plasticity_repro.readme README.md
 regenerate-status: env
 	$(PY) -m plasticity_repro.campaign --data-dir data/regen
 	$(PY) -m plasticity_repro.campaign --compare data/regen

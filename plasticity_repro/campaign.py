@@ -480,13 +480,18 @@ def main(argv=None) -> int:
             same = "same" if m.code == now else ("unknown" if m.code is None else "other")
             print(f"{m.file:<42} {m.part:<18} {str(m.commit)[:10]:<10} {m.code or '-':<16} {same}")
         return 0
-    print(f"planned hours at {pipeline.SPEED:g} network-activations/s of E→E rules (an all-synapse rule's "
-          f"activation counts {pipeline.ALL_SYNAPSE_WORK:.2f})")
-    from .profiles import design
-    # a regeneration's folder: the plan of what its commit makes (without profiles.INTERIM)
-    with design() if (Path(a.data_dir) / RECORD).exists() else contextlib.nullcontext():
-        print(table(rows(a.data_dir)))
+    print(summary(a.data_dir))
     return 0
+
+
+def summary(data_dir="data") -> str:
+    """The planned-against-spent table with its heading line (README, `make regenerate-status`);
+    for a regeneration's folder, the plan of what its commit makes (without profiles.INTERIM)."""
+    from .profiles import design
+    head = (f"planned hours at {pipeline.SPEED:g} network-activations/s of E→E rules (an all-synapse rule's "
+            f"activation counts {pipeline.ALL_SYNAPSE_WORK:.2f})")
+    with design() if (Path(data_dir) / RECORD).exists() else contextlib.nullcontext():
+        return head + "\n" + table(rows(data_dir))
 
 
 if __name__ == "__main__":

@@ -308,3 +308,19 @@ def test_the_shipped_datas_interim_values_hold_until_adoption_and_design_shows_t
     (tmp_path / "regen" / "REGENERATION.json").write_text(json.dumps({"commit": "0" * 40}))
     with pytest.raises(ValueError, match=r"profiles.INTERIM still holds .*empty it first"):
         campaign.adopt_regeneration(tmp_path)
+
+
+def test_readme_campaign_table_is_what_the_campaign_computes_from_the_shipped_data():
+    from plasticity_repro import readme
+    text = (ROOT / "README.md").read_text()
+    assert readme.replace_block(text, readme.CAMPAIGN_BEGIN, readme.CAMPAIGN_END, campaign.summary(ROOT / "data"),
+                                "campaign table") == text, "README's campaign table is stale: make readme"
+
+
+def test_a_readme_block_is_replaced_between_its_lines_or_named_when_missing():
+    from plasticity_repro.readme import replace_block
+    text = "intro\nplanned hours at 1\n| a |\nmeasured so far: 2\noutro"
+    assert replace_block(text, "planned hours at ", "measured so far:", "planned hours at 3\nmeasured so far: 4\n",
+                         "campaign table") == "intro\nplanned hours at 3\nmeasured so far: 4\noutro"
+    with pytest.raises(ValueError, match="README has no claims table"):
+        replace_block("no table", "<!-- b -->", "<!-- e -->", "x", "claims table")

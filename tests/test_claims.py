@@ -173,8 +173,7 @@ def _readme_block() -> str:
 
 def test_readme_results_table_is_what_the_claims_compute_from_the_shipped_data():
     computed = claims.readme_block(claims.evaluate(None, ROOT / "data"))
-    assert _readme_block() == computed, ("README's claims table is stale; regenerate it with\n"
-                                         f"python -m plasticity_repro.claims --markdown\n{computed}")
+    assert _readme_block() == computed, f"README's claims table is stale; rewrite it with make readme\n{computed}"
 
 
 def test_each_claim_is_computed_at_its_figures_shipped_profile():
