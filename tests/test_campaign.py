@@ -17,6 +17,8 @@ def test_progress_is_read_from_the_checkpoint(tmp_path):
     text = campaign.table(list(rows.values()))
     assert "| campaign_search_ee | 36.0 M | 3.3 | 7.2 M | 2.0 | generation 30 of 150 |" in text
     assert f"measured so far: {7.2e6 / 7200:,.0f} network-activations/s" in text
+    left = sum(r.planned_hours * (1 - r.spent / r.planned) for r in rows.values() if r.planned)
+    assert f"left: {left:.1f} h planned, about {left * pipeline.SPEED / 1000:.1f} h at the speed measured" in text
 
 
 def test_a_search_outside_the_campaign_folder_is_read_from_its_checkpoint(tmp_path):
