@@ -9,9 +9,9 @@ makes what is missing in dependency order (a search resumes from its checkpoint)
 notebooks under `make figures` only read (paper.read_only_mode, PLASTICITY_REPRO_READ_ONLY=1).
 
 At profile repro the three searches are the reproduction campaign's (issue 17): `plasticity-repro
-search --profile repro --runs 8 --seed 0 ...` (the all-synapse one --runs 16) into data/campaign/<stem>.nc with its checkpoint
-data/campaign/<stem>.ckpt; each is then copied under the figure cache's name (with the cache's
-request hash) for the notebooks.
+search --profile repro --runs 8 --seed 0 ...` (the all-synapse one --runs 16) into
+data/campaign/<stem>.nc with its checkpoint data/campaign/<stem>.ckpt; each is then copied under
+the figure cache's name (with the cache's request hash) for the notebooks.
 
 Costs are planned in network-activations (one network simulated through one activation): a search
 counts runs x generations x (population x train networks + test networks) x activations (the

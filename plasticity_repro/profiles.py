@@ -2,10 +2,10 @@
 
 `search`: n_act (activations of a training run; the decoder windows scale with it), lr_scale
 (learning rate x 5e-4), and SearchConfig fields (read by `search.profile_config`).
-`figures`: search runs (`runs`: each E->E arm's, and how many all-synapse rules the figures compare;
-`all_synapse_runs`: the all-synapse search's, of which the figures take the first `runs` converged
-ones in seed order, `experiments.paper.selected_runs`), evaluation, dropout and stress-test networks, refit settings, the hand-made
-rule's tuning (runs, organising activations, learning rate x 5e-4, generations: the reference
+`figures`: search runs (`runs`: each E->E arm's, and how many all-synapse rules the figures
+compare; `all_synapse_runs`: the all-synapse search's, of which the figures take the first `runs`
+converged ones in seed order, `experiments.paper.selected_runs`), evaluation, dropout and
+stress-test networks, refit settings, the hand-made rule's tuning (runs, organising activations, learning rate x 5e-4, generations: the reference
 tunes it at 1200 activations, 3x the learned rules' protocol), the all-synapse warm start, and `eval_activations` where the post-hoc evaluations run
 longer than the training protocol (`experiments.paper.evaluation_model`; read by
 `experiments.paper` and `pipeline`).

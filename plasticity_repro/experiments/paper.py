@@ -146,10 +146,10 @@ def searches(profile: str, data_dir="data", seed: int = 0, synapses=("ee",), p_t
              attrs: dict | None = None, runs: int | None = None, generations: int | None = None,
              n_activations: int | None = None) -> xr.Dataset:
     """The profile's batched search runs (`runs` of them, search_seeds(profile, seed, runs); None:
-    search_runs of the profile and synapses), cached in data/. tau_convention "shifted" gives the paper-era shared time constants of the E+I
-    searches; `generations` and `n_activations` as in search_config (None: the profile's). `cfg`
-    replaces the profile's SearchConfig (e.g. one with a start vector; file tag "_warm"); `attrs`
-    are added to a freshly computed dataset."""
+    search_runs of the profile and synapses), cached in data/. tau_convention "shifted" gives the
+    paper-era shared time constants of the E+I searches; `generations` and `n_activations` as in
+    search_config (None: the profile's). `cfg` replaces the profile's SearchConfig (e.g. one with a
+    start vector; file tag "_warm"); `attrs` are added to a freshly computed dataset."""
     if cfg is None:
         cfg = search_config(profile, synapses, p_turnover, tau_convention, generations, n_activations)
     seeds = search_seeds(profile, seed, search_runs(profile, cfg.space.synapses) if runs is None else runs)

@@ -258,8 +258,8 @@ PARAMETERS = {
                             "searches (all-synapse and E->E only), or 'all': every E->E run and as many "
                             "all-synapse runs, the first converged ones in seed order", "all")),
     "fig6": COMMON + (P_TURNOVER, TAU_CONVENTION,
-                      Param("rule_source", "choice", "the rule perturbed: the best of the all-synapse search's runs ('all') "
-                            "or the best E->E rule trained with turnover ('ee')", "all", choices=("all", "ee")),
+                      Param("rule_source", "choice", "the rule perturbed: the best of the all-synapse search's runs "
+                            "('all') or the best E->E rule trained with turnover ('ee')", "all", choices=("all", "ee")),
                       RUNS, ALL_SYNAPSE_RUNS, GENERATIONS, EI_GENERATIONS, ACTIVATIONS,
                       Param("n_networks", "int", "networks of the single-cell perturbations", lo=1, hi=MAX_NETWORKS,
                             profile_value=lambda p: min(paper.FIG6_NETWORKS, paper.FIGURE_PROFILES[p]["eval_networks"])),
