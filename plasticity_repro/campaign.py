@@ -112,8 +112,8 @@ def table(rs: list) -> str:
         speed = sum(r.spent for r in timed) / (3600 * sum(r.spent_hours for r in timed))
         lines.append(f"\nmeasured so far: {speed:,.0f} network-activations/s (wall time of the searches, "
                      f"planned {pipeline.SPEED:,.0f})")
-    left = sum(r.planned_hours * (1 - r.spent / r.planned) for r in rs if r.planned)
     if s < p:   # still running: what is left, at the plan's speed and at the speed measured so far
+        left = sum(r.planned_hours * (1 - r.spent / r.planned) for r in rs if r.planned)
         at = f", about {left * pipeline.SPEED / speed:.1f} h at the speed measured so far" if timed else ""
         lines.append(f"left: {left:.1f} h planned{at}")
     return "\n".join(lines)

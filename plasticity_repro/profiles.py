@@ -5,9 +5,10 @@
 `figures`: search runs (`runs`: each E->E arm's, and how many all-synapse rules the figures
 compare; `all_synapse_runs`: the all-synapse search's, of which the figures take the first `runs`
 converged ones in seed order, `experiments.paper.selected_runs`), evaluation, dropout and
-stress-test networks, refit settings, the hand-made rule's tuning (runs, organising activations, learning rate x 5e-4, generations: the reference
-tunes it at 1200 activations, 3x the learned rules' protocol), the all-synapse warm start, and `eval_activations` where the post-hoc evaluations run
-longer than the training protocol (`experiments.paper.evaluation_model`; read by
+stress-test networks, refit settings, the hand-made rule's tuning (runs, organising activations,
+learning rate x 5e-4, generations: the reference tunes it at 1200 activations, 3x the learned
+rules' protocol), the all-synapse warm start, and `eval_activations` where the post-hoc
+evaluations run longer than the training protocol (`experiments.paper.evaluation_model`; read by
 `experiments.paper` and `pipeline`).
 The shipped datasets are named by a hash of the parameters these give: a changed value needs
 new data (`make data`).
@@ -20,40 +21,40 @@ PROFILES = {
     # CI: proves the pipeline in well under 2 minutes on 2 cores
     "quick": dict(
         search=dict(n_act=24, lr_scale=8.0, n_train=2, n_test=2, max_generations=3),
-        figures=dict(runs=2, all_synapse_runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2), refit_generations=2,
-                     refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1, handmade_activations=72,
-                     handmade_lr_scale=8.0, handmade_generations=3, ei_warm_start=False,
+        figures=dict(runs=2, all_synapse_runs=2, eval_networks=3, dropout_networks=2, refit_ks=(1, 2),
+                     refit_generations=2, refit_train=1, eval_seed=50_000, stress_networks=3, handmade_runs=1,
+                     handmade_activations=72, handmade_lr_scale=8.0, handmade_generations=3, ei_warm_start=False,
                      ei_warm_generations=3)),
     # laptop: ~1 h on 2 cores (measured 46 min for 2 batched runs); 4 networks, 200 activations,
     # doubled learning rate
     "laptop": dict(
         search=dict(n_act=200, lr_scale=2.0, n_train=4, n_test=4, max_generations=35),
-        figures=dict(runs=2, all_synapse_runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5), refit_generations=8,
-                     refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1, handmade_activations=600,
-                     handmade_lr_scale=2.0, handmade_generations=35, ei_warm_start=True,
+        figures=dict(runs=2, all_synapse_runs=2, eval_networks=20, dropout_networks=8, refit_ks=(1, 2, 3, 4, 5),
+                     refit_generations=8, refit_train=2, eval_seed=50_000, stress_networks=20, handmade_runs=1,
+                     handmade_activations=600, handmade_lr_scale=2.0, handmade_generations=35, ei_warm_start=True,
                      ei_warm_generations=15)),
     # the reproduction campaign on 2 cores (issue 17): the paper's 10 + 10 networks, each run its own,
     # 150 generations without restarts; 200 activations at twice the learning rate (a named
     # deviation: the rules are also scored on the paper's 400-activation protocol). Its three
-    # searches (E->E and E->E with turnover, 8 runs each; all synapses with turnover from zero, 16 runs,
-    # of which the figures use the first 8 converged in seed order: 8 runs converged 5 times in 96
-    # dimensions in the first campaign, so the floor of 8 converged rules needs more runs) are made by `plasticity-repro search --profile repro` into data/campaign/
-    # (see pipeline.py)
+    # searches (E->E and E->E with turnover, 8 runs each; all synapses with turnover from zero, 16
+    # runs, of which the figures use the first 8 converged in seed order: 8 runs converged 5 times
+    # in 96 dimensions in the first campaign, so the floor of 8 converged rules needs more runs)
+    # are made by `plasticity-repro search --profile repro` into data/campaign/ (see pipeline.py)
     "repro": dict(
         search=dict(n_act=200, lr_scale=2.0, n_train=10, n_test=10, max_generations=150,
                     independent_networks=True),
-        figures=dict(runs=8, all_synapse_runs=16, eval_networks=100, dropout_networks=40, refit_ks=(1, 2, 3, 4, 5, 6, 7),
-                     refit_generations=60, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=2,
-                     handmade_activations=1200, handmade_lr_scale=1.0, handmade_generations=60,
-                     ei_warm_start=False, eval_activations=400)),
+        figures=dict(runs=8, all_synapse_runs=16, eval_networks=100, dropout_networks=40,
+                     refit_ks=(1, 2, 3, 4, 5, 6, 7), refit_generations=60, refit_train=10, eval_seed=50_000,
+                     stress_networks=100, handmade_runs=2, handmade_activations=1200, handmade_lr_scale=1.0,
+                     handmade_generations=60, ei_warm_start=False, eval_activations=400)),
     # the paper's numbers (GPU)
     "paper": dict(
         search=dict(n_act=400, lr_scale=1.0, n_train=10, n_test=10, max_generations=5000, max_restarts=8,
                     stall_generations=200),
-        figures=dict(runs=14, all_synapse_runs=14, eval_networks=100, dropout_networks=100, refit_ks=(1, 2, 3, 4, 5, 6, 7),
-                     refit_generations=300, refit_train=10, eval_seed=50_000, stress_networks=100, handmade_runs=4,
-                     handmade_activations=1200, handmade_lr_scale=1.0, handmade_generations=5000,
-                     ei_warm_start=False, ei_warm_generations=5000)),
+        figures=dict(runs=14, all_synapse_runs=14, eval_networks=100, dropout_networks=100,
+                     refit_ks=(1, 2, 3, 4, 5, 6, 7), refit_generations=300, refit_train=10, eval_seed=50_000,
+                     stress_networks=100, handmade_runs=4, handmade_activations=1200, handmade_lr_scale=1.0,
+                     handmade_generations=5000, ei_warm_start=False, ei_warm_generations=5000)),
 }
 
 # Each figure's shipped profile: the one whose datasets data/ holds and `make figures` draws (the
