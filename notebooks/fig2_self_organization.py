@@ -131,7 +131,7 @@ raster = ["e"] + [f"e.{i + 1}" for i in range(1, n_rec)]
 sheet = plots.Sheet([(1.75, ["a", "b", "c"]),
                      (1.75, ["d"] + raster, [1.15] + [1] * n_rec),
                      (1.75, ["f", "f.2", "g"], [1, 1, 1.35]),
-                     (1.9, heat)])
+                     (2.4, heat)])
 plots.coefficient_traces(sheet, "a", search, run)
 plots.coefficient_traces(sheet, "b", search, run, kind="tau")
 plots.loss_curves(sheet, "c", search, run)

@@ -163,7 +163,7 @@ plots.perturbation_traces(sheet, "a", pdat, "e_input", f"summed E→E input ({pl
                           title="excitatory input")
 plots.perturbation_traces(sheet, "b", pdat, "inhibition", f"recurrent inhibition ({plots.WEIGHT_UNIT})",
                           title="recurrent inhibition")
-plots.perturbation_traces(sheet, "c", pdat, "amplitude", "amplitude (peak / peak before)",
+plots.perturbation_traces(sheet, "c", pdat, "amplitude", "peak / peak before",
                           title="response amplitude")
 plots.perturbation_legend(sheet, "c.2", pdat)
 plots.amplitude_duration_phases(sheet, ["d", "e", "f"], pdat)

@@ -138,6 +138,12 @@ def setup():
     return hv
 
 
+def _top(ax) -> float:
+    """The height of a panel's top edge on the sheet (display points, to 0.1): equal for the
+    panels of one row (`get_position` is relative to the panel's own sub-figure)."""
+    return round(float(ax.get_window_extent().y1) / ax.get_figure(root=True).dpi * 72, 1)
+
+
 def saving_enabled() -> bool:
     """False under `make test` (nbval draws the figures but writes no files)."""
     return os.environ.get("PLASTICITY_REPRO_SAVE_FIGURES", "1") != "0"
@@ -220,12 +226,16 @@ class Sheet:
         if not isinstance(fig.canvas, FigureCanvasAgg):
             FigureCanvasAgg(fig)
         fig.canvas.draw()   # positions after the constrained layout
+        if self._align_notes():
+            fig.canvas.draw()
+        for ax in self.axes.values():
+            _place_direct_labels(ax)    # at the panels' final heights
         renderer = fig.canvas.get_renderer()
         inv = fig.transFigure.inverted()
         lettered = [k for k in self.order if len(k) == 1 and k.isalpha()]
         # panels whose axes start at one height form a row: their letters stand at one height,
         # that of the row's tallest title block (a panel with a longer note would lift its own)
-        top = {k: round(float(self.axes[k].get_position().y1), 3) for k in lettered}
+        top = {k: _top(self.axes[k]) for k in lettered}
         row_pad = {}
         for k in lettered:
             pad = getattr(self.axes[k], "_house_title_pad", RC["axes.titlepad"])
@@ -245,6 +255,35 @@ class Sheet:
                 key, xy=((x0 - axpos.x0) / axpos.width if axpos.width > 0 else 0.0, 1.0), xycoords="axes fraction",
                 xytext=(0, row_pad[top[key]]), textcoords="offset points", ha="left", va="baseline",
                 fontsize=FONT["letter"], fontweight="bold", annotation_clip=False)
+
+    def _align_notes(self) -> bool:
+        """Panels of one row (axes starting at one height) that all carry a note under their title
+        get notes of one height: the shorter ones padded with blank lines under their text, so
+        their titles and first lines stand level. A row where some panel has no note keeps its
+        panels' own heights. True when a note changed (the layout must be redone)."""
+        from matplotlib.text import Annotation
+        rows = {}
+        for ax in self.axes.values():
+            if ax.get_title():
+                rows.setdefault(_top(ax), []).append(ax)
+        changed = False
+        for axes in rows.values():
+            notes = []
+            for ax in axes:
+                note = [t for t in ax.texts if isinstance(t, Annotation) and t.xycoords == "axes fraction"
+                        and tuple(t.xy) == (0.5, 1.0)]
+                notes.append(note[0] if note else None)
+            if len(axes) < 2 or any(n is None for n in notes):
+                continue
+            lines = [n.get_text().count("\n") + 1 for n in notes]
+            for ax, note, n in zip(axes, notes, lines):
+                if n < max(lines):
+                    note.set_text(note.get_text() + "\n\u00a0" * (max(lines) - n))
+                    pad = RC["axes.titlepad"] + max(lines) * FONT["note"] * 1.25 + 2
+                    ax.set_title(ax.get_title(), fontsize=FONT["title"], loc="center", pad=pad)
+                    ax._house_title_pad = pad
+                    changed = True
+        return changed
 
     def footnote(self, text: str):
         """Lines of small text under the sheet (the figure's claims and verdicts); nothing when
@@ -586,26 +625,38 @@ def _wrap_to_axes(ax, text: str, size: float = FONT["note"]) -> str:
 
 
 def _direct_labels(ax, items, min_gap_frac=0.075, logy=False):
-    """Labels at the right end of curves, nudged apart vertically. items: (y, text, colour)."""
+    """Labels at the right end of curves, nudged apart vertically. items: (y, text, colour).
+    Placed now and again by `Sheet.letter` once the layout has fixed the panel's height, so
+    that neighbours stand at least a line of their type apart."""
     if not items:
         return
+    items = sorted(items, key=lambda r: r[0])
+    notes = [ax.annotate(t, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                         textcoords="offset points", va="center", ha="left", fontsize=FONT["legend"], color=c,
+                         annotation_clip=False) for y, t, c in items]
+    ax._house_direct = getattr(ax, "_house_direct", []) + [(notes, [y for y, _, _ in items], min_gap_frac, logy)]
+    _place_direct_labels(ax)
+
+
+def _place_direct_labels(ax):
+    """Set the heights of the panel's `_direct_labels`: each at its curve's end, moved up to keep
+    min_gap_frac of the y span, or one line of the labels' type (whichever is more), from the one
+    below, and the stack moved down as a whole where it would leave the axes."""
     lo, hi = ax.get_ylim()
-    f = (lambda v: np.log10(v)) if logy else (lambda v: v)
-    g = (lambda v: 10 ** v) if logy else (lambda v: v)
-    span = f(hi) - f(lo)
-    ys = sorted(((f(y), t, c) for y, t, c in items), key=lambda r: r[0])
-    placed = []
-    for y, t, c in ys:
-        if placed and y - placed[-1][0] < min_gap_frac * span:
-            y = placed[-1][0] + min_gap_frac * span
-        placed.append((y, t, c))
-    over = placed[-1][0] - (f(hi) - 0.02 * span)
-    if over > 0:
-        placed = [(y - over, t, c) for y, t, c in placed]
-    for y, t, c in placed:
-        ax.annotate(t, xy=(1.0, g(y)), xycoords=("axes fraction", "data"), xytext=(2, 0),
-                    textcoords="offset points", va="center", ha="left", fontsize=FONT["legend"], color=c,
-                    annotation_clip=False)
+    height_pt = ax.get_window_extent().height / ax.get_figure(root=True).dpi * 72
+    for notes, ys, min_gap_frac, logy in getattr(ax, "_house_direct", []):
+        f = (lambda v: np.log10(v)) if logy else (lambda v: v)
+        g = (lambda v: 10 ** v) if logy else (lambda v: v)
+        span = f(hi) - f(lo)
+        gap = max(min_gap_frac, 1.2 * FONT["legend"] / height_pt if height_pt > 0 else 0.0) * span
+        placed = []
+        for y in (f(v) for v in ys):
+            placed.append(max(y, placed[-1] + gap) if placed else y)
+        over = placed[-1] - (f(hi) - 0.02 * span)
+        if over > 0:
+            placed = [y - over for y in placed]
+        for note, y in zip(notes, placed):
+            note.xy = (1.0, g(y))
 
 
 def _legend_outside(ax, handles, labels, loc="upper left", anchor=(1.01, 1.0), ncol=1, title=None):

@@ -95,6 +95,44 @@ def test_a_rows_letters_align_without_moving_the_panels_titles(hv):
     assert letter["b"].y0 > b.title.get_window_extent(r).y1   # the letter above it, at the row's height
 
 
+def test_notes_of_one_row_get_one_height_and_titles_stand_level(hv):
+    """Three panels of a row with notes of 1, 3 and 2 lines: their titles stand at one height,
+    each note's first line just under its title; the next row (its own sub-figure, whose axes
+    sit at the same fraction of it) is not padded to this one."""
+    sheet = plots.Sheet([(1.8, ["a", "b", "c"]), (1.8, ["d", "e"])])
+    for k in "abcde":
+        sheet.render(k, hv.Curve(([0, 1], [0, 1])), aspect="auto")
+    for k, note in zip("abc", ("one", "one\ntwo\nthree", "one\ntwo")):
+        plots._title(sheet.ax(k), f"title {k}", note)
+    plots._title(sheet.ax("d"), "title d", "one")
+    plots._title(sheet.ax("e"), "title e", "one")
+    sheet.finish()
+    sheet.figure.canvas.draw()
+    r = sheet.figure.canvas.get_renderer()
+    tops = [sheet.ax(k).title.get_window_extent(r).y0 for k in "abc"]
+    assert max(tops) - min(tops) < 1.0, tops
+    for k in "abc":
+        assert plots._title_note(sheet.ax(k))[0] == "one"    # padding is blank lines, not text
+    d = sheet.ax("d")
+    gap_pt = (d.title.get_window_extent(r).y0 - d.get_window_extent(r).y1) * 72 / sheet.figure.dpi
+    assert gap_pt < plots.RC["axes.titlepad"] + 2 * plots.FONT["note"] * 1.25 + 3   # one note line
+
+
+def test_direct_labels_stand_a_line_apart_on_a_short_panel(hv):
+    """Two curve ends 2 % of the span apart on a short panel: their labels are placed at least
+    the labels' font size apart once the layout has fixed the panel's height."""
+    sheet = plots.Sheet([(1.2, ["a"])])
+    sheet.render("a", hv.Curve(([0, 1], [0, 100])) * hv.Curve(([0, 1], [0, 98])), aspect="auto")
+    plots._direct_labels(sheet.ax("a"), [(100, "upper", "k"), (98, "lower", "k")])
+    sheet.finish()
+    sheet.figure.canvas.draw()
+    r = sheet.figure.canvas.get_renderer()
+    boxes = {t.get_text(): t.get_window_extent(r) for t in sheet.ax("a").texts if t.get_text() in ("upper", "lower")}
+    apart_pt = (boxes["upper"].y0 + boxes["upper"].y1 - boxes["lower"].y0 - boxes["lower"].y1) / 2 * 72 / sheet.figure.dpi
+    assert apart_pt >= plots.FONT["legend"], apart_pt
+    assert boxes["upper"].y0 >= boxes["lower"].y1 - 0.5      # no overlap
+
+
 def test_term_labels_are_mathtext():
     from matplotlib.mathtext import MathTextParser
     parser = MathTextParser("path")
