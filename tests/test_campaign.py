@@ -34,7 +34,10 @@ def test_a_search_outside_the_campaign_folder_is_read_from_its_checkpoint(tmp_pa
 
 
 # -- one simulation: which code made the campaign's data ------------------------------------------
+import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -257,6 +260,47 @@ def test_a_regeneration_is_recorded_only_for_a_commit_with_this_checkouts_simula
     assert record["commit"] == _head() and record["host_devices"] == 2 and campaign.regeneration(tmp_path) == record
     with pytest.raises(ValueError, match="already recorded"):
         campaign.start_regeneration("HEAD", "why", tmp_path)
+
+
+DECLARED = """
+import json, sys
+from pathlib import Path
+from plasticity_repro import pipeline, profiles
+d = Path(sys.argv[1])
+with profiles.design():   # the profiles' own values (a no-op where INTERIM is empty)
+    st = pipeline.status(pipeline.declare("repro", d), pipeline.Context("repro", d, 0, progress=False))
+print(json.dumps({n: dict(path=None if s.path is None else str(s.path.relative_to(d)), waiting=list(s.waiting),
+                          needs=list(s.dataset.needs), figures=list(s.dataset.figures), params=s.dataset.params,
+                          cost=s.dataset.cost, counted=s.dataset.counted, work=s.dataset.work)
+                  for n, s in st.items()}, sort_keys=True, default=str))
+"""
+
+
+def test_the_regenerations_commit_declares_the_datasets_this_checkout_will_adopt(tmp_path):
+    """Adoption and the figures find the regenerated files by this checkout's names and request
+    hashes: the recorded commit's own pipeline (its package, from git) must declare the same repro
+    datasets as this one under profiles.design(): names, files, dependencies, parameters, costs."""
+    record = campaign.regeneration(ROOT / "data")
+    if record is None:
+        pytest.skip("no regeneration in progress")
+    if _head() is None:
+        pytest.skip("no git history here")
+    src = tmp_path / "commit"
+    src.mkdir()
+    archive = subprocess.run(["git", "archive", record["commit"], "plasticity_repro"], cwd=ROOT, capture_output=True)
+    if archive.returncode:
+        pytest.skip(f"commit {record['commit'][:12]} is not in this clone's history")
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    out = {}
+    for name, path in (("commit", src), ("here", ROOT)):
+        env = dict(os.environ, PYTHONPATH=str(path), JAX_PLATFORMS="cpu")
+        r = subprocess.run([sys.executable, "-c", DECLARED, str(tmp_path / "data")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        out[name] = json.loads(r.stdout)
+    assert sorted(out["commit"]) == sorted(out["here"])
+    for n in out["here"]:
+        assert out["commit"][n] == out["here"][n], n
 
 
 def test_a_run_has_converged_when_its_rule_is_below_the_specs_scale_for_its_training():
