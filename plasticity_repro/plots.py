@@ -940,14 +940,16 @@ def _strip(ax_key, sheet, values_per_cat, ylabel, colors, logy=False, symlog=Non
 
 
 def coefficient_distributions(sheet: Sheet, key: str, coefs: xr.DataArray, terms=None, title=None):
-    """Coefficient of each term across the learned rules (one point per rule, bar: median), terms
-    in their colours; symmetric-log y (linear within +-1e-3) so small and large both show."""
+    """Coefficient of each term across the learned rules (one point per rule, bar: median, band:
+    quartiles), terms in their colours; symmetric-log y (linear within +-1e-3) so small and large
+    both show; the note under the title says so."""
     terms = [str(t) for t in coefs.term.values] if terms is None else list(terms)
     vals = [coefs.sel(term=t).values for t in terms]
     ax = _strip(key, sheet, vals, "coefficient $c_k$", [term_color(t) for t in terms], symlog=1e-3)
     ax.axhline(0, color="#bbbbbb", linewidth=0.5, zorder=0)
     _set_term_xticks(ax, terms)
-    _title(ax, title or f"coefficients across rules (N = {coefs.sizes.get('rule', coefs.sizes.get('run', 0))})")
+    _title(ax, title or f"coefficients across rules (N = {coefs.sizes.get('rule', coefs.sizes.get('run', 0))})",
+           f"a point per rule; bar: median; band: quartiles; y linear within ±{1e-3:g}")
 
 
 def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=None):
@@ -967,7 +969,8 @@ def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=None
     for lab, s in zip(ax.get_xticklabels(), slots):
         lab.set_color(term_color(s))
     ax.set_xlim(-0.6, len(slots) - 0.4)
-    _title(ax, "time constants", f"dotted: the search's bounds, {bounds_ms[0]:g}-{bounds_ms[1]:g} ms")
+    _title(ax, "time constants", f"a point per rule; bar: median; band: quartiles; "
+                                 f"dotted: search bounds {bounds_ms[0]:g}-{bounds_ms[1]:g} ms")
 
 
 def _mark_blowup_row(ax, y):
