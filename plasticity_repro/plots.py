@@ -945,11 +945,12 @@ def coefficient_distributions(sheet: Sheet, key: str, coefs: xr.DataArray, terms
     both show; the note under the title says so."""
     terms = [str(t) for t in coefs.term.values] if terms is None else list(terms)
     vals = [coefs.sel(term=t).values for t in terms]
-    ax = _strip(key, sheet, vals, "coefficient $c_k$", [term_color(t) for t in terms], symlog=1e-3)
+    linear = 1e-3    # the symlog axis is linear within +-linear
+    ax = _strip(key, sheet, vals, "coefficient $c_k$", [term_color(t) for t in terms], symlog=linear)
     ax.axhline(0, color="#bbbbbb", linewidth=0.5, zorder=0)
     _set_term_xticks(ax, terms)
     _title(ax, title or f"coefficients across rules (N = {coefs.sizes.get('rule', coefs.sizes.get('run', 0))})",
-           f"a point per rule; bar: median; band: quartiles; y linear within ±{1e-3:g}")
+           f"a point per rule; bar: median; band: quartiles; y linear within ±{linear:g}")
 
 
 def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=None):
