@@ -939,6 +939,12 @@ def _strip(ax_key, sheet, values_per_cat, ylabel, colors, logy=False, symlog=Non
     return ax
 
 
+def _strip_note(values_per_cat) -> str:
+    """What `_strip` draws, for the note under a panel's title (the band only where it is drawn)."""
+    band = any(np.isfinite(np.asarray(v, float)).sum() >= 4 for v in values_per_cat)
+    return "a point per rule; bar: median" + ("; band: quartiles" if band else "")
+
+
 def coefficient_distributions(sheet: Sheet, key: str, coefs: xr.DataArray, terms=None, title=None):
     """Coefficient of each term across the learned rules (one point per rule, bar: median, band:
     quartiles), terms in their colours; symmetric-log y (linear within +-1e-3) so small and large
@@ -950,7 +956,7 @@ def coefficient_distributions(sheet: Sheet, key: str, coefs: xr.DataArray, terms
     ax.axhline(0, color="#bbbbbb", linewidth=0.5, zorder=0)
     _set_term_xticks(ax, terms)
     _title(ax, title or f"coefficients across rules (N = {coefs.sizes.get('rule', coefs.sizes.get('run', 0))})",
-           f"a point per rule; bar: median; band: quartiles; y linear within ±{linear:g}")
+           f"{_strip_note(vals)}; y linear within ±{linear:g}")
 
 
 def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=None):
@@ -970,8 +976,7 @@ def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=None
     for lab, s in zip(ax.get_xticklabels(), slots):
         lab.set_color(term_color(s))
     ax.set_xlim(-0.6, len(slots) - 0.4)
-    _title(ax, "time constants", f"a point per rule; bar: median; band: quartiles; "
-                                 f"dotted: search bounds {bounds_ms[0]:g}-{bounds_ms[1]:g} ms")
+    _title(ax, "time constants", f"{_strip_note(vals)}; dotted: search bounds {bounds_ms[0]:g}-{bounds_ms[1]:g} ms")
 
 
 def _mark_blowup_row(ax, y):
