@@ -57,3 +57,12 @@ def rule_config(rules, name: str):
     plastic synapse types)."""
     from .experiments.learned import rule_config as _rule_config
     return _rule_config(rules, name)
+
+
+def evaluate_rules(rules, names, seeds, **kw):
+    """Rows `names` of `load_rules`' dataset run on fresh networks `seeds` at their training
+    learning rate (optionally for `n_activations`, under E->E turnover `p_turnover`): an
+    xr.Dataset of per-network loss and decoder R², example rates and weights
+    (experiments.learned.evaluate_rules)."""
+    from .experiments.learned import evaluate_rules as _evaluate
+    return _evaluate(rules, names, seeds, **kw)

@@ -50,3 +50,31 @@ def test_bad_names_and_profiles(rules, tmp_path):
         pr.load_rules("laptopp")
     with pytest.raises(FileNotFoundError, match="make data PROFILE=quick"):
         pr.load_rules("quick", tmp_path)
+
+
+def test_evaluate_rules_reruns_a_row_on_its_own_test_networks(rules):
+    """pr.evaluate_rules on a row's held-out networks gets its search's test loss, and records
+    the activations it is asked for."""
+    name = "ee/1"
+    seeds = rules.test_network_seed.sel(rule=name).values
+    ds = pr.evaluate_rules(rules, name, seeds, record_rates=(0, 23), record_weights=(23,))
+    assert list(ds.rule.values) == [name] and ds.sizes["network"] == len(seeds)
+    assert float(ds.loss.sum()) == pytest.approx(float(rules.test_loss.sel(rule=name)) * len(seeds), rel=1e-4)
+    assert list(ds.rate_activation.values) == [1, 24] and list(ds.weight_activation.values) == [24]
+    assert ds.attrs["kind"] == "evaluation" and ds.attrs["profile"] == "quick"
+    assert np.all(np.isfinite(ds.decoder_r2.values)) and ds.example_rates.sizes["cell"] == 33
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(names="ee/9"), "rule must be one of"),
+    (dict(names=[]), "names must name at least one row"),
+    (dict(seeds=[-1]), "seeds must be a non-empty sequence of integers"),
+    (dict(n_activations=5), r"n_activations must be an integer in \[12, 100000\]"),
+    (dict(p_turnover=1.5), r"p_turnover must be a number in \[0, 1\]"),
+    (dict(record_rates=(0, 24)), r"record_rates must be activations in \[0, 23\]"),
+])
+def test_evaluate_rules_rejects_bad_input_before_running(rules, kw, message):
+    args = dict(names="ee/0", seeds=[1, 2])
+    args.update(kw)
+    with pytest.raises(ValueError, match=message):
+        pr.evaluate_rules(rules, args.pop("names"), args.pop("seeds"), **args)

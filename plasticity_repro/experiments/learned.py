@@ -147,3 +147,68 @@ def load_rules(profile: str = "repro", data_dir: str | os.PathLike = "data") -> 
     if len(found) > 1:
         raise ValueError(f"more than one rules dataset of profile {profile!r} in {str(data_dir)!r}: {found}")
     return datasets.read_dataset(found[0], kind="rules")
+
+
+def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None = None,
+                   p_turnover: float = 0.0, record_rates=None, record_weights=None,
+                   n_examples: int = 2) -> xr.Dataset:
+    """Run rows `names` of a rules dataset on fresh networks `seeds` (network.make_networks) and
+    return what Fig 2's evaluation keeps (experiments.evaluate.evaluate_dataset): per network the
+    loss and decoder R², example rates and weights, mean firing times, the E->E weight kernel over
+    lag; coordinate `rule` holds the row names.
+
+    Each row runs at the learning rate it was trained at (`rule_config`), for its training horizon
+    or `n_activations` (decoder windows scaled as `search.scaled_protocol` does: fit 344..369, test
+    374..399 at 400), with E->E turnover `p_turnover` (per synapse and activation) on every network.
+    `record_rates` / `record_weights` are 0-based activations (default first, middle and last /
+    first and last). Everything is checked before anything runs."""
+    from .evaluate import evaluate_dataset
+    names = [names] if isinstance(names, str) else list(names)
+    if not names:
+        raise ValueError("names must name at least one row of the rules dataset")
+    for name in names:
+        rule_of(rules, name)
+    seeds = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)
+    if seeds.ndim != 1 or len(seeds) == 0 or not np.issubdtype(seeds.dtype, np.integer) \
+            or seeds.min() < 0 or seeds.max() >= 2 ** 32:
+        raise ValueError("seeds must be a non-empty sequence of integers in [0, 2**32)")
+    if n_activations is not None and (isinstance(n_activations, bool) or not isinstance(n_activations, (int, np.integer))
+                                      or not 12 <= n_activations <= 100_000):
+        raise ValueError(f"n_activations must be an integer in [12, 100000] or None, got {n_activations!r}")
+    if isinstance(p_turnover, bool) or not isinstance(p_turnover, (int, float)) or not 0.0 <= p_turnover <= 1.0:
+        raise ValueError(f"p_turnover must be a number in [0, 1], got {p_turnover!r}")
+    if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
+        raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
+    models = {}
+    for name in names:
+        cfg = rule_config(rules, name)
+        if n_activations is not None and n_activations != cfg.n_activations:
+            from ..search import scaled_protocol
+            windows = scaled_protocol(int(n_activations)).loss
+            cfg = dataclasses.replace(cfg, n_activations=int(n_activations), loss=dataclasses.replace(
+                cfg.loss, fit_activations=windows.fit_activations, test_activations=windows.test_activations))
+        n = cfg.n_activations
+        rates_at = tuple(int(a) for a in (record_rates if record_rates is not None else (0, n // 2 - 1, n - 1)))
+        weights_at = tuple(int(a) for a in (record_weights if record_weights is not None else (0, n - 1)))
+        for label, at in (("record_rates", rates_at), ("record_weights", weights_at)):
+            if not at or min(at) < 0 or max(at) >= n:
+                raise ValueError(f"{label} must be activations in [0, {n - 1}] (row {name!r} runs {n}), got {at}")
+        models[name] = (dataclasses.replace(cfg, record_rates=rates_at, record_weights=weights_at), rates_at, weights_at)
+    parts = []
+    for name in names:
+        cfg, rates_at, weights_at = models[name]
+        parts.append(evaluate_dataset(cfg, [rule_of(rules, name)], [name], seeds, profile=str(rules.attrs.get("profile", "")),
+                                      rates_at=rates_at, weights_at=weights_at, n_examples=n_examples,
+                                      p_turnover_ee=float(p_turnover)))
+    shared = {"rate_activation", "weight_activation", "time"}
+    if len(parts) > 1 and any(not all(np.array_equal(p[c].values, parts[0][c].values) for c in shared) for p in parts):
+        raise ValueError("rows that run different horizons or record different activations cannot share one "
+                         "dataset: pass n_activations, or evaluate them in separate calls")
+    out = xr.concat(parts, dim="rule", data_vars="minimal", coords="minimal", compat="override",
+                    combine_attrs="override") if len(parts) > 1 else parts[0]
+    params = dict(rules_params_hash=rules.attrs.get("params_hash", ""), rules_commit=rules.attrs.get("git_commit", ""),
+                  rows=names, models={n: models[n][0].to_dict() for n in names}, seeds=seeds.tolist(),
+                  p_turnover_ee=float(p_turnover))
+    out.attrs = datasets.provenance(params, str(rules.attrs.get("profile", "")), seeds,
+                                    any(models[n][0].float64 for n in names), kind="evaluation")
+    return out
