@@ -6,6 +6,7 @@
     plasticity-repro data --profile laptop [--only NAME ...] [--dry-run] [--plan] [--scheduler ADDRESS | --workers N]
     plasticity-repro params [fig2 ...]
     plasticity-repro figure fig2 --profile repro n_networks=50
+    plasticity-repro rules [--profile repro] [--csv PATH]
 
 Bad options end with a one-line `error: ...` naming the option and what is allowed (exit 2); output
 locations (--out, the checkpoint, the shard folder) are checked before any computation starts.
@@ -44,6 +45,9 @@ examples:
       make the missing ones in order (searches resume from their checkpoints); `make data` runs it
   plasticity-repro data --profile repro --scheduler tcp://host:8786
       the same, each search's runs scored on a Dask cluster's workers (--workers N: a local one)
+  plasticity-repro rules --csv rules.csv
+      the shipped learned rules, one line each (test loss, convergence, largest terms); all their
+      coefficients and time constants as a CSV table
   plasticity-repro params fig2
       the parameters of the Fig 2 notebook: meaning, default, allowed values
   plasticity-repro figure fig2 --profile repro n_networks=50
@@ -203,6 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_options(d, "the searches (the campaign's arms, the hand-made rule's tuning, the refits) score "
                         "their candidates and the dropout tests, stress test and sweep their chunks of networks")
 
+    r = sub.add_parser("rules", help="print the learned rules of a profile; --csv writes them as a table",
+                       description="The learned rules dataset of a profile (plasticity_repro.load_rules): one line "
+                                   "per search run and hand-made rule, with its test loss and R² per network on "
+                                   "its search's held-out networks, whether it converged, the horizon and learning "
+                                   "rate it was trained at, and its largest coefficients. --csv writes every "
+                                   "coefficient, time constant and hand-made bound in long form.")
+    r.add_argument("--profile", choices=list(FIGURE_PROFILES), default="repro",
+                   help="the profile whose rules to read. Default: repro (the shipped campaign)")
+    r.add_argument("--data-dir", default="data", help="folder of the datasets. Default: data")
+    r.add_argument("--terms", type=_int_in("--terms", 1, 60), default=4, metavar="K",
+                   help="how many of each rule's largest coefficients to print, in [1, 60]. Default: 4")
+    r.add_argument("--csv", default=None, metavar="PATH",
+                   help="also write the rules in long form (rule, synapse, quantity, name, value, units, ...) "
+                        "to PATH, atomically")
+
     from .experiments.params import NOTEBOOKS
     figures = list(NOTEBOOKS)
     q = sub.add_parser("params", help="list the figure notebooks' parameters: meaning, default, allowed values",
@@ -349,6 +368,37 @@ def _params(args) -> int:
     print("\n  None: the profile's value. `make figN P=\"NAME=VALUE ...\"` (plasticity-repro figure) draws a figure"
           "\n  with other values into runs/; papermill -p NAME VALUE takes them too, with a data_dir and fig_dir"
           "\n  of your own (never the shipped data/ and figures/)")
+    return 0
+
+
+def _rules(args, parser) -> int:
+    """The `rules` command: the learned rules of a profile, one line each; --csv in long form."""
+    from .datasets import atomic_write
+    from .experiments import learned
+    if args.csv is not None:
+        _check_location(parser, "--csv", args.csv, "output")
+    try:
+        rules = learned.load_rules(args.profile, args.data_dir)
+    except (ValueError, FileNotFoundError) as e:
+        parser.exit(2, f"plasticity-repro: error: {e}\n")
+    conv = learned.converged_of(rules)
+    rows = []
+    for i, name in enumerate(str(r) for r in rules.rule.values):
+        row = rules.sel(rule=name)
+        terms = ", ".join(f"{s}:{t} {c:+.2g}" for s, t, c in learned.leading_terms(rules, name, args.terms))
+        rows.append([name, f"{float(row.test_loss):.1f}", f"{float(row.test_r2):.3f}", "yes" if conv[i] else "no",
+                     str(int(row.n_activations)), f"{float(row.learning_rate):g}",
+                     f"{float(row.p_turnover_training):g}", terms])
+    print(f"learned rules of profile {args.profile} ({rules.attrs.get('git_commit', '?')[:12]}; "
+          f"plasticity_repro.load_rules({args.profile!r}))\n")
+    print(_table(["rule", "test loss/net", "test R²", "converged", "activations", "lr", "turnover", "largest terms"],
+                 rows, align="lrrrrrrl"))
+    print("\n  test loss/net, R²: on the run's held-out test networks; converged: test loss per network below the"
+          "\n  spec's scale (80, 150 when trained with turnover); terms: synapse:term coefficient, which multiplies lr")
+    if args.csv is not None:
+        table = learned.rules_table(rules)
+        atomic_write(args.csv, lambda tmp: table.to_csv(tmp, index=False, float_format="%.8g"), mode=0o644)
+        print(f"\nwrote {args.csv}: {len(table)} rows")
     return 0
 
 
@@ -533,7 +583,7 @@ def _main(argv=None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    if args.command not in ("profiles", "params", "figure"):   # the engine's knobs, checked before any compute
+    if args.command not in ("profiles", "params", "figure", "rules"):   # the engine's knobs, checked before any compute
         from .engine import configure
         try:
             configure(backend=args.engine, threads=args.threads, compilation_cache=True)
@@ -547,6 +597,8 @@ def _main(argv=None) -> int:
         return _data(args, parser)
     if args.command == "params":
         return _params(args)
+    if args.command == "rules":
+        return _rules(args, parser)
     if args.command == "figure":
         return _figure(args, parser)
     _check_search_outputs(parser, args)

@@ -25,11 +25,11 @@ def test_help_describes_the_command_and_gives_examples(capsys):
     for example in ("plasticity-repro profiles", "plasticity-repro search --profile quick --out",
                     "plasticity-repro sweep --search"):
         assert example in out, example
-    for command in ("search", "sweep", "profiles", "data", "params", "figure"):
+    for command in ("search", "sweep", "profiles", "data", "params", "figure", "rules"):
         assert re.search(rf"^\s+{command}\s+\S", out, re.M), command   # listed with its help
 
 
-@pytest.mark.parametrize("command", ["search", "sweep", "profiles", "data", "params", "figure"])
+@pytest.mark.parametrize("command", ["search", "sweep", "profiles", "data", "params", "figure", "rules"])
 def test_every_subcommand_has_a_description(command, capsys):
     code, out, _ = _run([command, "--help"], capsys)
     assert code == 0
@@ -227,3 +227,31 @@ def test_output_piped_into_head_ends_without_a_traceback():
     out = subprocess.run(f"'{sys.executable}' -m plasticity_repro.cli profiles | head -1", shell=True,
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith("search profiles") and "Traceback" not in out.stderr, out.stderr
+
+
+def test_rules_prints_every_row_and_writes_what_the_dataset_holds(tmp_path, capsys):
+    import pandas as pd
+    rules = plasticity_repro.load_rules("quick")
+    path = tmp_path / "rules.csv"
+    code, out, _ = _run(["rules", "--profile", "quick", "--terms", "3", "--csv", str(path)], capsys)
+    assert code == 0
+    for name in rules.rule.values:
+        line = next(l for l in out.splitlines() if l.startswith(f"{name} "))
+        assert f"{float(rules.test_loss.sel(rule=name)):.1f}" in line and line.count(":") == 3
+    table = pd.read_csv(path)
+    coefs = table[(table.quantity == "coefficient") & (table.rule == "all_turnover/0")]
+    assert len(coefs) == 60 and set(coefs.synapse) == {"ee", "ei", "ie"}
+    for _, r in coefs.iterrows():
+        assert r.value == pytest.approx(float(rules.coefs.sel(rule=r.rule, synapse=r.synapse, term=r["name"])), rel=1e-6)
+    taus = table[(table.quantity == "tau") & (table.rule == "ee/0")]
+    assert len(taus) == rules.sizes["tau_of"] and set(taus.units) == {"s"}
+    assert len(table[(table.quantity == "hetero")]) == 3 * int((rules.arm == "handmade").sum())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["rules", "--terms", "0"], "--terms must be in [1, 60]"),
+    (["rules", "--profile", "quick", "--data-dir", "nowhere"], "no learned rules of profile 'quick' in 'nowhere'"),
+])
+def test_rules_bad_input_is_one_line(argv, message, capsys):
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and message in err and "Traceback" not in err

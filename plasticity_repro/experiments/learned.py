@@ -212,3 +212,56 @@ def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None
     out.attrs = datasets.provenance(params, str(rules.attrs.get("profile", "")), seeds,
                                     any(models[n][0].float64 for n in names), kind="evaluation")
     return out
+
+
+HETERO_UNITS = {"hetero:sum_max": "weight (summed over a cell's synapses)", "hetero:rate": "1/step",
+                "hetero:w_cap": "weight"}
+
+
+def converged_of(rules: xr.Dataset) -> np.ndarray:
+    """Per row: whether its test loss per network is below the spec's scale of a learned rule (80,
+    150 when trained with turnover; the `converged` variable where the dataset has it)."""
+    if "converged" in rules:
+        return rules.converged.values.astype(bool)
+    from .evaluate import FULL_LOSS_MAX
+    limit = np.where(rules.p_turnover_training.values > 0, FULL_LOSS_MAX["turnover"], FULL_LOSS_MAX["none"])
+    return rules.test_loss.values < limit
+
+
+def leading_terms(rules: xr.Dataset, name: str, k: int = 4) -> list:
+    """The k terms of row `name` with the largest |coefficient| over its plastic synapse types, as
+    (synapse, term, coefficient), largest first (coefficients multiply the row's learning rate)."""
+    row = rules.sel(rule=name)
+    c = np.where(row.term_on.values > 0, row.coefs.values, 0.0)
+    order = np.argsort(-np.abs(c), axis=None, kind="stable")[:k]
+    return [(SYNAPSE_TYPES[i // N_TERMS], TERM_NAMES[i % N_TERMS], float(c.flat[i])) for i in order if c.flat[i] != 0]
+
+
+def rules_table(rules: xr.Dataset) -> "pandas.DataFrame":
+    """The rules dataset in long form, one row per (rule, synapse, coefficient or time constant),
+    with each rule's arm, test loss and R² per network, convergence, learning rate, horizon and
+    training turnover: a table for tools that do not read netCDF (`plasticity-repro rules --csv`)."""
+    import pandas as pd
+    conv = dict(zip([str(r) for r in rules.rule.values], converged_of(rules)))
+    out = []
+    for name in [str(r) for r in rules.rule.values]:
+        row = rules.sel(rule=name)
+        common = dict(rule=name, arm=str(row.arm.values), run=int(row.run.values),
+                      test_loss_per_network=float(row.test_loss), test_r2=float(row.test_r2),
+                      converged=bool(conv[name]), learning_rate=float(row.learning_rate),
+                      n_activations=int(row.n_activations), p_turnover_training=float(row.p_turnover_training))
+        for s in SYNAPSE_TYPES:
+            on = row.term_on.sel(synapse=s).values
+            if not on.any():
+                continue
+            for t, term in enumerate(TERM_NAMES):
+                if on[t]:
+                    out.append(dict(common, synapse=s, quantity="coefficient", name=term,
+                                    value=float(row.coefs.sel(synapse=s, term=term)), units="1 (times learning_rate)"))
+            for tau in [str(v) for v in rules.tau_of.values]:
+                out.append(dict(common, synapse=s, quantity="tau", name=tau,
+                                value=float(row.taus.sel(synapse=s, tau_of=tau)), units="s"))
+        for hp in [str(v) for v in rules.hetero_param.values] if common["arm"] == "handmade" else []:
+            out.append(dict(common, synapse="ee", quantity="hetero", name=hp, value=float(row.hetero.sel(hetero_param=hp)),
+                            units=HETERO_UNITS[hp]))
+    return pd.DataFrame(out)
