@@ -914,6 +914,9 @@ def coefficient_heatmaps(sheet: Sheet, keys, search: xr.Dataset, synapse: str = 
 
 
 # -- Fig 3 / 4: distributions, dropout, refit ---------------------------------------------------
+STRIP_BAND_MIN = 4   # rules a strip category needs before `_strip` draws its quartile band
+
+
 def _strip(ax_key, sheet, values_per_cat, ylabel, colors, logy=False, symlog=None, ylim=None, box=True):
     """Points per category (rules), a median bar and (optionally) the interquartile box."""
     import holoviews as hv
@@ -923,7 +926,7 @@ def _strip(ax_key, sheet, values_per_cat, ylabel, colors, logy=False, symlog=Non
         ok = np.isfinite(vals)
         xs = i + _offsets(len(vals), 0.5)
         q1, med, q3 = _quartiles(vals)
-        if box and ok.sum() >= 4:
+        if box and ok.sum() >= STRIP_BAND_MIN:
             els.append(hv.Rectangles([(i - 0.32, q1, i + 0.32, q3)]).opts(facecolor=c, alpha=0.15, edgecolor="none"))
         if ok.any():
             els.append(hv.Segments([(i - 0.36, med, i + 0.36, med)]).opts(color=c, linewidth=1.3))
@@ -941,7 +944,7 @@ def _strip(ax_key, sheet, values_per_cat, ylabel, colors, logy=False, symlog=Non
 
 def _strip_note(values_per_cat) -> str:
     """What `_strip` draws, for the note under a panel's title (the band only where it is drawn)."""
-    band = any(np.isfinite(np.asarray(v, float)).sum() >= 4 for v in values_per_cat)
+    band = any(np.isfinite(np.asarray(v, float)).sum() >= STRIP_BAND_MIN for v in values_per_cat)
     return "a point per rule; bar: median" + ("; band: quartiles" if band else "")
 
 

@@ -317,6 +317,15 @@ def scaled_protocol(n_act: int, lr_scale: float = 1.0, synapses=("ee",), tau_con
         loss=LossConfig(fit_activations=fit, test_activations=test), n_activations=n_act)
 
 
+def with_horizon(model: ModelConfig, n_act: int) -> ModelConfig:
+    """`model` run for n_act activations, its decoder windows scaled as `scaled_protocol` scales
+    them and everything else (the plasticity as trained) kept."""
+    windows = scaled_protocol(int(n_act)).loss
+    loss = dataclasses.replace(model.loss, fit_activations=windows.fit_activations,
+                               test_activations=windows.test_activations)
+    return dataclasses.replace(model, n_activations=int(n_act), loss=loss)
+
+
 def profile_config(profile: str, synapses=("ee",), p_turnover: float = 0.0,
                    tau_convention: str = "independent", **overrides) -> SearchConfig:
     """SearchConfig of a named profile; keyword overrides replace SearchConfig fields."""

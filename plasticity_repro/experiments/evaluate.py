@@ -329,6 +329,12 @@ def search_test_loss_per_network(search: xr.Dataset) -> np.ndarray:
     return search.best_test_loss.values.astype(float) / max(n_test, 1)
 
 
+def convergence_limit(p_turnover) -> np.ndarray:
+    """The spec's scale of a learned rule's loss per network (§5), per rule: FULL_LOSS_MAX for its
+    training, the turnover one where it trained with turnover (p_turnover > 0)."""
+    return np.where(np.asarray(p_turnover) > 0, FULL_LOSS_MAX["turnover"], FULL_LOSS_MAX["none"])
+
+
 def converged_runs(search: xr.Dataset, threshold: float | None = None) -> np.ndarray:
     """(run,) bool: the run's rule is below `threshold` in search_test_loss_per_network (default:
     FULL_LOSS_MAX for its training, turnover where the run trained with turnover): the scale of
@@ -336,7 +342,7 @@ def converged_runs(search: xr.Dataset, threshold: float | None = None) -> np.nda
     per_net = search_test_loss_per_network(search)
     if threshold is None:
         p = search["p_turnover"].values if "p_turnover" in search else np.zeros(per_net.shape)
-        limit = np.where(np.asarray(p) > 0, FULL_LOSS_MAX["turnover"], FULL_LOSS_MAX["none"])
+        limit = convergence_limit(p)
     else:
         limit = np.full(per_net.shape, float(threshold))
     return per_net < limit

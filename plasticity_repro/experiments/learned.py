@@ -183,10 +183,8 @@ def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None
     for name in names:
         cfg = rule_config(rules, name)
         if n_activations is not None and n_activations != cfg.n_activations:
-            from ..search import scaled_protocol
-            windows = scaled_protocol(int(n_activations)).loss
-            cfg = dataclasses.replace(cfg, n_activations=int(n_activations), loss=dataclasses.replace(
-                cfg.loss, fit_activations=windows.fit_activations, test_activations=windows.test_activations))
+            from ..search import with_horizon
+            cfg = with_horizon(cfg, n_activations)
         n = cfg.n_activations
         rates_at = tuple(int(a) for a in (record_rates if record_rates is not None else (0, n // 2 - 1, n - 1)))
         weights_at = tuple(int(a) for a in (record_weights if record_weights is not None else (0, n - 1)))
@@ -223,9 +221,8 @@ def converged_of(rules: xr.Dataset) -> np.ndarray:
     150 when trained with turnover; the `converged` variable where the dataset has it)."""
     if "converged" in rules:
         return rules.converged.values.astype(bool)
-    from .evaluate import FULL_LOSS_MAX
-    limit = np.where(rules.p_turnover_training.values > 0, FULL_LOSS_MAX["turnover"], FULL_LOSS_MAX["none"])
-    return rules.test_loss.values < limit
+    from .evaluate import convergence_limit
+    return rules.test_loss.values < convergence_limit(rules.p_turnover_training.values)
 
 
 def leading_terms(rules: xr.Dataset, name: str, k: int = 4) -> list:

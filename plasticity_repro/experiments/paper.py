@@ -310,15 +310,11 @@ def evaluation_model(profile: str, model):
     trained: the rule is the product of learning rate and coefficients as learned, so a rule
     trained on 200 activations at twice the learning rate runs twice as long at the same rate.
     Dropout tests and refits stay on the training protocol."""
-    import dataclasses
-    from ..search import scaled_protocol
+    from ..search import with_horizon
     n = FIGURE_PROFILES[profile].get("eval_activations")
     if not n or n == model.n_activations:
         return model
-    windows = scaled_protocol(int(n)).loss
-    loss = dataclasses.replace(model.loss, fit_activations=windows.fit_activations,
-                               test_activations=windows.test_activations)
-    return dataclasses.replace(model, n_activations=int(n), loss=loss)
+    return with_horizon(model, n)
 
 
 def evaluation_key(profile: str, model) -> tuple:
