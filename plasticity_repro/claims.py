@@ -5,9 +5,10 @@ criterion it applied and a verdict.
 A verdict is computed, never asserted: a claim that does not hold is "not reproduced" (or
 "reversed" when the data say the opposite with the same test), "not testable" when the datasets
 cannot carry the criterion (a protocol shorter than the claim's), and keeps its numbers either way.
-The README's results table is `markdown_table(evaluate())`, each claim computed at its figure's
-shipped profile (profiles.SHIPPED; tests/test_claims.py checks that it is exactly that), and the
-figure notebooks print the claims of their figure.
+The README's results block is `readme_block(evaluate())` (a tally of the verdicts, then the
+table), each claim computed at its figure's shipped profile (profiles.SHIPPED;
+tests/test_claims.py checks that it is exactly that), and the figure notebooks print the claims
+of their figure.
 
 Criteria (issue 17; the paper's numbers from the shared spec §7):
 - Fig 2: the learned rules' median decoder R² on fresh networks > 0.9 and above no plasticity
@@ -375,9 +376,20 @@ def markdown_table(claims: list) -> str:
     return "\n".join(TABLE_HEADER + tuple(rows))
 
 
+def tally(claims: list) -> str:
+    """One line counting the verdicts, naming every claim that does not reproduce, e.g.
+    "**7 of the 9 claims reproduce**; not reproduced: Fig 3d; reversed: Fig 5c."."""
+    if not claims:
+        raise ValueError("no claims to count")
+    n = sum(c.verdict == REPRODUCED for c in claims)
+    others = [f"{v}: " + ", ".join(c.figure for c in claims if c.verdict == v)
+              for v in (NOT_REPRODUCED, REVERSED, NOT_TESTABLE) if any(c.verdict == v for c in claims)]
+    return f"**{n} of the {len(claims)} claims reproduce**" + "".join(f"; {o}" for o in others) + "."
+
+
 def readme_block(claims: list) -> str:
-    """The README's generated block: markers around the table."""
-    return f"{README_BEGIN}\n{markdown_table(claims)}\n{README_END}"
+    """The README's generated block: markers around the verdicts' tally and the table."""
+    return f"{README_BEGIN}\n{tally(claims)}\n\n{markdown_table(claims)}\n{README_END}"
 
 
 def report(claims: list, out: Callable[[str], None] = print) -> None:

@@ -176,6 +176,19 @@ def test_readme_results_table_is_what_the_claims_compute_from_the_shipped_data()
     assert _readme_block() == computed, f"README's claims table is stale; rewrite it with make readme\n{computed}"
 
 
+def test_tally_counts_the_verdicts_and_names_each_claim_that_does_not_reproduce():
+    def c(figure, verdict):
+        return claims.Claim(key=figure, figure=figure, statement="", paper="", criterion="", ours="",
+                            verdict=verdict)
+    cs = [c("Fig 2", claims.REPRODUCED), c("Fig 3d", claims.NOT_REPRODUCED), c("Fig 5c", claims.REVERSED),
+          c("Fig 6", claims.NOT_TESTABLE), c("Fig 4b", claims.NOT_REPRODUCED)]
+    assert claims.tally(cs) == ("**1 of the 5 claims reproduce**; not reproduced: Fig 3d, Fig 4b; "
+                                "reversed: Fig 5c; not testable: Fig 6.")
+    assert claims.tally(cs[:1]) == "**1 of the 1 claims reproduce**."
+    with pytest.raises(ValueError, match="no claims"):
+        claims.tally([])
+
+
 def test_each_claim_is_computed_at_its_figures_shipped_profile():
     found = claims.evaluate(None, ROOT / "data")
     assert [c.profile for c in found] == [SHIPPED[claims.FIGURE[c]] for c in claims.CLAIMS]
