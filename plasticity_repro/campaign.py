@@ -1,7 +1,8 @@
 """Where the reproduction campaign (profile repro) stands: per dataset of the pipeline, the
 planned network-activations and hours beside what has been spent so far.
 
-A search in progress is read from its checkpoint (generations done, wall time); a finished one
+A search in progress is read from its checkpoint (generations done, wall time, how many runs'
+best rule so far is below the convergence limit); a finished one
 from its dataset (generations, `elapsed_seconds`, and how many of its runs converged: rule below
 the spec's loss scale, `experiments.evaluate.converged_runs`); other datasets count as spent when
 their file exists (their wall time is not recorded). Nothing is computed or written.
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import pickle
 from pathlib import Path
+
+import numpy as np
 
 from . import pipeline
 
@@ -34,13 +38,33 @@ class Row:
 
 
 def _checkpoint_progress(ckpt: Path, total: int):
-    """(fraction done, wall seconds, state) read from a search checkpoint, or None if none."""
+    """(fraction done, wall seconds, state) read from a search checkpoint, or None if none. Where
+    the checkpoint holds its runs' incumbents, the state also counts the runs whose best rule so
+    far is below its convergence limit (`evaluate.convergence_limit`): a search's convergence is
+    decided by its final rules, so this is progress, not a result."""
     if not ckpt.exists():
         return None
     with open(ckpt, "rb") as f:
         st = pickle.load(f)
     g = int(st["generation"])
-    return g / total, float(st["elapsed"]), f"generation {g} of {total}"
+    state = f"generation {g} of {total}"
+    below = _below_limit_so_far(st)
+    if below is not None:
+        state += f" ({int(below.sum())} of {below.size} runs below the convergence limit so far)"
+    return g / total, float(st["elapsed"]), state
+
+
+def _below_limit_so_far(st: dict):
+    """(run,) bool from a checkpoint's best test loss per network and its runs' training turnover,
+    or None where it does not record them."""
+    from .experiments.evaluate import convergence_limit
+    if not isinstance(st.get("best"), dict) or "test_loss" not in st["best"] or "config_json" not in st:
+        return None
+    cfg = json.loads(st["config_json"])
+    loss = np.asarray(st["best"]["test_loss"], dtype=float)
+    per_net = loss / max(int(cfg["search"]["n_test"]), 1)
+    p = np.broadcast_to(np.asarray(cfg.get("p_turnover", cfg["search"].get("p_turnover", 0.0)), dtype=float), loss.shape)
+    return per_net < convergence_limit(p)
 
 
 def _elapsed(search) -> float | None:
@@ -138,7 +162,6 @@ def simulation_provenance(data_dir="data") -> list:
     commit and the hash of the simulation sources that made it: recorded in the file (datasets
     made since the hash was recorded), else read from git at the recorded commit. Checkpoints of
     searches still running are read too."""
-    import json
     import xarray as xr
     from . import datasets
     out = []
@@ -296,7 +319,6 @@ def regeneration(data_dir="data") -> dict | None:
     """The record of the regeneration in progress (data_dir/regen/REGENERATION.json: commit,
     simulation_code, replaces: the simulation codes of the shipped data, host_devices, profile,
     started_utc, why), or None."""
-    import json
     path = Path(data_dir) / REGEN / RECORD
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -318,7 +340,6 @@ def start_regeneration(commit: str, why: str, data_dir="data", host_devices: int
     host-device count every part of it runs with (default: this machine's cores), since float32
     results depend on it (parallel.py)."""
     import datetime
-    import json
     from . import datasets
     from .engine import _cores
     if regeneration(data_dir) is not None:

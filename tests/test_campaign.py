@@ -21,6 +21,19 @@ def test_progress_is_read_from_the_checkpoint(tmp_path):
     assert f"left: {left:.1f} h planned, about {left * pipeline.SPEED / 1000:.1f} h at the speed measured" in text
 
 
+def test_a_checkpoint_with_incumbents_counts_the_runs_below_their_limit_so_far(tmp_path):
+    """Best test loss per network against 80 (no turnover) or 150 (trained with turnover)."""
+    import json
+    (tmp_path / "campaign").mkdir()
+    stem = pipeline.CAMPAIGN[0][1]
+    cfg = dict(search=dict(n_test=10), p_turnover=[0.0, 0.0, 0.00072, 0.00072])
+    best = dict(test_loss=[790.0, 810.0, 1490.0, 1510.0])         # per network 79, 81, 149, 151
+    with open(tmp_path / "campaign" / f"{stem}.ckpt", "wb") as f:
+        pickle.dump(dict(generation=40, elapsed=60.0, best=best, config_json=json.dumps(cfg)), f)
+    ee = {r.name: r for r in campaign.rows(tmp_path)}["campaign_search_ee"]
+    assert ee.state == "generation 40 of 150 (2 of 4 runs below the convergence limit so far)"
+
+
 def test_a_search_outside_the_campaign_folder_is_read_from_its_checkpoint(tmp_path):
     """The hand-made rule's search checkpoints beside its figure-cache file, not in campaign/."""
     c = pipeline.Context(campaign.PROFILE, tmp_path, 0, progress=False)
