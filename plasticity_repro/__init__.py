@@ -66,3 +66,12 @@ def evaluate_rules(rules, names, seeds, **kw):
     (experiments.learned.evaluate_rules)."""
     from .experiments.learned import evaluate_rules as _evaluate
     return _evaluate(rules, names, seeds, **kw)
+
+
+def evaluate_rule(rule, seeds, **kw):
+    """A rule of your own (e.g. `Rule.from_terms({"x~ y": 0.02, "x y~": -0.02})`) run on fresh
+    networks `seeds`, by default on the paper's protocol (400 activations, learning rate 5e-4,
+    plastic where the rule has coefficients): the xr.Dataset `evaluate_rules` returns
+    (experiments.learned.evaluate_rule)."""
+    from .experiments.learned import evaluate_rule as _evaluate
+    return _evaluate(rule, seeds, **kw)

@@ -78,3 +78,42 @@ def test_evaluate_rules_rejects_bad_input_before_running(rules, kw, message):
     args.update(kw)
     with pytest.raises(ValueError, match=message):
         pr.evaluate_rules(rules, args.pop("names"), args.pop("seeds"), **args)
+
+
+def test_evaluate_rule_runs_a_row_as_evaluate_rules_does(rules):
+    """A Rule handed over with its protocol gets exactly the row's evaluation."""
+    name, seeds = "ee/1", [5, 6]
+    own = pr.evaluate_rule(pr.rule_of(rules, name), seeds, model=pr.rule_config(rules, name), name="mine")
+    row = pr.evaluate_rules(rules, name, seeds)
+    assert list(own.rule.values) == ["mine"]
+    np.testing.assert_allclose(own.loss.values, row.loss.values, rtol=1e-6)
+    np.testing.assert_allclose(own.decoder_r2.values, row.decoder_r2.values, rtol=1e-6, atol=1e-9)
+    assert own.attrs["kind"] == "evaluation" and "coefs" in own.attrs["params_json"]
+
+
+def test_evaluate_rule_defaults_to_the_papers_protocol_on_the_rules_synapses():
+    """Default protocol: 400 activations at learning rate 5e-4, plastic where the rule has
+    coefficients; here a 3-term E->E rule, cut to 24 activations to stay small."""
+    from plasticity_repro.rules import Rule
+    rule = Rule.from_terms({"x~ y": 0.02, "x y~": -0.02, "w y~ y": -0.02})
+    ds = pr.evaluate_rule(rule, [3], n_activations=24, name="three terms")
+    model = next(iter(__import__("json").loads(ds.attrs["params_json"])["models"].values()))
+    assert model["n_activations"] == 24 and model["plasticity"]["lr"] == pytest.approx(5e-4)
+    assert tuple(model["plasticity"]["synapses"]) == ("ee",)
+    assert list(ds.rule.values) == ["three terms"] and np.all(np.isfinite(ds.loss.values))
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(rule="x~ y"), "rule must be a plasticity_repro Rule"),
+    (dict(name=""), "name must be a non-empty string"),
+    (dict(model="paper"), "model must be a ModelConfig or None"),
+    (dict(model=pr.rule_config(pr.load_rules("quick", "data"), "ee/0")), r"rule has coefficients on \['ie'\]"),
+    (dict(seeds=[]), "seeds must be a non-empty sequence of integers"),
+    (dict(n_activations=400.0), r"n_activations must be an integer in \[12, 100000\]"),
+])
+def test_evaluate_rule_rejects_bad_input_before_running(kw, message):
+    from plasticity_repro.rules import Rule
+    args = dict(rule=Rule.from_terms({"x~ y": 0.02, "y": -0.01}, synapse="ie"), seeds=[1])
+    args.update(kw)
+    with pytest.raises(ValueError, match=message):
+        pr.evaluate_rule(args.pop("rule"), args.pop("seeds"), **args)

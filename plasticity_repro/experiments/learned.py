@@ -7,6 +7,8 @@ held-out test networks.
     rules = pr.load_rules("repro")            # an xr.Dataset, one `rule` per row
     rule = pr.rule_of(rules, "ee_turnover/1")  # a Rule the simulator runs
     cfg = pr.rule_config(rules, "ee_turnover/1")  # the protocol it was trained on
+    ds = pr.evaluate_rules(rules, ["ee/0", "ee/1"], range(20))   # rows on fresh networks
+    ds = pr.evaluate_rule(Rule.from_terms({"x~ y": 0.03, "w y~ y": -0.03}), range(20))  # your own
 
 A rule's coefficients multiply the learning rate it was trained at (`learning_rate`): run it at
 that rate and on its organising horizon (`n_activations`) to get the dynamics it was selected
@@ -162,12 +164,55 @@ def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None
     374..399 at 400), with E->E turnover `p_turnover` (per synapse and activation) on every network.
     `record_rates` / `record_weights` are 0-based activations (default first, middle and last /
     first and last). Everything is checked before anything runs."""
-    from .evaluate import evaluate_dataset
     names = [names] if isinstance(names, str) else list(names)
     if not names:
         raise ValueError("names must name at least one row of the rules dataset")
-    for name in names:
-        rule_of(rules, name)
+    entries = {name: (rule_of(rules, name), rule_config(rules, name)) for name in names}
+    params = dict(rules_params_hash=rules.attrs.get("params_hash", ""), rules_commit=rules.attrs.get("git_commit", ""),
+                  rows=names)
+    return _evaluate(entries, seeds, n_activations, p_turnover, record_rates, record_weights, n_examples,
+                     str(rules.attrs.get("profile", "")), params)
+
+
+def evaluate_rule(rule: Rule, seeds, *, model: ModelConfig | None = None, name: str = "rule",
+                  n_activations: int | None = None, p_turnover: float = 0.0, record_rates=None,
+                  record_weights=None, n_examples: int = 2) -> xr.Dataset:
+    """Run a rule of your own (`Rule.from_terms`, `Rule.create`, or a row's `rule_of` changed) on
+    fresh networks `seeds`, returning what `evaluate_rules` returns, under coordinate `rule` = `name`.
+
+    `model` is the protocol; by default the paper's (spec §5: 400 activations, learning rate 5e-4
+    per Euler step, decoder fit on 344..369 and tested on 374..399), with plastic exactly the synapse
+    types the rule has non-zero coefficients on (E->E when none). `n_activations`, `p_turnover`,
+    `record_rates`, `record_weights` and `n_examples` are as in `evaluate_rules`. A rule with
+    coefficients on a synapse type `model` does not make plastic is an error (they would be
+    ignored), as is a bad argument; everything is checked before anything runs."""
+    from ..search import scaled_protocol
+    if not isinstance(rule, Rule):
+        raise ValueError(f"rule must be a plasticity_repro Rule (Rule.from_terms, Rule.create), got {type(rule).__name__}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    coefs = np.asarray(rule.coefs) * np.asarray(rule.term_mask)
+    on = tuple(t for i, t in enumerate(SYNAPSE_TYPES) if np.any(coefs[i] != 0))
+    if model is None:
+        model = scaled_protocol(400, 1.0, on or ("ee",))
+    elif not isinstance(model, ModelConfig):
+        raise ValueError(f"model must be a ModelConfig or None, got {type(model).__name__}")
+    ignored = [t for t in on if t not in model.plasticity.synapses]
+    if ignored:
+        raise ValueError(f"rule has coefficients on {ignored} but model.plasticity.synapses is "
+                         f"{model.plasticity.synapses}: add them or zero those coefficients")
+    params = dict(rule=dict(coefs=np.asarray(rule.coefs, float).tolist(), taus=np.asarray(rule.taus, float).tolist(),
+                            term_mask=np.asarray(rule.term_mask, int).tolist(),
+                            hetero=[float(h) for h in np.asarray(rule.hetero)]))
+    return _evaluate({name: (rule, model)}, seeds, n_activations, p_turnover, record_rates, record_weights,
+                     n_examples, "", params)
+
+
+def _evaluate(entries: dict, seeds, n_activations, p_turnover, record_rates, record_weights, n_examples,
+              profile: str, params: dict) -> xr.Dataset:
+    """`entries` {name: (Rule, ModelConfig)} on networks `seeds`: the checks and the run shared by
+    `evaluate_rules` and `evaluate_rule` (their docstrings say what the arguments mean)."""
+    from .evaluate import evaluate_dataset
     seeds = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)
     if seeds.ndim != 1 or len(seeds) == 0 or not np.issubdtype(seeds.dtype, np.integer) \
             or seeds.min() < 0 or seeds.max() >= 2 ** 32:
@@ -180,8 +225,7 @@ def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None
     if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
         raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
     models = {}
-    for name in names:
-        cfg = rule_config(rules, name)
+    for name, (_, cfg) in entries.items():
         if n_activations is not None and n_activations != cfg.n_activations:
             from ..search import with_horizon
             cfg = with_horizon(cfg, n_activations)
@@ -193,9 +237,9 @@ def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None
                 raise ValueError(f"{label} must be activations in [0, {n - 1}] (row {name!r} runs {n}), got {at}")
         models[name] = (dataclasses.replace(cfg, record_rates=rates_at, record_weights=weights_at), rates_at, weights_at)
     parts = []
-    for name in names:
+    for name, (rule, _) in entries.items():
         cfg, rates_at, weights_at = models[name]
-        parts.append(evaluate_dataset(cfg, [rule_of(rules, name)], [name], seeds, profile=str(rules.attrs.get("profile", "")),
+        parts.append(evaluate_dataset(cfg, [rule], [name], seeds, profile=profile,
                                       rates_at=rates_at, weights_at=weights_at, n_examples=n_examples,
                                       p_turnover_ee=float(p_turnover)))
     shared = {"rate_activation", "weight_activation", "time"}
@@ -204,16 +248,12 @@ def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None
                          "dataset: pass n_activations, or evaluate them in separate calls")
     out = xr.concat(parts, dim="rule", data_vars="minimal", coords="minimal", compat="override",
                     combine_attrs="override") if len(parts) > 1 else parts[0]
-    params = dict(rules_params_hash=rules.attrs.get("params_hash", ""), rules_commit=rules.attrs.get("git_commit", ""),
-                  rows=names, models={n: models[n][0].to_dict() for n in names}, seeds=seeds.tolist(),
+    names = list(entries)
+    params = dict(params, models={n: models[n][0].to_dict() for n in names}, seeds=seeds.tolist(),
                   p_turnover_ee=float(p_turnover))
-    out.attrs = datasets.provenance(params, str(rules.attrs.get("profile", "")), seeds,
-                                    any(models[n][0].float64 for n in names), kind="evaluation")
+    out.attrs = datasets.provenance(params, profile, seeds, any(models[n][0].float64 for n in names),
+                                    kind="evaluation")
     return out
-
-
-HETERO_UNITS = {"hetero:sum_max": "weight (summed over a cell's synapses)", "hetero:rate": "1/step",
-                "hetero:w_cap": "weight"}
 
 
 def converged_of(rules: xr.Dataset) -> np.ndarray:
