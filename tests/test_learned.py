@@ -72,6 +72,8 @@ def test_evaluate_rules_reruns_a_row_on_its_own_test_networks(rules):
     (dict(n_activations=5), r"n_activations must be an integer in \[12, 100000\]"),
     (dict(p_turnover=1.5), r"p_turnover must be a number in \[0, 1\]"),
     (dict(record_rates=(0, 24)), r"record_rates must be activations in \[0, 23\]"),
+    (dict(names=["ee/0", "ee/0"]), "names must be distinct rows"),
+    (dict(names=["ee/0", "handmade/0"]), "rows that run different horizons"),
 ])
 def test_evaluate_rules_rejects_bad_input_before_running(rules, kw, message):
     args = dict(names="ee/0", seeds=[1, 2])
@@ -107,13 +109,27 @@ def test_evaluate_rule_defaults_to_the_papers_protocol_on_the_rules_synapses():
     (dict(rule="x~ y"), "rule must be a plasticity_repro Rule"),
     (dict(name=""), "name must be a non-empty string"),
     (dict(model="paper"), "model must be a ModelConfig or None"),
-    (dict(model=pr.rule_config(pr.load_rules("quick", "data"), "ee/0")), r"rule has coefficients on \['ie'\]"),
+    (dict(model="ee model"), r"rule has coefficients on \['ie'\]"),
     (dict(seeds=[]), "seeds must be a non-empty sequence of integers"),
     (dict(n_activations=400.0), r"n_activations must be an integer in \[12, 100000\]"),
 ])
-def test_evaluate_rule_rejects_bad_input_before_running(kw, message):
+def test_evaluate_rule_rejects_bad_input_before_running(rules, kw, message):
     from plasticity_repro.rules import Rule
     args = dict(rule=Rule.from_terms({"x~ y": 0.02, "y": -0.01}, synapse="ie"), seeds=[1])
     args.update(kw)
+    if args.get("model") == "ee model":
+        args["model"] = pr.rule_config(rules, "ee/0")
     with pytest.raises(ValueError, match=message):
         pr.evaluate_rule(args.pop("rule"), args.pop("seeds"), **args)
+
+
+def test_evaluate_rule_keeps_a_rules_summed_weight_bound(rules):
+    """The hand-made row's bound binds: the default protocol turns it on, a model without it is
+    an error rather than a silently different rule."""
+    hm = pr.rule_of(rules, "handmade/0")
+    with pytest.raises(ValueError, match="model.plasticity.heterosynaptic is False"):
+        pr.evaluate_rule(hm, [1], model=pr.rule_config(rules, "ee/0"))
+    cfg = pr.rule_config(rules, "handmade/0")
+    own = pr.evaluate_rule(hm, [5], model=cfg)
+    row = pr.evaluate_rules(rules, "handmade/0", [5])
+    np.testing.assert_allclose(own.loss.values, row.loss.values, rtol=1e-6)

@@ -8,6 +8,7 @@ held-out test networks.
     rule = pr.rule_of(rules, "ee_turnover/1")  # a Rule the simulator runs
     cfg = pr.rule_config(rules, "ee_turnover/1")  # the protocol it was trained on
     ds = pr.evaluate_rules(rules, ["ee/0", "ee/1"], range(20))   # rows on fresh networks
+    from plasticity_repro.rules import Rule
     ds = pr.evaluate_rule(Rule.from_terms({"x~ y": 0.03, "w y~ y": -0.03}), range(20))  # your own
 
 A rule's coefficients multiply the learning rate it was trained at (`learning_rate`): run it at
@@ -167,6 +168,8 @@ def evaluate_rules(rules: xr.Dataset, names, seeds, *, n_activations: int | None
     names = [names] if isinstance(names, str) else list(names)
     if not names:
         raise ValueError("names must name at least one row of the rules dataset")
+    if len(set(names)) != len(names):
+        raise ValueError(f"names must be distinct rows of the rules dataset, got {names}")
     entries = {name: (rule_of(rules, name), rule_config(rules, name)) for name in names}
     params = dict(rules_params_hash=rules.attrs.get("params_hash", ""), rules_commit=rules.attrs.get("git_commit", ""),
                   rows=names)
@@ -191,16 +194,22 @@ def evaluate_rule(rule: Rule, seeds, *, model: ModelConfig | None = None, name: 
         raise ValueError(f"rule must be a plasticity_repro Rule (Rule.from_terms, Rule.create), got {type(rule).__name__}")
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
+    rule = Rule.create(rule.coefs, rule.taus, rule.term_mask, rule.hetero)   # (20,) arrays -> (3, 20)
     coefs = np.asarray(rule.coefs) * np.asarray(rule.term_mask)
     on = tuple(t for i, t in enumerate(SYNAPSE_TYPES) if np.any(coefs[i] != 0))
+    bound = not np.array_equal(np.asarray(rule.hetero, np.float32), np.asarray(HETERO_OFF, np.float32))
     if model is None:
         model = scaled_protocol(400, 1.0, on or ("ee",))
+        model = dataclasses.replace(model, plasticity=dataclasses.replace(model.plasticity, heterosynaptic=bound))
     elif not isinstance(model, ModelConfig):
         raise ValueError(f"model must be a ModelConfig or None, got {type(model).__name__}")
     ignored = [t for t in on if t not in model.plasticity.synapses]
     if ignored:
         raise ValueError(f"rule has coefficients on {ignored} but model.plasticity.synapses is "
                          f"{model.plasticity.synapses}: add them or zero those coefficients")
+    if bound and not model.plasticity.heterosynaptic:
+        raise ValueError(f"rule has a summed-weight bound (hetero {np.asarray(rule.hetero).tolist()}) but "
+                         "model.plasticity.heterosynaptic is False: set it True or drop the bound")
     params = dict(rule=dict(coefs=np.asarray(rule.coefs, float).tolist(), taus=np.asarray(rule.taus, float).tolist(),
                             term_mask=np.asarray(rule.term_mask, int).tolist(),
                             hetero=[float(h) for h in np.asarray(rule.hetero)]))
@@ -220,9 +229,10 @@ def _evaluate(entries: dict, seeds, n_activations, p_turnover, record_rates, rec
     if n_activations is not None and (isinstance(n_activations, bool) or not isinstance(n_activations, (int, np.integer))
                                       or not 12 <= n_activations <= 100_000):
         raise ValueError(f"n_activations must be an integer in [12, 100000] or None, got {n_activations!r}")
-    if isinstance(p_turnover, bool) or not isinstance(p_turnover, (int, float)) or not 0.0 <= p_turnover <= 1.0:
+    if isinstance(p_turnover, bool) or not isinstance(p_turnover, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= p_turnover <= 1.0:
         raise ValueError(f"p_turnover must be a number in [0, 1], got {p_turnover!r}")
-    if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
+    if isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or n_examples < 1:
         raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
     models = {}
     for name, (_, cfg) in entries.items():
@@ -236,16 +246,15 @@ def _evaluate(entries: dict, seeds, n_activations, p_turnover, record_rates, rec
             if not at or min(at) < 0 or max(at) >= n:
                 raise ValueError(f"{label} must be activations in [0, {n - 1}] (row {name!r} runs {n}), got {at}")
         models[name] = (dataclasses.replace(cfg, record_rates=rates_at, record_weights=weights_at), rates_at, weights_at)
+    if len({(m.n_activations, r, w) for m, r, w in models.values()}) > 1:
+        raise ValueError("rows that run different horizons or record different activations cannot share one "
+                         "dataset: pass n_activations, or evaluate them in separate calls")
     parts = []
     for name, (rule, _) in entries.items():
         cfg, rates_at, weights_at = models[name]
         parts.append(evaluate_dataset(cfg, [rule], [name], seeds, profile=profile,
                                       rates_at=rates_at, weights_at=weights_at, n_examples=n_examples,
                                       p_turnover_ee=float(p_turnover)))
-    shared = {"rate_activation", "weight_activation", "time"}
-    if len(parts) > 1 and any(not all(np.array_equal(p[c].values, parts[0][c].values) for c in shared) for p in parts):
-        raise ValueError("rows that run different horizons or record different activations cannot share one "
-                         "dataset: pass n_activations, or evaluate them in separate calls")
     out = xr.concat(parts, dim="rule", data_vars="minimal", coords="minimal", compat="override",
                     combine_attrs="override") if len(parts) > 1 else parts[0]
     names = list(entries)
@@ -254,6 +263,10 @@ def _evaluate(entries: dict, seeds, n_activations, p_turnover, record_rates, rec
     out.attrs = datasets.provenance(params, profile, seeds, any(models[n][0].float64 for n in names),
                                     kind="evaluation")
     return out
+
+
+HETERO_UNITS = {"hetero:sum_max": "weight (summed over a cell's synapses)", "hetero:rate": "1/step",
+                "hetero:w_cap": "weight"}
 
 
 def converged_of(rules: xr.Dataset) -> np.ndarray:
