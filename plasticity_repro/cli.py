@@ -48,6 +48,8 @@ examples:
   plasticity-repro rules --csv rules.csv
       the shipped learned rules, one line each (test loss, convergence, largest terms); all their
       coefficients and time constants as a CSV table
+  plasticity-repro evaluate ee/0 all_turnover/2 --networks 20 --activations 400 --out runs/eval.nc
+      two learned rules on 20 fresh networks on the paper's 400-activation protocol
   plasticity-repro params fig2
       the parameters of the Fig 2 notebook: meaning, default, allowed values
   plasticity-repro figure fig2 --profile repro n_networks=50
@@ -221,6 +223,28 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--csv", default=None, metavar="PATH",
                    help="also write the rules in long form (rule, synapse, quantity, name, value, units, ...) "
                         "to PATH, atomically")
+
+    e = sub.add_parser("evaluate", help="run learned rules on fresh networks; prints their loss and R², writes a dataset",
+                       description="Rows of a profile's learned rules dataset (plasticity_repro.evaluate_rules) run "
+                                   "on fresh networks at the learning rate they were trained at: per rule the median "
+                                   "loss and decoder R² over the networks and the blow-ups; --out writes the whole "
+                                   "evaluation (per-network loss and R², example rates and weights, firing times, "
+                                   "the E->E weight-lag kernel) as netCDF with provenance.")
+    e.add_argument("rows", nargs="+", metavar="ROW", help="rows of the rules dataset, e.g. ee/0 all_turnover/2 "
+                                                          "(`plasticity-repro rules` lists them)")
+    e.add_argument("--profile", choices=list(FIGURE_PROFILES), default="repro",
+                   help="the profile whose rules to read. Default: repro (the shipped campaign)")
+    e.add_argument("--data-dir", default="data", help="folder of the datasets. Default: data")
+    e.add_argument("--networks", type=_int_in("--networks", 1, 100_000), default=20,
+                   help="fresh networks per rule, in [1, 100000]. Default: 20")
+    e.add_argument("--first-network", type=_int_in("--first-network", 0, 2 ** 32 - 100_001), default=0,
+                   help="seed of the first network (network.make_networks); the others follow it. Default: 0")
+    e.add_argument("--activations", type=_int_in("--activations", 12, 100_000), default=None,
+                   help="organising horizon in [12, 100000], decoder windows scaled to it (400: the paper's "
+                        "protocol). Default: each row's training horizon")
+    e.add_argument("--turnover", type=_float_in("--turnover", 0.0, 1.0), default=0.0,
+                   help="E->E turnover per synapse and activation on every network, in [0, 1]. Default: 0")
+    e.add_argument("--out", default=None, metavar="PATH", help="also write the evaluation to PATH (netCDF), atomically")
 
     from .experiments.params import NOTEBOOKS
     figures = list(NOTEBOOKS)
@@ -399,6 +423,34 @@ def _rules(args, parser) -> int:
         table = learned.rules_table(rules)
         atomic_write(args.csv, lambda tmp: table.to_csv(tmp, index=False, float_format="%.8g"), mode=0o644)
         print(f"\nwrote {args.csv}: {len(table)} rows")
+    return 0
+
+
+def _evaluate(args, parser) -> int:
+    """The `evaluate` command: rows of a rules dataset on fresh networks (learned.evaluate_rules)."""
+    import numpy as np
+    from .datasets import write_dataset
+    from .experiments import learned
+    if args.out is not None:
+        _check_location(parser, "--out", args.out, "output")
+    seeds = range(args.first_network, args.first_network + args.networks)
+    try:
+        rules = learned.load_rules(args.profile, args.data_dir)
+        ds = learned.evaluate_rules(rules, args.rows, seeds, n_activations=args.activations, p_turnover=args.turnover)
+    except (ValueError, FileNotFoundError) as e:
+        parser.exit(2, f"plasticity-repro: error: {str(e).replace('pass n_activations', 'pass --activations')}\n")
+    rows = []
+    for name in args.rows:
+        r = ds.sel(rule=name)
+        rows.append([name, f"{float(np.median(r.loss.values)):.1f}", f"{float(np.median(r.decoder_r2.values)):.3f}",
+                     f"{int(np.sum(r.blew_up.values))} of {r.sizes['network']}"])
+    n_act = args.activations or "each row's training"
+    print(f"rules of profile {args.profile} on networks {seeds.start}..{seeds.stop - 1}, {n_act} activations, "
+          f"E->E turnover {args.turnover:g}\n")
+    print(_table(["rule", "median loss/net", "median R²", "blew up"], rows, align="lrrr"))
+    if args.out is not None:
+        write_dataset(ds, args.out)
+        print(f"\nwrote {args.out}")
     return 0
 
 
@@ -599,6 +651,8 @@ def _main(argv=None) -> int:
         return _params(args)
     if args.command == "rules":
         return _rules(args, parser)
+    if args.command == "evaluate":
+        return _evaluate(args, parser)
     if args.command == "figure":
         return _figure(args, parser)
     _check_search_outputs(parser, args)

@@ -25,11 +25,11 @@ def test_help_describes_the_command_and_gives_examples(capsys):
     for example in ("plasticity-repro profiles", "plasticity-repro search --profile quick --out",
                     "plasticity-repro sweep --search"):
         assert example in out, example
-    for command in ("search", "sweep", "profiles", "data", "params", "figure", "rules"):
+    for command in ("search", "sweep", "profiles", "data", "params", "figure", "rules", "evaluate"):
         assert re.search(rf"^\s+{command}\s+\S", out, re.M), command   # listed with its help
 
 
-@pytest.mark.parametrize("command", ["search", "sweep", "profiles", "data", "params", "figure", "rules"])
+@pytest.mark.parametrize("command", ["search", "sweep", "profiles", "data", "params", "figure", "rules", "evaluate"])
 def test_every_subcommand_has_a_description(command, capsys):
     code, out, _ = _run([command, "--help"], capsys)
     assert code == 0
@@ -255,3 +255,39 @@ def test_rules_prints_every_row_and_writes_what_the_dataset_holds(tmp_path, caps
 def test_rules_bad_input_is_one_line(argv, message, capsys):
     code, _, err = _run(argv, capsys)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_evaluate_prints_each_rows_medians_and_writes_the_evaluation(tmp_path, capsys):
+    """`plasticity-repro evaluate` is evaluate_rules on networks first..first+n-1: the printed medians
+    are the written dataset's, which holds the rows asked for."""
+    import xarray as xr
+    out_path = tmp_path / "ev.nc"
+    code, out, _ = _run(["evaluate", "ee/0", "ee_turnover/1", "--profile", "quick", "--networks", "2",
+                         "--first-network", "7", "--turnover", "0.001", "--out", str(out_path)], capsys)
+    assert code == 0 and "networks 7..8" in out
+    with xr.open_dataset(out_path) as ds:
+        assert list(ds.rule.values) == ["ee/0", "ee_turnover/1"] and ds.sizes["network"] == 2
+        for name in ds.rule.values:
+            line = next(l for l in out.splitlines() if l.startswith(f"{name} "))
+            r = ds.sel(rule=name)
+            assert f"{float(np.median(r.loss.values)):.1f}" in line
+            assert f"{float(np.median(r.decoder_r2.values)):.3f}" in line
+        assert '"p_turnover_ee": 0.001' in ds.attrs["params_json"] and "7, 8" in ds.attrs["params_json"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "ee/9", "--profile", "quick"], "rule must be one of"),
+    (["evaluate", "ee/0", "--networks", "0"], "--networks must be in [1, 100000]"),
+    (["evaluate", "ee/0", "--activations", "5"], "--activations must be in [12, 100000]"),
+    (["evaluate", "ee/0", "--turnover", "2"], "--turnover must be in [0, 1]"),
+    (["evaluate", "ee/0", "handmade/0", "--profile", "quick"], "pass --activations"),
+    (["evaluate", "ee/0", "--profile", "quick", "--data-dir", "nowhere"], "no learned rules of profile 'quick'"),
+])
+def test_evaluate_bad_input_is_one_line_before_compute(argv, message, capsys, monkeypatch):
+    import plasticity_repro.experiments.evaluate as evaluate
+
+    def boom(*a, **k):
+        raise AssertionError("networks simulated before the arguments were checked")
+    monkeypatch.setattr(evaluate, "evaluate_dataset", boom)
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err   # argparse: usage first
