@@ -129,6 +129,9 @@ def test_evaluate_rule_keeps_a_rules_summed_weight_bound(rules):
     hm = pr.rule_of(rules, "handmade/0")
     with pytest.raises(ValueError, match="model.plasticity.heterosynaptic is False"):
         pr.evaluate_rule(hm, [1], model=pr.rule_config(rules, "ee/0"))
+    default = pr.evaluate_rule(hm, [5], n_activations=24)
+    model = next(iter(__import__("json").loads(default.attrs["params_json"])["models"].values()))
+    assert model["plasticity"]["heterosynaptic"] is True and model["plasticity"]["lr"] == pytest.approx(5e-4)
     cfg = pr.rule_config(rules, "handmade/0")
     own = pr.evaluate_rule(hm, [5], model=cfg)
     row = pr.evaluate_rules(rules, "handmade/0", [5])
