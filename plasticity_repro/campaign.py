@@ -2,7 +2,7 @@
 planned network-activations and hours beside what has been spent so far.
 
 A search in progress is read from its checkpoint (generations done, wall time, how many runs'
-best rule so far is below the convergence limit); a finished one
+best rule so far is below the convergence limit, the recent pace per generation); a finished one
 from its dataset (generations, `elapsed_seconds`, and how many of its runs converged: rule below
 the spec's loss scale, `experiments.evaluate.converged_runs`); other datasets count as spent when
 their file exists (their wall time is not recorded). Nothing is computed or written.
@@ -51,7 +51,21 @@ def _checkpoint_progress(ckpt: Path, total: int):
     below = _below_limit_so_far(st)
     if below is not None:
         state += f" ({int(below.sum())} of {below.size} runs below the convergence limit so far)"
+    pace = _recent_pace(st)
+    if pace is not None and g < total:
+        state += f"; {pace:.0f} s per generation lately, about {pace * (total - g) / 3600:.1f} h left at that pace"
     return g / total, float(st["elapsed"]), state
+
+
+def _recent_pace(st: dict, last: int = 10):
+    """Mean wall seconds of a checkpoint's last `last` generations (its history's `seconds`), or
+    None where it records none."""
+    seconds = st.get("history", {}).get("seconds") if isinstance(st.get("history"), dict) else None
+    if seconds is None or len(seconds) == 0:
+        return None
+    recent = np.asarray(seconds, dtype=float)[-last:]
+    recent = recent[np.isfinite(recent) & (recent > 0)]
+    return float(recent.mean()) if recent.size else None
 
 
 def _below_limit_so_far(st: dict):

@@ -34,6 +34,17 @@ def test_a_checkpoint_with_incumbents_counts_the_runs_below_their_limit_so_far(t
     assert ee.state == "generation 40 of 150 (2 of 4 runs below the convergence limit so far)"
 
 
+def test_a_checkpoint_with_its_generations_seconds_gives_the_recent_pace(tmp_path):
+    """The mean of the last 10 generations' wall seconds, times the generations left."""
+    (tmp_path / "campaign").mkdir()
+    stem = pipeline.CAMPAIGN[0][1]
+    seconds = [500.0] * 31 + [100.0] * 5 + [300.0] * 5       # generations 0..40; last 10 average 200 s
+    with open(tmp_path / "campaign" / f"{stem}.ckpt", "wb") as f:
+        pickle.dump(dict(generation=40, elapsed=sum(seconds), history=dict(seconds=seconds)), f)
+    ee = {r.name: r for r in campaign.rows(tmp_path)}["campaign_search_ee"]
+    assert ee.state == "generation 40 of 150; 200 s per generation lately, about 6.1 h left at that pace"
+
+
 def test_a_search_outside_the_campaign_folder_is_read_from_its_checkpoint(tmp_path):
     """The hand-made rule's search checkpoints beside its figure-cache file, not in campaign/."""
     c = pipeline.Context(campaign.PROFILE, tmp_path, 0, progress=False)
