@@ -95,6 +95,14 @@ def _synapses(text):
     return allowed[text]
 
 
+def _rules_source_options(p) -> None:
+    """--profile and --data-dir of the commands that read a learned rules dataset (`_load_rules`)."""
+    from .experiments.paper import FIGURE_PROFILES
+    p.add_argument("--profile", choices=list(FIGURE_PROFILES), default="repro",
+                   help="the profile whose rules to read. Default: repro (the shipped campaign)")
+    p.add_argument("--data-dir", default="data", help="folder of the datasets. Default: data")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .search import PROFILES
     p = argparse.ArgumentParser(prog="plasticity-repro", description=DESCRIPTION, epilog=EPILOG,
@@ -215,9 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "its search's held-out networks, whether it converged, the horizon and learning "
                                    "rate it was trained at, and its largest coefficients. --csv writes every "
                                    "coefficient, time constant and hand-made bound in long form.")
-    r.add_argument("--profile", choices=list(FIGURE_PROFILES), default="repro",
-                   help="the profile whose rules to read. Default: repro (the shipped campaign)")
-    r.add_argument("--data-dir", default="data", help="folder of the datasets. Default: data")
+    _rules_source_options(r)
     r.add_argument("--terms", type=_int_in("--terms", 1, 60), default=4, metavar="K",
                    help="how many of each rule's largest coefficients to print, in [1, 60]. Default: 4")
     r.add_argument("--csv", default=None, metavar="PATH",
@@ -232,9 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the E->E weight-lag kernel) as netCDF with provenance.")
     e.add_argument("rows", nargs="+", metavar="ROW", help="rows of the rules dataset, e.g. ee/0 all_turnover/2 "
                                                           "(`plasticity-repro rules` lists them)")
-    e.add_argument("--profile", choices=list(FIGURE_PROFILES), default="repro",
-                   help="the profile whose rules to read. Default: repro (the shipped campaign)")
-    e.add_argument("--data-dir", default="data", help="folder of the datasets. Default: data")
+    _rules_source_options(e)
     e.add_argument("--networks", type=_int_in("--networks", 1, 100_000), default=20,
                    help="fresh networks per rule, in [1, 100000]. Default: 20")
     e.add_argument("--first-network", type=_int_in("--first-network", 0, 2 ** 32 - 100_001), default=0,
@@ -395,16 +399,22 @@ def _params(args) -> int:
     return 0
 
 
+def _load_rules(args, parser):
+    """The rules dataset of --profile in --data-dir, or a one-line error (exit 2)."""
+    from .experiments import learned
+    try:
+        return learned.load_rules(args.profile, args.data_dir)
+    except (ValueError, FileNotFoundError) as e:
+        parser.exit(2, f"plasticity-repro: error: {e}\n")
+
+
 def _rules(args, parser) -> int:
     """The `rules` command: the learned rules of a profile, one line each; --csv in long form."""
     from .datasets import atomic_write
     from .experiments import learned
     if args.csv is not None:
         _check_location(parser, "--csv", args.csv, "output")
-    try:
-        rules = learned.load_rules(args.profile, args.data_dir)
-    except (ValueError, FileNotFoundError) as e:
-        parser.exit(2, f"plasticity-repro: error: {e}\n")
+    rules = _load_rules(args, parser)
     conv = learned.converged_of(rules)
     rows = []
     for i, name in enumerate(str(r) for r in rules.rule.values):
@@ -434,8 +444,8 @@ def _evaluate(args, parser) -> int:
     if args.out is not None:
         _check_location(parser, "--out", args.out, "output")
     seeds = range(args.first_network, args.first_network + args.networks)
+    rules = _load_rules(args, parser)
     try:
-        rules = learned.load_rules(args.profile, args.data_dir)
         ds = learned.evaluate_rules(rules, args.rows, seeds, n_activations=args.activations, p_turnover=args.turnover)
     except (ValueError, FileNotFoundError) as e:
         parser.exit(2, f"plasticity-repro: error: {str(e).replace('pass n_activations', 'pass --activations')}\n")

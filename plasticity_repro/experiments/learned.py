@@ -245,22 +245,22 @@ def _evaluate(entries: dict, seeds, n_activations, p_turnover, record_rates, rec
         for label, at in (("record_rates", rates_at), ("record_weights", weights_at)):
             if not at or min(at) < 0 or max(at) >= n:
                 raise ValueError(f"{label} must be activations in [0, {n - 1}] (row {name!r} runs {n}), got {at}")
-        models[name] = (dataclasses.replace(cfg, record_rates=rates_at, record_weights=weights_at), rates_at, weights_at)
-    if len({(m.n_activations, r, w) for m, r, w in models.values()}) > 1:
+        models[name] = dataclasses.replace(cfg, record_rates=rates_at, record_weights=weights_at)
+    if len({(m.n_activations, m.record_rates, m.record_weights) for m in models.values()}) > 1:
         raise ValueError("rows that run different horizons or record different activations cannot share one "
                          "dataset: pass n_activations, or evaluate them in separate calls")
     parts = []
     for name, (rule, _) in entries.items():
-        cfg, rates_at, weights_at = models[name]
+        cfg = models[name]
         parts.append(evaluate_dataset(cfg, [rule], [name], seeds, profile=profile,
-                                      rates_at=rates_at, weights_at=weights_at, n_examples=n_examples,
+                                      rates_at=cfg.record_rates, weights_at=cfg.record_weights, n_examples=n_examples,
                                       p_turnover_ee=float(p_turnover)))
     out = xr.concat(parts, dim="rule", data_vars="minimal", coords="minimal", compat="override",
                     combine_attrs="override") if len(parts) > 1 else parts[0]
     names = list(entries)
-    params = dict(params, models={n: models[n][0].to_dict() for n in names}, seeds=seeds.tolist(),
+    params = dict(params, models={n: models[n].to_dict() for n in names}, seeds=seeds.tolist(),
                   p_turnover_ee=float(p_turnover))
-    out.attrs = datasets.provenance(params, profile, seeds, any(models[n][0].float64 for n in names),
+    out.attrs = datasets.provenance(params, profile, seeds, any(models[n].float64 for n in names),
                                     kind="evaluation")
     return out
 
