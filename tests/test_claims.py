@@ -30,9 +30,31 @@ def test_eq4_counts_signs_and_needs_eight_rules():
     assert claims.eq4_signs({"search_ee": _search(bad, 8)}).verdict == claims.NOT_REPRODUCED
     flipped = {t: [-v for v in col] for t, col in good.items()}
     assert claims.eq4_signs({"search_ee": _search(flipped, 8)}).verdict == claims.REVERSED
+    # each count at its cut-off passes, one below fails: x̃y >= 7/8, xỹ and w ỹy >= 6/8
+    edge = {"x~ y": [1] * 7 + [-1], "x y~": [-1] * 6 + [1] * 2, "w y~ y": [-1] * 6 + [1] * 2}
+    assert claims.eq4_signs({"search_ee": _search(edge, 8)}).verdict == claims.REPRODUCED
+    for t, col in (("x~ y", [1] * 6 + [-1] * 2), ("w y~ y", [-1] * 5 + [1] * 3)):
+        assert claims.eq4_signs({"search_ee": _search(dict(edge, **{t: col}), 8)}).verdict == claims.NOT_REPRODUCED, t
     few = {t: col[:2] for t, col in good.items()}
     c = claims.eq4_signs({"search_ee": _search(few, 2)})
     assert c.verdict == claims.NOT_TESTABLE and "needs >= 8 rules" in c.ours
+
+
+def test_fig2_leaves_the_blown_up_networks_out_of_the_r2():
+    """8 rules at R² 0.85 on 10 networks; in 5 of them 6 networks blew up with an R² of 0.99 read
+    from the penalty's rates: counted, the rules' median would be 0.99 > 0.9."""
+    rng = np.random.default_rng(0)
+    r2 = np.concatenate([0.85 + 0.01 * rng.standard_normal((8, 10)), 0.6 + 0.01 * rng.standard_normal((1, 10))])
+    blew = np.zeros((9, 10), np.int8)
+    blew[:5, :6] = 1
+    r2[:5, :6] = 0.99
+    ev = xr.Dataset({"decoder_r2": (("rule", "network"), r2), "blew_up": (("rule", "network"), blew)},
+                    coords={"rule": [f"run {i}" for i in range(8)] + ["no plasticity"]})
+    c = claims.fig2_r2({"fig2_eval": ev})
+    assert c.verdict == claims.NOT_REPRODUCED and abs(c.statistic["median_r2"] - 0.85) < 0.02
+    assert c.statistic["n_blew_up"] == 30 and "30 of 80 learned-rule networks blew up" in c.ours
+    ev["decoder_r2"].values[:8] += 0.1                    # 0.95 where they did not blow up
+    assert claims.fig2_r2({"fig2_eval": ev}).verdict == claims.REPRODUCED
 
 
 def _stress(shift: float, n: int = 60, seed: int = 0) -> xr.Dataset:
@@ -53,6 +75,21 @@ def test_fig4d_verdict_follows_the_test():
     assert c.statistic["p_bonferroni"] < 0.01 and c.statistic["cohens_d"] < 0 and c.statistic["n_networks"] == 60
 
 
+def test_fig4d_needs_the_ranks_to_agree_with_cohens_d():
+    """The hand-made rule worse on most networks (r > 0 for it) but one learned-rule network at a
+    huge loss that did not blow up: Cohen's d turns positive, and the sign of d alone would call the
+    claim reversed; with r < 0 the verdict is 'not reproduced'."""
+    sd = _stress(1.5)
+    sd.loss.values[1, 0, 0] = 1e7                 # stressed, a learned rule, one network
+    c = claims.fig4d_stress({"fig4_stress": sd})
+    assert c.statistic["p_bonferroni"] < 0.01 and c.statistic["cohens_d"] > 0 and c.statistic["rank_biserial"] < 0
+    assert c.verdict == claims.NOT_REPRODUCED
+    sd = _stress(0.6)
+    sd.loss.values[1, 3, 0] = 1e7                 # the mirror: the hand-made rule better by rank
+    c = claims.fig4d_stress({"fig4_stress": sd})
+    assert c.statistic["cohens_d"] < 0 and c.statistic["rank_biserial"] > 0 and c.verdict == claims.NOT_REPRODUCED
+
+
 def _sweep(all_minus_ee: list, p: list) -> xr.Dataset:
     levels = [0.0, 0.0004, 0.0008, 0.0012, 0.0016, 0.002]
     med = np.stack([np.full(6, 100.0), 100.0 + np.asarray(all_minus_ee)], axis=1)
@@ -69,6 +106,10 @@ def test_fig5c_needs_every_high_turnover_level():
     weak = [0.5, 0.5, 0.5, 1e-3, 0.05, 1e-3]
     assert claims.fig5c_sweep({"fig5_sweep": _sweep([-9] * 6, weak)}).verdict == claims.NOT_REPRODUCED
     assert claims.fig5c_sweep({"fig5_sweep": _sweep([9] * 6, sig)}).verdict == claims.REVERSED
+    # the lowest level counted is 0.0012 itself: worse there alone fails the claim
+    assert claims.fig5c_sweep({"fig5_sweep": _sweep([-9, -9, -9, 3, -9, -9], sig)}).verdict == claims.NOT_REPRODUCED
+    # reversed only where it is worse, significantly, at every level (here not at 0.0016)
+    assert claims.fig5c_sweep({"fig5_sweep": _sweep([9] * 6, weak)}).verdict == claims.NOT_REPRODUCED
 
 
 def test_fig5c_reports_the_rules_below_the_selection_threshold_beside_the_verdict():
@@ -94,7 +135,8 @@ def test_fig5c_reports_the_rules_below_the_selection_threshold_beside_the_verdic
                                         attrs={"params_json": params})
     c = claims.fig5c_sweep({"fig5_sweep": sw, "search_eeeiie_turnover": search([50, 60, 300, 900]),
                             "search_ee_turnover": search([70, 80, 90])})
-    assert c.verdict != claims.REPRODUCED and all(a > e for a, e in zip(c.statistic['median_all'], c.statistic['median_ee']))
+    # higher medians, but half the all-synapse networks lower: no significant shift, not reversed
+    assert c.verdict == claims.NOT_REPRODUCED and all(a > e for a, e in zip(c.statistic['median_all'], c.statistic['median_ee']))
     sel = c.statistic["selected"]
     assert sel["n_rules"] == [2, 3] and all(a < e for a, e in zip(sel["median_all"], sel["median_ee"]))
     assert max(sel["p"]) < 1e-6 and "(2 vs 3)" in c.ours and "(4 vs 3 rules)" in c.ours
@@ -149,8 +191,8 @@ def test_fig4b_refit_elbow_at_four():
     assert claims.NEEDS[claims.fig4b_refit] == ("fig4_refit", "fig4_dropout")
 
 
-def _perturb(later_ratio: list, later: int) -> xr.Dataset:
-    amp = np.ones((len(later_ratio), 5, 3))
+def _perturb(later_ratio: list, later: int, n: int = 5) -> xr.Dataset:
+    amp = np.ones((len(later_ratio), n, 3))
     amp[:, :, 2] = np.asarray(later_ratio)[:, None]
     return xr.Dataset({"amplitude_summary": (("kind", "network", "phase"), amp)},
                       coords={"kind": [f"k{i}" for i in range(len(later_ratio))],
@@ -162,6 +204,25 @@ def test_fig6_recovery_within_20_percent_at_25_activations():
     assert claims.fig6_recovery({"fig6_perturb": _perturb([0.5, 1.15, 1.0], 25)}).verdict == claims.NOT_REPRODUCED
     # followed fewer activations than the claim's 25: a failure there says nothing
     assert claims.fig6_recovery({"fig6_perturb": _perturb([0.5, 1.15, 1.0], 12)}).verdict == claims.NOT_TESTABLE
+    # recovered sooner than 25: reproduced; only by a later activation: not a recovery within 25
+    assert claims.fig6_recovery({"fig6_perturb": _perturb([0.9, 1.15, 1.0], 12)}).verdict == claims.REPRODUCED
+    assert claims.fig6_recovery({"fig6_perturb": _perturb([0.9, 1.15, 1.0], 50)}).verdict == claims.NOT_TESTABLE
+    assert claims.fig6_recovery({"fig6_perturb": _perturb([0.5, 1.15, 1.0], 50)}).verdict == claims.NOT_REPRODUCED
+
+
+def test_fig6_counts_a_blow_up_after_the_perturbation_as_not_recovered():
+    """5 networks: one whose cell never fired before (no baseline: left out), and two that blow
+    up after the perturbation (NaN): with the blow-ups left out the median would be 1.0; counted
+    as not recovered, the median of the four networks with a baseline is infinite."""
+    pd_ = _perturb([1.0], 25)
+    pd_.amplitude_summary.values[0, 0, :] = np.nan        # silent before
+    pd_.amplitude_summary.values[0, 1:3, 2] = np.nan      # blew up after
+    c = claims.fig6_recovery({"fig6_perturb": pd_})
+    assert c.statistic["n_baseline"] == 4 and c.statistic["blew_up"] == {"k0": 2}
+    assert c.verdict == claims.NOT_REPRODUCED and "(2 blew up)" in c.ours and "4 of 5 networks" in c.ours
+    pd_.amplitude_summary.values[0, 2, 2] = 1.0           # one blow-up of four: the median stays 1
+    c = claims.fig6_recovery({"fig6_perturb": pd_})
+    assert c.verdict == claims.REPRODUCED and c.statistic["ratio"] == {"k0": 1.0}
 
 
 def _readme_block() -> str:
