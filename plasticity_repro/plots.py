@@ -1331,7 +1331,9 @@ def perturbation_traces(sheet: Sheet, key: str, pd: xr.Dataset, var: str, ylabel
     ax = sheet.ax(key)
     if legend:
         _legend_outside(ax, handles, labels)
-    _title(ax, title or ylabel, f"median, quartiles; N = {pd.sizes['network']} networks")
+    gaps = int((~np.isfinite(pd[var].values)).any(axis=(0, 2)).sum())   # networks with a NaN for some kind
+    _title(ax, title or ylabel, f"median, quartiles; N = {pd.sizes['network']} networks"
+           + (f",\n{gaps} left out where NaN (a blow-up or a silent cell)" if gaps else ""))
 
 
 def amplitude_duration_phases(sheet: Sheet, keys, pd: xr.Dataset, phases=("before", "just_after", "later")):
@@ -1363,12 +1365,18 @@ def amplitude_duration_phases(sheet: Sheet, keys, pd: xr.Dataset, phases=("befor
             ax.set_yticklabels([])
         if phase == "later":
             from .experiments.stats import wilcoxon_paired
-            lines = [f"{int(pd.attrs['later'])} activations after; Wilcoxon, N = {pd.sizes['network']}:"]
+            tests = {}
             for k in pd.kind.values:
                 amp = pd.amplitude_summary.sel(kind=k)
-                s = wilcoxon_paired(np.abs(amp.sel(phase="later").values - 1),
-                                    np.abs(amp.sel(phase="just_after").values - 1))
-                lines.append(f"{str(k).replace(' x', ' ×')}: {fmt_p(s['p'])}, r = {s['r']:.2f}")
+                tests[k] = wilcoxon_paired(np.abs(amp.sel(phase="later").values - 1),
+                                           np.abs(amp.sel(phase="just_after").values - 1))
+            ns = {s["n"] for s in tests.values()}     # the pairs without a NaN
+            one_n = len(ns) == 1
+            lines = [f"{int(pd.attrs['later'])} activations after;\nWilcoxon, N = "
+                     + (f"{ns.pop()}" if one_n else "per kind") + f" of {pd.sizes['network']}:"]
+            for k, s in tests.items():
+                lines.append(f"{str(k).replace(' x', ' ×')}: " + ("" if one_n else f"N = {s['n']}, ")
+                             + f"{fmt_p(s['p'])}, r = {s['r']:.2f}")
             note = "\n".join(lines)
         elif phase == "before":
             note = f"mean of the {int(pd.attrs['n_before'])} activations before" + ("\n(the same for every kind)" if same else "")
