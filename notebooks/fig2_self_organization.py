@@ -91,7 +91,7 @@ else:
 # ## Panels
 # One sheet, panels in the paper's order (a–g), then the traces of every run (h).
 #
-# **a — coefficients of the best run versus evaluations.** The best-so-far value of each of the 20
+# **a — coefficients of the best run (lowest search test loss) versus evaluations.** The best-so-far value of each of the 20
 # E→E coefficients as CMA-ES proceeds (one colour per term, w-multiplied terms dashed; the five
 # largest at the end are named). Look for which terms settle away from zero and when.
 #
@@ -107,8 +107,8 @@ else:
 # The one-sided Mann–Whitney test above the panel (learned > none, as the Fig 2 claim tests it)
 # compares all learned-rule networks with no plasticity; r is the rank-biserial correlation.
 #
-# **e — rates at the first, middle and last activation** of one example network under the best
-# rule, E cells sorted by the mean firing time of the last activation, on one colour scale. Look for
+# **e — rates at the first, middle and last activation** of one example network under the rule
+# with the lowest median evaluation loss (named in the first panel's title; not always a–c's run), E cells sorted by the mean firing time of the last activation, on one colour scale. Look for
 # the diagonal band (a sequence) forming from activity that at activation 1 follows only the kick.
 #
 # **f — E→E weights at the first and last activation,** both axes in that firing order, one colour
@@ -129,7 +129,7 @@ heat = ["h"] + [f"h.{i + 1}" for i in range(1, n_runs)]
 n_rec = ev.sizes["rate_activation"]
 raster = ["e"] + [f"e.{i + 1}" for i in range(1, n_rec)]
 sheet = plots.Sheet([(1.75, ["a", "b", "c"]),
-                     (1.75, ["d"] + raster, [1.15] + [1] * n_rec),
+                     (1.75, ["d"] + raster, [1.6] + [1] * n_rec),
                      (1.75, ["f", "f.2", "g"], [1, 1, 1.35]),
                      (2.4, heat)])
 plots.coefficient_traces(sheet, "a", search, run)
@@ -140,6 +140,6 @@ plots.rasters(sheet, raster, ev, best)
 plots.weight_matrices(sheet, ["f", "f.2"], ev, best)
 plots.kernel_plot(sheet, "g", ev)
 plots.coefficient_heatmaps(sheet, heat, search)
-sheet.footnote(claims.figure_note(found))
+sheet.footnote(claims.figure_note(found, panels={"fig2": "d"}))
 plots.save(sheet, figs / profile / "fig2")
 sheet

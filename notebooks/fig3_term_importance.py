@@ -135,6 +135,6 @@ plots.tau_distributions(sheet, "a.2", search.taus.sel(synapse="ee").rename(run="
 plots.dropout_losses(sheet, "b", dd)
 plots.dropout_shifts(sheet, "c", dd, ranked=ranking_selection(dd))
 plots.refit_plot(sheet, "d", rf, reference=full, other=rf_paper, other_label="the paper's terms")
-sheet.footnote(claims.figure_note(found))
+sheet.footnote(claims.figure_note(found, panels={"eq4": "a", "fig3": "d"}))
 plots.save(sheet, figs / profile / "fig3")
 sheet

@@ -172,6 +172,6 @@ plots.stress_timeline(sheet, "c", sd)
 plots.stress_boxes(sheet, ["d", "d.2"], sd)
 plots.coefficient_distributions(sheet, "e", coefs.rename(run="rule"),
                                 title=f"coefficients of the rules trained with turnover (N = {coefs.sizes['run']})")
-sheet.footnote(claims.figure_note(found))
+sheet.footnote(claims.figure_note(found, panels={"fig4b": "b", "fig4d": "d"}))
 plots.save(sheet, figs / profile / "fig4")
 sheet

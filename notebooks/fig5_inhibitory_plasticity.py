@@ -165,6 +165,6 @@ plots.sweep_plot(sheet, "b", sw)
 plots.coefficient_distributions(sheet, "c", dd.coefs,   # the compared rules' E→I coefficients
                                 title=f"E→I coefficients (N = {dd.sizes['rule']} rules)")
 plots.dropout_shifts(sheet, "d", dd, title="rise of the median loss with the E→I term set to 0")
-sheet.footnote(claims.figure_note(found))
+sheet.footnote(claims.figure_note(found, panels={"fig5c": "b", "fig5_ei": "c, d"}))
 plots.save(sheet, figs / profile / "fig5")
 sheet

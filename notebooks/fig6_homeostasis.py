@@ -171,6 +171,6 @@ for key, mode in zip(["g", "h", "i", "i.2"], ["two_rules", "swapped", "w_only", 
     plots.reduced_before_after(sheet, key, rd, mode, first=(key == "g"))
 plots.reduced_delay_amplitude(sheet, "j", rd, "two_rules")
 plots.reduced_legend(sheet, "j.2", rd)
-sheet.footnote(claims.figure_note(found))
+sheet.footnote(claims.figure_note(found, panels={"fig6": "a-f", "fig6_reduced": "g-j"}))
 plots.save(sheet, figs / profile / "fig6")
 sheet

@@ -384,12 +384,15 @@ def evaluate(profile: str | None = None, data_dir="data", figure: str | None = N
 TABLE_HEADER = ("| claim | paper | criterion | ours | data | verdict |", "|---|---|---|---|---|---|")
 
 
-def figure_note(claims: list, width: int = 150) -> str:
-    """The claims of one figure as lines to print under it: verdict and our numbers."""
+def figure_note(claims: list, width: int = 150, panels: Mapping[str, str] | None = None) -> str:
+    """The claims of one figure as lines to print under it: verdict and our numbers. A claim names
+    the paper's panel ("Fig 5c"); `panels` maps a claim's key to the sheet's panels that show it
+    ({"fig5c": "b"}: "Fig 5c (panel b)"), where the sheet's letters differ from the paper's."""
     import textwrap
     lines = []
     for c in claims:
-        lines += textwrap.wrap(f"{c.figure}, {c.statement}: {c.verdict} ({c.ours}; paper: {c.paper})", width,
+        where = f" (panel {panels[c.key]})" if panels and c.key in panels else ""
+        lines += textwrap.wrap(f"{c.figure}{where}, {c.statement}: {c.verdict} ({c.ours}; paper: {c.paper})", width,
                                subsequent_indent="    ")
     return "\n".join(lines)
 

@@ -758,18 +758,23 @@ def loss_curves(sheet: Sheet, key: str, search: xr.Dataset, run: int):
 def r2_comparison(sheet: Sheet, key: str, ev: xr.Dataset, clip: float = -0.5):
     """Decoder R^2 per network (points) and quartiles (box) for each learned rule and no plasticity,
     on the same fresh networks. Values below `clip` are drawn on the clip line as open triangles
-    and counted. Mann-Whitney U of all learned-rule networks against no plasticity."""
+    and counted. A network that blew up has no R² (its rates are the penalty's): left out and
+    counted, as in the Fig 2 claim. Mann-Whitney U of all learned-rule networks against no plasticity."""
     import holoviews as hv
     rules = [str(r) for r in ev.rule.values]
-    els, n_clip, lows = [], 0, []
+    r2 = ev.decoder_r2.where(ev.blew_up == 0) if "blew_up" in ev else ev.decoder_r2
+    n_blew = int(ev.blew_up.sum()) if "blew_up" in ev else 0
+    els, n_clip, lows, clipped_rules = [], 0, [], set()
     for i, r in enumerate(rules):
-        v = ev.decoder_r2.sel(rule=r).values.astype(float)
+        v = r2.sel(rule=r).values.astype(float)
         v = v[np.isfinite(v)]
         q1, med, q3 = _quartiles(v)
         c = rule_color(r)
         vc, below, _ = _clip(v, lo=clip)
         n_clip += int(below.sum())
         lows += list(v[below])
+        if below.any():
+            clipped_rules.add(r)
         xs = i + _offsets(len(v), 0.45)
         els.append(hv.Rectangles([(i - 0.3, q1, i + 0.3, q3)]).opts(facecolor=c, alpha=0.18, edgecolor=c, linewidth=0.6))
         els.append(hv.Segments([(i - 0.3, med, i + 0.3, med)]).opts(color=c, linewidth=1.4))
@@ -789,13 +794,19 @@ def r2_comparison(sheet: Sheet, key: str, ev: xr.Dataset, clip: float = -0.5):
     notes = []
     from .experiments.stats import mann_whitney
     if "no plasticity" in rules and learned:
-        a = np.concatenate([ev.decoder_r2.sel(rule=r).values for r in learned])
-        b = ev.decoder_r2.sel(rule="no plasticity").values
+        a = np.concatenate([r2.sel(rule=r).values for r in learned])
+        b = r2.sel(rule="no plasticity").values
         s = mann_whitney(a, b, alternative="greater")    # what the Fig 2 claim tests (claims.fig2_r2)
         notes.append(f"learned > none, one-sided Mann–Whitney:\n{fmt_p(s['p'])}, r = {s['r']:.2f}, "
                      f"N = {s['n_a']} vs {s['n_b']}")
+    extra = []
     if n_clip:
-        notes.append(f"▽ {n_clip} below {clip:g} (min {min(lows):.1f})")
+        where = "no plasticity, " if clipped_rules == {"no plasticity"} else ""
+        extra.append(f"▽ {n_clip} below {clip:g} ({where}min {min(lows):.1f})")
+    if n_blew:
+        extra.append(f"{n_blew} blew up: left out")
+    if extra:
+        notes.append("; ".join(extra))
     _title(ax, "decoding on fresh networks", "\n".join(notes))
 
 
@@ -820,7 +831,7 @@ def rasters(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_e: int
         el = hv.Image(img[::-1], bounds=(t[0], 0, t[-1] + dt_ms, n_e), kdims=["time (ms)", "E cell (sorted)"])
         plot = sheet.render(k, el, cmap="Greys", clim=(0, top), aspect="auto")
         ax = sheet.ax(k)
-        ax.set_title(f"activation {int(a)}", fontsize=FONT["title"])
+        ax.set_title(f"{rule}: activation {int(a)}" if j == 0 else f"activation {int(a)}", fontsize=FONT["title"])
         if j:
             ax.set_ylabel("")
             ax.set_yticklabels([])
@@ -841,7 +852,7 @@ def weight_matrices(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, 
         el = hv.Image(m[::-1], bounds=(0, 0, n_e, n_e), kdims=["pre E (sorted)", "post E (sorted)"])
         plot = sheet.render(k, el, cmap="viridis", clim=(0, vmax), aspect="equal")
         ax = sheet.ax(k)
-        ax.set_title(f"activation {int(a)}", fontsize=FONT["title"])
+        ax.set_title(f"{rule}: activation {int(a)}" if j == 0 else f"activation {int(a)}", fontsize=FONT["title"])
         if j:
             ax.set_ylabel("")
             ax.set_yticklabels([])
@@ -1208,7 +1219,7 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
         if j:
             ax.set_ylabel("")
         if "hand-made" in groups:
-            lines.append(f"vs hand-made (Kruskal–Wallis, ×{STRESS_COMPARISONS} Bonferroni):")
+            lines.append(f"vs hand-made (Kruskal–Wallis, ×{STRESS_COMPARISONS} Bonferroni; d, r < 0: lower loss):")
         for g in groups:
             if g == "hand-made" or "hand-made" not in groups:
                 continue
@@ -1217,8 +1228,9 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
                 "learned, turnover", "trained with turnover")
             lines.append(f"{short}: {fmt_p(st['p_bonferroni'])}, d\u00a0=\u00a0{st['cohens_d']:.2f}, "
                          f"r\u00a0=\u00a0{st['rank_biserial']:.2f}")
-        n = {g: int(((cs.rule_group.values == g)[:, None] & (cs.blew_up.values == 0)).sum()) for g in groups}
-        lines.append("N = " + " / ".join(str(n[g]) for g in groups) + " networks" + (f"; {n_blow} blew up" if n_blow else ""))
+        n = {g: int((cs.rule_group.values == g).sum()) * int(cs.sizes["network"]) for g in groups}
+        lines.append("N = " + " / ".join(str(n[g]) for g in groups) + " networks" + (
+            f"; {n_blow} blew up (last in p, r; not in d, points)" if n_blow else ""))
         _title(ax, titles.get(c, c), "\n".join(lines))
 
 
@@ -1226,7 +1238,8 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
 def weight_blocks(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_e: int = 25):
     """|W| of the E->E, E->I and I->E blocks at the first and last recorded activation (keys in
     that order, two per block), E cells in the firing order of the last recorded rates, I cells in
-    index order; one colour scale per block (clipped at the 99th percentile of its last matrix)."""
+    index order; one colour scale per block, clipped at the 99th percentile of both its matrices (of
+    the last alone, a block whose weights shrink, as E->I may, would saturate the first)."""
     import holoviews as hv
     from .experiments.evaluate import firing_order, mean_firing_time
     r = ev.example_rates.sel(rule=rule).isel(example=example)
@@ -1241,8 +1254,8 @@ def weight_blocks(sheet: Sheet, keys, ev: xr.Dataset, rule, example: int = 0, n_
     acts = ev.weight_activation.values
     for b, (syn, post, pre, xl, yl) in enumerate(blocks):
         pair = keys[2 * b: 2 * b + 2]
-        last = w[-1][np.ix_(post, pre)]
-        vmax = float(np.percentile(last, 99)) or 1.0
+        both = np.concatenate([w[0][np.ix_(post, pre)].ravel(), w[-1][np.ix_(post, pre)].ravel()])
+        vmax = float(np.percentile(both, 99)) or 1.0
         plot = None
         for j, (k, a) in enumerate(zip(pair, acts)):
             m = w[j if j < len(w) else -1][np.ix_(post, pre)]
@@ -1311,14 +1324,17 @@ def sweep_plot(sheet: Sheet, key: str, sw: xr.Dataset):
 def perturbation_traces(sheet: Sheet, key: str, pd: xr.Dataset, var: str, ylabel: str, scale: float = 1.0,
                         legend: bool = False, title: str | None = None):
     """Median over networks (band: quartiles) of one per-activation measure of the perturbed cell,
-    per perturbation kind; dashed: the perturbed activation; dotted: the 'later' activation."""
+    per perturbation kind; dashed: the perturbed activation; dotted: the 'later' activation. A
+    network with a NaN anywhere (a blow-up, or a silent cell's amplitude) is left out of every
+    kind, so that one set of networks makes each curve; the subtitle counts them."""
     import holoviews as hv
     act = pd.activation.values + 1                   # 1-based
     p_act = int(pd.attrs["perturbed_activation"]) + 1
     later = p_act + int(pd.attrs["later"])
     els, handles, labels = [], [], []
+    keep = np.isfinite(pd[var].values).all(axis=(0, 2))            # (network,)
     for k in pd.kind.values:
-        v = pd[var].sel(kind=k).values * scale
+        v = pd[var].sel(kind=k).values[keep] * scale
         q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=0)
         c = PERTURBATION_COLORS.get(str(k), "#333333")
         els.append(hv.Area((act, q1, q3), "activation", ["v", "q3"]).opts(facecolor=c, alpha=0.15, linewidth=0))
@@ -1331,9 +1347,9 @@ def perturbation_traces(sheet: Sheet, key: str, pd: xr.Dataset, var: str, ylabel
     ax = sheet.ax(key)
     if legend:
         _legend_outside(ax, handles, labels)
-    gaps = int((~np.isfinite(pd[var].values)).any(axis=(0, 2)).sum())   # networks with a NaN for some kind
-    _title(ax, title or ylabel, f"median, quartiles; N = {pd.sizes['network']} networks"
-           + (f",\n{gaps} left out where NaN (a blow-up or a silent cell)" if gaps else ""))
+    n_all = int(pd.sizes["network"])
+    _title(ax, title or ylabel, f"median, quartiles; N = {int(keep.sum())}" + (
+        f" of {n_all} networks; the others: a NaN (blow-up, silent cell)" if keep.sum() < n_all else " networks"))
 
 
 def amplitude_duration_phases(sheet: Sheet, keys, pd: xr.Dataset, phases=("before", "just_after", "later")):
@@ -1372,7 +1388,7 @@ def amplitude_duration_phases(sheet: Sheet, keys, pd: xr.Dataset, phases=("befor
                                            np.abs(amp.sel(phase="just_after").values - 1))
             ns = {s["n"] for s in tests.values()}     # the pairs without a NaN
             one_n = len(ns) == 1
-            lines = [f"{int(pd.attrs['later'])} activations after;\nWilcoxon, N = "
+            lines = [f"{int(pd.attrs['later'])} activations after; Wilcoxon of |peak / before − 1|, later vs just after, N = "
                      + (f"{ns.pop()}" if one_n else "per kind") + f" of {pd.sizes['network']}:"]
             for k, s in tests.items():
                 lines.append(f"{str(k).replace(' x', ' ×')}: " + ("" if one_n else f"N = {s['n']}, ")

@@ -264,3 +264,10 @@ def test_shipped_profiles_are_the_makefiles_figure_profiles():
 def test_missing_dataset_is_a_one_line_error_naming_make_data(tmp_path):
     with pytest.raises(ValueError, match=r"^dataset fig2_eval .* is missing; make it with: make data PROFILE=laptop$"):
         claims.evaluate("laptop", tmp_path, figure="fig2")
+
+
+def test_figure_note_names_the_sheets_panel_where_its_letters_differ_from_the_papers():
+    c = claims.Claim(key="fig5c", figure="Fig 5c", statement="s", paper="p", criterion="", ours="o",
+                     verdict=claims.REVERSED)
+    assert claims.figure_note([c]) == "Fig 5c, s: reversed (o; paper: p)"
+    assert claims.figure_note([c], panels={"fig5c": "b"}) == "Fig 5c (panel b), s: reversed (o; paper: p)"

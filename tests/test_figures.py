@@ -351,3 +351,18 @@ def test_html_copy_of_a_symlog_axis_keeps_its_scale(hv):
     band = hv.Area(([0, 1], [-0.3, 1e-4], [0.5, 0.02]), "x", ["lo", "hi"])
     np.testing.assert_allclose(plots._y_through(band, f).dimension_values(2), f(np.array([0.5, 0.02])))
     assert "Bokeh" in sheet.to_html("t")
+
+
+def test_fig2_decoding_panel_leaves_blown_up_networks_out_of_its_test(hv):
+    """A blown-up network's R² (read from the penalty's rates) is neither drawn nor tested, and is
+    counted in the note, as the Fig 2 claim does."""
+    rng = np.random.default_rng(0)
+    r2 = np.concatenate([0.9 + 0.01 * rng.standard_normal((2, 10)), 0.6 + 0.01 * rng.standard_normal((1, 10))])
+    blew = np.zeros((3, 10), np.int8)
+    blew[1, :3] = 1
+    ev = xr.Dataset({"decoder_r2": (("rule", "network"), r2), "blew_up": (("rule", "network"), blew)},
+                    coords={"rule": ["run 0", "run 1", "no plasticity"]})
+    sheet = plots.Sheet([(1.8, ["a"])])
+    plots.r2_comparison(sheet, "a", ev)
+    note = " ".join(plots._title_note(sheet.ax("a")))
+    assert "N = 17 vs 10" in note and "3 blew up: left out" in note
