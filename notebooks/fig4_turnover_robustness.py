@@ -163,7 +163,7 @@ else:
 
 # %% tags=["nbval-ignore-output"]
 sheet = plots.Sheet([(2.2, ["a", "b"], [1.6, 1]),
-                     (1.0, ["c"]),
+                     (1.25, ["c"]),
                      (2.3, ["d", "d.2"]),
                      (1.9, ["e"])])
 plots.dropout_shifts(sheet, "a", dd, ranked=ranking_selection(dd))

@@ -1041,7 +1041,7 @@ def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = N
     n_rules, n_net = dd.sizes["rule"], dd.sizes["network"]
     note = f"N = {n_rules} rules × {n_net} networks; bar: median; dashed: median of the full rules"
     if n_blow:
-        note += f"; crosses: {n_blow} blew up (penalty 1e8, drawn at the top)"
+        note += f"; crosses: {n_blow} networks that blew up (penalty 1e8, drawn on the top row, off scale)"
     _title(ax, "loss with one term dropped", note)
 
 
@@ -1092,7 +1092,8 @@ def dropout_shifts(sheet: Sheet, key: str, dd: xr.Dataset, top: int | None = Non
                f"the {len(ranked)} rule{'s' if len(ranked) != 1 else ''} below the loss threshold (filled; "
                f"open: above it)"))
     if n_blow:
-        note += f"; crosses: {n_blow} blow-ups (at the top)"
+        note += (f"; crosses: {n_blow} rules whose dropped median is a blow-up (on the top row, off scale; "
+                 "a bar there: the median over rules is one)")
     _title(ax, title or "rise of the median loss with the term set to 0", note)
 
 
@@ -1164,17 +1165,20 @@ def stress_timeline(sheet: Sheet, key: str, sd: xr.Dataset):
              (t1, n, "recovery", "#f0f0f0", 0),
              (fit[0], fit[-1] + 1, "decoder fit", RULE_COLORS["learned"], 1),
              (test[0], test[-1] + 1, "decoder test, no refit", "#31a354", 1)]
-    els = [hv.Rectangles([(a, 1.0 * row, b, 1.0 * row + 0.35)]).opts(facecolor=c, edgecolor="#555555", linewidth=0.4)
+    gap = 1.3                                         # the lower row's labels clear of the upper row's bars
+    els = [hv.Rectangles([(a, gap * row, b, gap * row + 0.35)]).opts(facecolor=c, edgecolor="#555555", linewidth=0.4)
            for a, b, lab, c, row in spans]
-    sheet.render(key, hv.Overlay(els), aspect="auto", xlim=(0, n), ylim=(-0.05, 1.9), yaxis=None,
+    sheet.render(key, hv.Overlay(els), aspect="auto", xlim=(0, n), ylim=(-0.05, gap + 0.9), yaxis=None,
                  xlabel="activation (1-based)")
     ax = sheet.ax(key)
     for a, b, lab, c, row in spans:
-        ax.text((a + b) / 2, 1.0 * row + 0.42, f"{lab}: {a + 1}–{b}", ha="center", va="bottom",
-                fontsize=FONT["note"], color="#222222")
+        at_end = b >= n                               # centred there, the label would run past the axis
+        ax.text(b if at_end else (a + b) / 2, gap * row + 0.42, f"{lab}: {a + 1}–{b}", ha="right" if at_end else "center",
+                va="bottom", fontsize=FONT["note"], color="#222222")
     ax.spines["left"].set_visible(False)
     _title(ax, "stress-test protocol (turnover on every network)",
-           f"unperturbed loss: decoder tested on {fit[0] + 1}–{fit[-1] + 1} (fit before it, as in training), no turnover")
+           f"stressed: decoder fit on {fit[0] + 1}–{fit[-1] + 1}, tested on {test[0] + 1}–{test[-1] + 1} without refit; "
+           f"unperturbed: tested on {fit[0] + 1}–{fit[-1] + 1} (fit on the window before, as in training), no turnover")
 
 
 def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
