@@ -27,10 +27,10 @@ Criteria (issue 17; the paper's numbers from the shared spec §7):
   out and a few networks at huge losses can set its sign; r ranks every network). Reversed: the
   same test with d > 0 and r > 0.
 - Fig 5c: at every p_ST >= 0.0012 the all-synapse rules' median loss below the E→E-only rules',
-  two-sided Mann-Whitney p < 0.01, over every rule; reversed: above, p < 0.01, at every such level. Reported beside it, not deciding the verdict:
-  the same for the rules whose search test loss per network is below the spec's selection
-  threshold for turnover-trained rules (150, §8; the paper compares 8 with 5 rules and does not
-  say how they were chosen).
+  two-sided Mann-Whitney p < 0.01, over every rule; reversed: above, p < 0.01, at every such
+  level. Reported beside it, not deciding the verdict: the same for the rules whose search test
+  loss per network is below the spec's selection threshold for turnover-trained rules (150, §8;
+  the paper compares 8 with 5 rules and does not say how they were chosen).
 - Fig 5: the E→I rules depend on x̃x: x̃x among the top 3 of the E→I dropout ranking and its
   E→I coefficient positive in most rules.
 - Fig 6: median normalised peak amplitude within 20 % of baseline 25 activations after each
