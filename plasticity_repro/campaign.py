@@ -71,14 +71,12 @@ def _recent_pace(st: dict, last: int = 10):
 def _below_limit_so_far(st: dict):
     """(run,) bool from a checkpoint's best test loss per network and its runs' training turnover,
     or None where it does not record them."""
-    from .experiments.evaluate import convergence_limit
+    from .experiments.evaluate import below_convergence_limit
     if not isinstance(st.get("best"), dict) or "test_loss" not in st["best"] or "config_json" not in st:
         return None
     cfg = json.loads(st["config_json"])
-    loss = np.asarray(st["best"]["test_loss"], dtype=float)
-    per_net = loss / max(int(cfg["search"]["n_test"]), 1)
-    p = np.broadcast_to(np.asarray(cfg.get("p_turnover", cfg["search"].get("p_turnover", 0.0)), dtype=float), loss.shape)
-    return per_net < convergence_limit(p)
+    return below_convergence_limit(st["best"]["test_loss"], cfg["search"]["n_test"],
+                                   cfg.get("p_turnover", cfg["search"].get("p_turnover", 0.0)))
 
 
 def _elapsed(search) -> float | None:

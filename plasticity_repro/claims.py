@@ -100,9 +100,10 @@ def _learned(ev: xr.Dataset) -> list:
 
 # -- the claims -------------------------------------------------------------------------------------
 def fig2_r2(d: Mapping[str, xr.Dataset]) -> Claim:
+    from .experiments.evaluate import decoder_r2_unless_blown_up
     ev = d["fig2_eval"]
     learned = _learned(ev)
-    r2 = ev.decoder_r2.where(ev.blew_up == 0)              # a blown-up network has no R²
+    r2 = decoder_r2_unless_blown_up(ev)
     n_blew = int(ev.blew_up.sel(rule=learned).sum())
     per_rule = [float(np.nanmedian(r2.sel(rule=r).values)) for r in learned]
     pooled = r2.sel(rule=learned).values.ravel()

@@ -761,8 +761,9 @@ def r2_comparison(sheet: Sheet, key: str, ev: xr.Dataset, clip: float = -0.5):
     and counted. A network that blew up has no R² (its rates are the penalty's): left out and
     counted, as in the Fig 2 claim. Mann-Whitney U of all learned-rule networks against no plasticity."""
     import holoviews as hv
+    from .experiments.evaluate import decoder_r2_unless_blown_up
     rules = [str(r) for r in ev.rule.values]
-    r2 = ev.decoder_r2.where(ev.blew_up == 0) if "blew_up" in ev else ev.decoder_r2
+    r2 = decoder_r2_unless_blown_up(ev)
     n_blew = int(ev.blew_up.sum()) if "blew_up" in ev else 0
     els, n_clip, lows, clipped_rules = [], 0, [], set()
     for i, r in enumerate(rules):
@@ -1339,7 +1340,7 @@ def perturbation_traces(sheet: Sheet, key: str, pd: xr.Dataset, var: str, ylabel
     keep = np.isfinite(pd[var].values).all(axis=(0, 2))            # (network,)
     for k in pd.kind.values:
         v = pd[var].sel(kind=k).values[keep] * scale
-        q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=0)
+        q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=0)    # NaN, not an error, with no network left
         c = PERTURBATION_COLORS.get(str(k), "#333333")
         els.append(hv.Area((act, q1, q3), "activation", ["v", "q3"]).opts(facecolor=c, alpha=0.15, linewidth=0))
         els.append(hv.Curve((act, med), "activation", ylabel).opts(color=c))

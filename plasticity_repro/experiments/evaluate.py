@@ -318,6 +318,13 @@ def blowup_floor(ds_dropout: xr.Dataset) -> float:
         return 1e8
 
 
+def decoder_r2_unless_blown_up(ev: xr.Dataset) -> xr.DataArray:
+    """The evaluation's decoder R² per (rule, network), NaN where the network blew up: its rates
+    are then the blow-up penalty's, not the network's, so it has no R² of its own. Datasets
+    without a blew_up field are returned as they are."""
+    return ev.decoder_r2.where(ev.blew_up == 0) if "blew_up" in ev else ev.decoder_r2
+
+
 # spec §8: the dropout ranking and the refits' mean rule use only rules whose mean full-rule loss
 # per network on the dropout networks is below this (turnover-trained rules: 150; others: 80)
 FULL_LOSS_MAX = {"turnover": 150.0, "none": 80.0}
@@ -335,17 +342,23 @@ def convergence_limit(p_turnover) -> np.ndarray:
     return np.where(np.asarray(p_turnover) > 0, FULL_LOSS_MAX["turnover"], FULL_LOSS_MAX["none"])
 
 
+def below_convergence_limit(test_loss, n_test: int, p_turnover) -> np.ndarray:
+    """(run,) bool: each run's summed loss over its `n_test` held-out test networks, per network,
+    below convergence_limit of the run's training turnover `p_turnover` (a scalar or one per run).
+    Shared by converged_runs (a finished search) and the campaign's progress (a checkpoint)."""
+    per_net = np.asarray(test_loss, dtype=float) / max(int(n_test), 1)
+    return per_net < convergence_limit(np.broadcast_to(np.asarray(p_turnover, dtype=float), per_net.shape))
+
+
 def converged_runs(search: xr.Dataset, threshold: float | None = None) -> np.ndarray:
     """(run,) bool: the run's rule is below `threshold` in search_test_loss_per_network (default:
     FULL_LOSS_MAX for its training, turnover where the run trained with turnover): the scale of
     a learned rule (spec §5) that §8 selects rules by, used to count a search's converged runs."""
-    per_net = search_test_loss_per_network(search)
     if threshold is None:
-        p = search["p_turnover"].values if "p_turnover" in search else np.zeros(per_net.shape)
-        limit = convergence_limit(p)
-    else:
-        limit = np.full(per_net.shape, float(threshold))
-    return per_net < limit
+        n_test = int(json.loads(search.attrs["params_json"])["search"]["n_test"])
+        p = search["p_turnover"].values if "p_turnover" in search else 0.0
+        return below_convergence_limit(search.best_test_loss.values, n_test, p)
+    return search_test_loss_per_network(search) < float(threshold)
 
 
 def ranking_selection(ds_dropout: xr.Dataset) -> np.ndarray:
