@@ -146,7 +146,7 @@ else:
 # **g–i — reduced model** (one neuron, the authors' alpha-pulse inputs, 7 × 7 amplitudes and
 # widths after leaving out the 3 smallest of each as in the paper): duration M0/r_peak (the
 # response's area M0 = Σ r dt over its peak, as the paper defines it) and peak of each input's
-# response at the first activation (black) and after the last (blue), grey lines joining each
+# response at the first activation (black) and after the last (teal), grey lines joining each
 # input. With the two rules (g) every input ends in one small cluster; with the moments swapped (h)
 # or one rule alone (i) they do not. Above each panel: the spread (coefficient of variation, CV)
 # over the N inputs, first → last.

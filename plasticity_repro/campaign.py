@@ -145,9 +145,13 @@ def table(rs: list) -> str:
                  f"{100 * s / max(p, 1):.0f} % |")
     timed = [r for r in rs if r.spent_hours]
     if timed:
-        speed = sum(r.spent for r in timed) / (3600 * sum(r.spent_hours for r in timed))
-        lines.append(f"\nmeasured so far: {speed:,.0f} network-activations/s (wall time of the searches, "
-                     f"planned {pipeline.SPEED:,.0f})")
+        # in the plan's units, so that the two speeds compare: an activation weighted by its row's
+        # planned seconds per network-activation over the plan's (ALL_SYNAPSE_WORK for an all-synapse rule)
+        work = sum(r.spent * r.planned_hours * 3600 * pipeline.SPEED / r.planned if r.planned else r.spent
+                   for r in timed)
+        speed = work / (3600 * sum(r.spent_hours for r in timed))
+        lines.append(f"\nmeasured so far: {speed:,.0f} network-activations/s of E→E rules, the plan's units "
+                     f"(wall time of the searches, planned {pipeline.SPEED:,.0f})")
     if s < p:   # still running: what is left, at the plan's speed and at the speed measured so far
         left = sum(r.planned_hours * (1 - r.spent / r.planned) for r in rs if r.planned)
         at = f", about {left * pipeline.SPEED / speed:.1f} h at the speed measured so far" if timed else ""

@@ -63,7 +63,7 @@ RULE_COLORS = {"learned": "#1f4e9c", "learned, turnover": "#e08a00", "learned, a
                "hand-made": "#7b3294", "no plasticity": "#8c8c8c", "initial": "#bdbdbd"}
 PERTURBATION_COLORS = {"afferent x0.5": "#2166ac", "afferent x1.5": "#b2182b", "input x10": "#e08214",
                        "none": "#7f7f7f"}
-PHASE_COLORS = {"before": "#000000", "just_after": "#e6550d", "later": "#3182bd"}
+PHASE_COLORS = {"before": "#000000", "just_after": "#e6550d", "later": "#35978f"}   # "later": not a perturbation kind's blue
 PHASE_LABELS = {"before": "before", "just_after": "just after", "later": "later"}
 REDUCED_LABELS = {"two_rules": "two rules", "swapped": "moments swapped",
                   "w_only": "weight rule only", "b_only": "bias rule only"}
@@ -94,6 +94,23 @@ def term_color(name: str) -> str:
     if name.startswith("tau["):
         name = name[4:-1]
     return TERM_COLORS.get(name, "#333333")
+
+
+def term_text_color(name: str, max_luminance: float = 0.2) -> str:
+    """term_color darkened, keeping its hue, until its relative luminance (WCAG, 0 black .. 1
+    white) is at most `max_luminance`: the pale terms (y, x, x̃, 1) stay legible as tick labels
+    on white. Darker term colours are returned unchanged."""
+    import matplotlib.colors as mc
+    rgb = np.asarray(mc.to_rgb(term_color(name)))
+
+    def luminance(c):
+        lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return float(lin @ [0.2126, 0.7152, 0.0722])
+    for _ in range(40):
+        if luminance(rgb) <= max_luminance:
+            break
+        rgb = rgb * 0.95
+    return mc.to_hex(rgb)
 
 
 def rule_family(name: str) -> str:
@@ -680,6 +697,9 @@ def _clip(values, lo=None, hi=None):
     return np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf), below, above
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def _offsets(n: int, width: float = 0.5) -> np.ndarray:
     """Deterministic horizontal spread of n points within +-width/2 (no random jitter)."""
     if n <= 1:
@@ -697,7 +717,7 @@ def _set_term_xticks(ax, terms, rotation=90):
     ax.set_xticks(np.arange(len(terms)))
     ax.set_xticklabels([term_label(t) for t in terms], rotation=rotation, fontsize=FONT["ticks"])
     for lab, t in zip(ax.get_xticklabels(), terms):
-        lab.set_color(term_color(t))
+        lab.set_color(term_text_color(t))
     ax.set_xlim(-0.6, len(terms) - 0.4)
 
 
@@ -917,7 +937,7 @@ def coefficient_heatmaps(sheet: Sheet, keys, search: xr.Dataset, synapse: str = 
         ax.set_yticklabels([term_label(n) for n in names[::-1]] if j == 0 else [], fontsize=FONT["ticks"] - 0.5)
         if j == 0:
             for lab, n in zip(ax.get_yticklabels(), names[::-1]):
-                lab.set_color(term_color(n))
+                lab.set_color(term_text_color(n))
         ax.set_ylabel("")
         ax.set_title(f"run {run}", fontsize=FONT["title"])
         ax.tick_params(axis="y", length=0)
@@ -989,7 +1009,7 @@ def tau_distributions(sheet: Sheet, key: str, taus: xr.DataArray, bounds_ms=None
     ax.set_xticks(np.arange(len(slots)))
     ax.set_xticklabels([term_label(f"tau[{s}]") for s in slots], rotation=90, fontsize=FONT["ticks"])
     for lab, s in zip(ax.get_xticklabels(), slots):
-        lab.set_color(term_color(s))
+        lab.set_color(term_text_color(s))
     ax.set_xlim(-0.6, len(slots) - 0.4)
     _title(ax, "time constants", f"{_strip_note(vals)}; dotted: search bounds {bounds_ms[0]:g}-{bounds_ms[1]:g} ms")
 
@@ -1034,7 +1054,7 @@ def dropout_losses(sheet: Sheet, key: str, dd: xr.Dataset, cap: float | None = N
     ax.set_xticks(np.arange(len(variants)))
     ax.set_xticklabels(["full"] + [term_label(v) for v in variants[1:]], rotation=90, fontsize=FONT["ticks"])
     for lab, v in zip(ax.get_xticklabels(), variants):
-        lab.set_color("#333333" if v == "full" else term_color(v))
+        lab.set_color("#333333" if v == "full" else term_text_color(v))
     ax.set_xlim(-0.6, len(variants) - 0.4)
     ax.set_xlabel("term set to 0")
     if n_blow:
@@ -1128,7 +1148,7 @@ def refit_plot(sheet: Sheet, key: str, rf: xr.Dataset, reference: float | None =
                         for kk in k], fontsize=FONT["ticks"])
     for lab, kk in zip(ax.get_xticklabels(), k):
         if int(kk) - 1 < len(ranked):
-            lab.set_color(term_color(ranked[int(kk) - 1]))
+            lab.set_color(term_text_color(ranked[int(kk) - 1]))
     ax.set_xlim(k.min() - 0.5, k.max() + 0.5)   # room for the first and last term names under the ticks
     ax.set_xlabel("terms kept (k) and the term added")
     ax.set_ylabel("test loss per network")
@@ -1186,18 +1206,24 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
     """Per-network loss of each rule group (rules pooled), before turnover (unperturbed) and after
     it (stressed), on one log axis; blown-up networks counted. Each panel states, for each learned
     group against the hand-made rule, what the Fig 4d claim computes (experiments.stats.stress_pair):
-    Kruskal-Wallis p with Bonferroni over the 4 comparisons, Cohen's d and rank-biserial r."""
+    Kruskal-Wallis p with Bonferroni over the 4 comparisons, Cohen's d and rank-biserial r.
+    The axis ends a decade above the 99.5th percentile of all networks (rounded up to a power of
+    10): the few networks beyond are drawn on that line as open triangles and counted."""
     import holoviews as hv
     from .experiments.stats import STRESS_COMPARISONS, stress_pair
     groups = [str(g) for g in sd.group.values]
     conds = [str(c) for c in sd.condition.values]
     ok = sd.blew_up.values == 0
     vals_all = sd.loss.values[ok]
-    ylim = (float(vals_all.min()) / 1.4, float(vals_all.max()) * 1.4) if vals_all.size else None
+    hi, ylim = None, None
+    if vals_all.size:
+        top = 10.0 ** np.ceil(np.log10(np.percentile(vals_all, 99.5)) + 0.5)
+        hi = top if vals_all.max() > top else None
+        ylim = (float(vals_all.min()) / 1.4, (hi or float(vals_all.max())) * 1.4)
     titles = {"unperturbed": "before turnover", "stressed": "after turnover (no refit)"}
     for j, (k, c) in enumerate(zip(keys, conds)):
         cs = sd.sel(condition=c)
-        els, n_blow, lines = [], 0, []
+        els, n_blow, n_above, lines = [], 0, 0, []
         for i, g in enumerate(groups):
             sel = cs.rule_group.values == g
             v = cs.loss.values[sel].ravel()
@@ -1207,9 +1233,14 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
             col = rule_color(g)
             q1, med, q3 = _quartiles(v)
             xs = i + _offsets(len(v), 0.5)
+            vc, _, above = _clip(v, hi=hi)
+            n_above += int(above.sum())
             els.append(hv.Rectangles([(i - 0.32, q1, i + 0.32, q3)]).opts(facecolor=col, alpha=0.2, edgecolor=col, linewidth=0.6))
             els.append(hv.Segments([(i - 0.32, med, i + 0.32, med)]).opts(color=col, linewidth=1.4))
-            els.append(hv.Scatter((xs, v), "group", "loss per network").opts(color=col, s=3, alpha=0.6))
+            els.append(hv.Scatter((xs[~above], vc[~above]), "group", "loss per network").opts(color=col, s=3, alpha=0.6))
+            if above.any():
+                els.append(hv.Scatter((xs[above], vc[above]), "group", "loss per network").opts(
+                    color=col, s=14, marker="^", facecolors="none", edgecolors=col, linewidth=0.6))
         opts = dict(logy=True, aspect="auto", ylabel="loss per network", xlabel="")
         if ylim:
             opts["ylim"] = ylim
@@ -1235,7 +1266,8 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
                          f"r\u00a0=\u00a0{st['rank_biserial']:.2f}")
         n = {g: int((cs.rule_group.values == g).sum()) * int(cs.sizes["network"]) for g in groups}
         lines.append("N = " + " / ".join(str(n[g]) for g in groups) + " networks" + (
-            f"; {n_blow} blew up (last in p, r; not in d, points)" if n_blow else ""))
+            f"; {n_blow} blew up (last in p, r; not in d, points)" if n_blow else "")
+            + (f"; △ {n_above} above 10{str(round(np.log10(hi))).translate(_SUPERSCRIPT)}" if n_above else ""))
         _title(ax, titles.get(c, c), "\n".join(lines))
 
 
@@ -1435,7 +1467,7 @@ def _cv_note(fl: dict, names) -> str:
 
 
 def _first_last_scatter(sheet: Sheet, key: str, fl: dict, x: str, y: str, xlabel: str, ylabel: str, **opts):
-    """Each input at the first activation (black) and the last (blue), a grey line joining the two."""
+    """Each input at the first activation (black) and the last (teal), a grey line joining the two."""
     import holoviews as hv
     f, l = fl["first"], fl["last"]
     segs = hv.Segments([tuple(v) for v in zip(f[x], f[y], l[x], l[y])]).opts(color="#cccccc", linewidth=0.4)
@@ -1451,7 +1483,7 @@ def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop
                          ylim=None, first: bool = False):
     """Reduced model: response duration M0 / r_peak (ms) and peak of every plotted input
     condition (alpha pulse amplitude x width) at the first activation (black) and after the last
-    (blue), lines joining each condition; the note gives the share of conditions that converged
+    (teal), lines joining each condition; the note gives the share of conditions that converged
     (both moments within 5 % of their targets: the Fig 6 claim's test) and the CVs."""
     from .experiments.reduced_model import converged_fraction
     fl = _reduced_first_last(rd, mode, drop)
@@ -1464,7 +1496,7 @@ def reduced_before_after(sheet: Sheet, key: str, rd: xr.Dataset, mode: str, drop
 
 def reduced_delay_amplitude(sheet: Sheet, key: str, rd: xr.Dataset, mode: str = "two_rules", drop: int | None = None):
     """Reduced model: delay of the response (its first moment in time, ms) against its peak, for
-    every plotted input condition at the first activation (black) and after the last (blue). The
+    every plotted input condition at the first activation (black) and after the last (teal). The
     two rules pin amplitude and duration, not the delay: it keeps following the input's width."""
     fl = _reduced_first_last(rd, mode, drop)
     ax = _first_last_scatter(sheet, key, fl, "peak", "delay", f"peak rate ({RATE_UNIT})", "delay (ms)")

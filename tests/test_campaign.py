@@ -21,6 +21,23 @@ def test_progress_is_read_from_the_checkpoint(tmp_path):
     assert f"left: {left:.1f} h planned, about {left * pipeline.SPEED / 1000:.1f} h at the speed measured" in text
 
 
+def test_the_measured_speed_is_in_the_plans_units_for_an_all_synapse_arm(tmp_path):
+    """An all-synapse activation is planned at ALL_SYNAPSE_WORK E→E activations: the measured speed
+    weights it the same way, so 'left at the speed measured so far' compares like with like."""
+    (tmp_path / "campaign").mkdir()
+    stem = pipeline.CAMPAIGN[2][1]
+    with open(tmp_path / "campaign" / f"{stem}.ckpt", "wb") as f:
+        pickle.dump(dict(generation=30, elapsed=7200.0), f)
+    rows = {r.name: r for r in campaign.rows(tmp_path)}
+    arm = rows["campaign_search_all_turnover"]
+    assert arm.state == "generation 30 of 150" and arm.spent_hours == 2.0
+    text = campaign.table(list(rows.values()))
+    speed = arm.spent * pipeline.ALL_SYNAPSE_WORK / 7200
+    assert f"measured so far: {speed:,.0f} network-activations/s of E→E rules" in text
+    left = sum(r.planned_hours * (1 - r.spent / r.planned) for r in rows.values() if r.planned)
+    assert f"about {left * pipeline.SPEED / speed:.1f} h at the speed measured" in text
+
+
 def test_a_checkpoint_with_incumbents_counts_the_runs_below_their_limit_so_far(tmp_path):
     """Best test loss per network against 80 (no turnover) or 150 (trained with turnover)."""
     import json
