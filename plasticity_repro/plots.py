@@ -1207,8 +1207,8 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
     it (stressed), on one log axis; blown-up networks counted. Each panel states, for each learned
     group against the hand-made rule, what the Fig 4d claim computes (experiments.stats.stress_pair):
     Kruskal-Wallis p with Bonferroni over the 4 comparisons, Cohen's d and rank-biserial r.
-    The axis ends a decade above the 99.5th percentile of all networks (rounded up to a power of
-    10): the few networks beyond are drawn on that line as open triangles and counted."""
+    The axis ends at the first power of 10 at least half a decade above the 99.5th percentile of
+    all networks: the few networks beyond are drawn on that line as open triangles and counted."""
     import holoviews as hv
     from .experiments.stats import STRESS_COMPARISONS, stress_pair
     groups = [str(g) for g in sd.group.values]

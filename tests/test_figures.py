@@ -366,3 +366,24 @@ def test_fig2_decoding_panel_leaves_blown_up_networks_out_of_its_test(hv):
     plots.r2_comparison(sheet, "a", ev)
     note = " ".join(plots._title_note(sheet.ax("a")))
     assert "N = 17 vs 10" in note and "3 blew up: left out" in note
+
+
+def test_stress_panel_draws_far_outliers_on_its_top_line_and_counts_them(hv):
+    """Fig 4d's axis ends at the first power of 10 at least half a decade above the 99.5th
+    percentile: a network far above it is drawn on that line and counted, and the statistics in
+    the note still use its loss."""
+    rng = np.random.default_rng(0)
+    loss = rng.lognormal(4.5, 0.3, (2, 3, 200))
+    loss[1, 0, 0] = 1e6                                     # one network far above the rest, after turnover
+    sd = xr.Dataset({"loss": (("condition", "rule", "network"), loss),
+                     "blew_up": (("condition", "rule", "network"), np.zeros(loss.shape, np.int8))},
+                    coords={"condition": ["unperturbed", "stressed"], "group": ["learned, turnover", "hand-made"],
+                            "rule_group": ("rule", ["learned, turnover", "learned, turnover", "hand-made"])})
+    sheet = plots.Sheet([(1.8, ["a", "b"])])
+    plots.stress_boxes(sheet, ["a", "b"], sd)
+    before, after = (" ".join(plots._title_note(sheet.ax(k))) for k in "ab")
+    assert "△ 1 above 10³" in after and "△" not in before        # 99.5th percentile about 200
+    assert sheet.ax("b").get_ylim()[1] == pytest.approx(1.4e3)
+    from plasticity_repro.experiments.stats import stress_pair
+    d = stress_pair(sd, "stressed", "learned, turnover")["cohens_d"]
+    assert f"d = {d:.2f}" in after.replace("\u00a0", " ")
