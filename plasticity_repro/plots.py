@@ -436,6 +436,10 @@ _BOKEH_STYLE = {"color": "color", "alpha": "alpha", "linewidth": "line_width", "
                 "edgecolor": "line_color", "cmap": "cmap"}
 _BOKEH_DASH = {"--": "dashed", ":": "dotted", "-.": "dashdot", "-": "solid"}
 _BOKEH_HOVER = ("Curve", "Scatter", "Image", "QuadMesh")
+# a clipped or flagged point keeps its marker in the interactive copy (house style: values beyond
+# an axis limit are drawn with a different marker)
+_BOKEH_MARKER = {"o": "circle", "v": "inverted_triangle", "^": "triangle", "X": "x", "x": "x", "D": "diamond",
+                 "s": "square", "+": "cross"}
 
 
 HTML_PX_PER_IN = 180   # the interactive copy: a 7-in sheet becomes about 1300 px wide
@@ -463,6 +467,13 @@ def _bokeh_copy(el, clabel: str | None = None):
         opts["line_dash"] = _BOKEH_DASH.get(style["linestyle"], "solid")
     if "s" in style and type(el).__name__ == "Scatter":
         opts["size"] = float(np.sqrt(style["s"])) * 1.4       # area in pt^2 -> diameter in px
+    if type(el).__name__ == "Scatter":
+        if "marker" in style:
+            opts["marker"] = _BOKEH_MARKER.get(str(style["marker"]), "circle")
+        if isinstance(style.get("edgecolors"), str) and is_color_like(style["edgecolors"]):
+            opts["line_color"] = to_hex(style["edgecolors"])
+        if str(style.get("facecolors")) == "none":                # an open marker
+            opts["fill_alpha"] = 0.0
     if type(el).__name__ == "Rectangles" and "color" in opts:
         opts.setdefault("fill_color", opts.get("color"))
     if type(el).__name__ in _BOKEH_HOVER:

@@ -327,6 +327,14 @@ def test_html_copy_carries_titles_term_ticks_and_colours(hv, tmp_path, monkeypat
                                            layout["attributes"]["children"]] == [2, 1]
     monkeypatch.setenv("PLASTICITY_REPRO_SAVE_FIGURES", "0")  # under make test nothing is written
     assert not sheet.save_html(tmp_path / "f.html", "t").exists()
+    # a point drawn on an axis limit keeps its open triangle, a blow-up its cross
+    pts = plots.Sheet([(1.8, ["a"])])
+    pts.render("a", hv.Overlay([hv.Scatter([(0, 1.0)]).opts(color="#0000ff", s=5),
+                                hv.Scatter([(1, 2.0)]).opts(color="#ff0000", s=14, marker="^", facecolors="none",
+                                                            edgecolors="#ff0000"),
+                                hv.Scatter([(2, 3.0)]).opts(color="#00ff00", s=10, marker="X")]))
+    markers = re.findall(r'"marker":\{"type":"value","value":"(\w+)"', pts.to_html("t"))
+    assert {"triangle", "x"} <= set(markers)
 
 
 def test_html_copy_of_a_symlog_axis_keeps_its_scale(hv):
