@@ -4,12 +4,16 @@ import pickle
 from plasticity_repro import campaign, pipeline
 
 
-def test_progress_is_read_from_the_checkpoint(tmp_path):
+def _rows_with_checkpoint(tmp_path, arm: int, **state) -> dict:
+    """The campaign's rows where campaign arm `arm` (pipeline.CAMPAIGN order) has a checkpoint of `state`."""
     (tmp_path / "campaign").mkdir()
-    stem = pipeline.CAMPAIGN[0][1]
-    with open(tmp_path / "campaign" / f"{stem}.ckpt", "wb") as f:
-        pickle.dump(dict(generation=30, elapsed=7200.0), f)
-    rows = {r.name: r for r in campaign.rows(tmp_path)}
+    with open(tmp_path / "campaign" / f"{pipeline.CAMPAIGN[arm][1]}.ckpt", "wb") as f:
+        pickle.dump(state, f)
+    return {r.name: r for r in campaign.rows(tmp_path)}
+
+
+def test_progress_is_read_from_the_checkpoint(tmp_path):
+    rows = _rows_with_checkpoint(tmp_path, 0, generation=30, elapsed=7200.0)
     ee = rows["campaign_search_ee"]
     assert ee.state == "generation 30 of 150" and ee.spent == round(ee.planned * 30 / 150)
     assert ee.spent_hours == 2.0
@@ -24,11 +28,7 @@ def test_progress_is_read_from_the_checkpoint(tmp_path):
 def test_the_measured_speed_is_in_the_plans_units_for_an_all_synapse_arm(tmp_path):
     """An all-synapse activation is planned at ALL_SYNAPSE_WORK E→E activations: the measured speed
     weights it the same way, so 'left at the speed measured so far' compares like with like."""
-    (tmp_path / "campaign").mkdir()
-    stem = pipeline.CAMPAIGN[2][1]
-    with open(tmp_path / "campaign" / f"{stem}.ckpt", "wb") as f:
-        pickle.dump(dict(generation=30, elapsed=7200.0), f)
-    rows = {r.name: r for r in campaign.rows(tmp_path)}
+    rows = _rows_with_checkpoint(tmp_path, 2, generation=30, elapsed=7200.0)
     arm = rows["campaign_search_all_turnover"]
     assert arm.state == "generation 30 of 150" and arm.spent_hours == 2.0
     text = campaign.table(list(rows.values()))
@@ -41,24 +41,18 @@ def test_the_measured_speed_is_in_the_plans_units_for_an_all_synapse_arm(tmp_pat
 def test_a_checkpoint_with_incumbents_counts_the_runs_below_their_limit_so_far(tmp_path):
     """Best test loss per network against 80 (no turnover) or 150 (trained with turnover)."""
     import json
-    (tmp_path / "campaign").mkdir()
-    stem = pipeline.CAMPAIGN[0][1]
     cfg = dict(search=dict(n_test=10), p_turnover=[0.0, 0.0, 0.00072, 0.00072])
     best = dict(test_loss=[790.0, 810.0, 1490.0, 1510.0])         # per network 79, 81, 149, 151
-    with open(tmp_path / "campaign" / f"{stem}.ckpt", "wb") as f:
-        pickle.dump(dict(generation=40, elapsed=60.0, best=best, config_json=json.dumps(cfg)), f)
-    ee = {r.name: r for r in campaign.rows(tmp_path)}["campaign_search_ee"]
+    ee = _rows_with_checkpoint(tmp_path, 0, generation=40, elapsed=60.0, best=best,
+                               config_json=json.dumps(cfg))["campaign_search_ee"]
     assert ee.state == "generation 40 of 150 (2 of 4 runs below the convergence limit so far)"
 
 
 def test_a_checkpoint_with_its_generations_seconds_gives_the_recent_pace(tmp_path):
     """The mean of the last 10 generations' wall seconds, times the generations left."""
-    (tmp_path / "campaign").mkdir()
-    stem = pipeline.CAMPAIGN[0][1]
     seconds = [500.0] * 31 + [100.0] * 5 + [300.0] * 5       # generations 0..40; last 10 average 200 s
-    with open(tmp_path / "campaign" / f"{stem}.ckpt", "wb") as f:
-        pickle.dump(dict(generation=40, elapsed=sum(seconds), history=dict(seconds=seconds)), f)
-    ee = {r.name: r for r in campaign.rows(tmp_path)}["campaign_search_ee"]
+    ee = _rows_with_checkpoint(tmp_path, 0, generation=40, elapsed=sum(seconds),
+                               history=dict(seconds=seconds))["campaign_search_ee"]
     assert ee.state == "generation 40 of 150; 200 s per generation lately, about 6.1 h left at that pace"
 
 
