@@ -338,7 +338,7 @@ class Sheet:
         buf = io.BytesIO()
         with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
             self.figure.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
-        return buf.getvalue()
+        return _numbered_clip_ids(buf.getvalue()) if fmt == "svg" else buf.getvalue()
 
     def to_html(self, title: str) -> str:
         """An interactive copy of the sheet (HoloViews' bokeh backend): every panel drawn through
@@ -706,6 +706,18 @@ def _clip(values, lo=None, hi=None):
     below = np.zeros(v.shape, bool) if lo is None else v < lo
     above = np.zeros(v.shape, bool) if hi is None else v > hi
     return np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf), below, above
+
+
+def _numbered_clip_ids(svg: bytes) -> bytes:
+    """An SVG with matplotlib's clip-path ids ("p" and 10 hex digits: a hash of the clip
+    rectangle's full-precision coordinates, which can differ in their last bits between two
+    drawings of the same figure, on a fresh clone against a used checkout) renamed clip0, clip1,
+    ... in order of definition, so that the file depends only on what is drawn."""
+    import re
+    ids = dict.fromkeys(re.findall(rb'<clipPath id="(p[0-9a-f]{10})"', svg))
+    new = {old: b"clip%d" % i for i, old in enumerate(ids)}
+    return re.sub(rb'(?<=id=")p[0-9a-f]{10}(?=")|(?<=url\(#)p[0-9a-f]{10}(?=\))',
+                  lambda m: new.get(m.group(0), m.group(0)), svg)
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")

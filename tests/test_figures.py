@@ -64,6 +64,25 @@ def test_svg_is_byte_identical_when_drawn_twice(hv):
     assert b"<dc:date>" not in first          # no creation date in the metadata
 
 
+def test_svg_clip_ids_do_not_depend_on_the_last_bits_of_the_layout(hv):
+    """matplotlib hashes a clip rectangle's full-precision floats into its id: the saved SVG
+    numbers them instead, so a panel moved by 1e-12 keeps its ids, and every reference still
+    names a defined clip path."""
+    import re
+    a, b = _sheet(), _sheet()
+    ax = b.ax("c")
+    x0, y0, w, h = ax.get_position().bounds
+    ax.set_position([x0 + 1e-12, y0, w, h])
+    sa, sb = a.to_bytes("svg"), b.to_bytes("svg")
+    ids = [re.findall(rb'(?:id="|url\(#)(p[0-9a-f]{10}|clip\d+)', x) for x in (sa, sb)]
+    assert ids[0] == ids[1]                                   # matplotlib's own ids would differ here
+    defined = re.findall(rb'<clipPath id="([^"]+)"', sa)
+    assert defined == [b"clip%d" % i for i in range(len(defined))] and len(defined) >= 3
+    assert set(re.findall(rb'url\(#([^)]+)\)', sa)) <= set(defined)
+    assert plots._numbered_clip_ids(b'<clipPath id="p0123456789"/><g clip-path="url(#p0123456789)"/>') == \
+        b'<clipPath id="clip0"/><g clip-path="url(#clip0)"/>'
+
+
 def test_png_is_byte_identical_when_drawn_twice(hv):
     first, second = _sheet().to_bytes("png"), _sheet().to_bytes("png")
     assert first == second
