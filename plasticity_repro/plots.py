@@ -708,6 +708,26 @@ def _clip(values, lo=None, hi=None):
     return np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf), below, above
 
 
+def _box_and_points(i, v, color, dims, half_width, spread, box_alpha, size, alpha, lo=None, hi=None):
+    """One group's interquartile box, median bar and points at x = i (points spread over `spread`
+    axis units). Points below lo or above hi are drawn on that limit as open triangles (down,
+    up) so that an axis limit hides no network. Returns the elements and the masks (below,
+    above) for the panel's note to count."""
+    import holoviews as hv
+    q1, med, q3 = _quartiles(v)
+    xs = i + _offsets(len(v), spread)
+    vc, below, above = _clip(v, lo=lo, hi=hi)
+    inside = ~(below | above)
+    els = [hv.Rectangles([(i - half_width, q1, i + half_width, q3)]).opts(
+               facecolor=color, alpha=box_alpha, edgecolor=color, linewidth=0.6),
+           hv.Segments([(i - half_width, med, i + half_width, med)]).opts(color=color, linewidth=1.4),
+           hv.Scatter((xs[inside], vc[inside]), *dims).opts(color=color, s=size, alpha=alpha)]
+    for out, marker in ((below, "v"), (above, "^")):
+        if out.any():
+            els.append(hv.Scatter((xs[out], vc[out]), *dims).opts(
+                color=color, s=14, marker=marker, facecolors="none", edgecolors=color, linewidth=0.6))
+    return els, below, above
+
 def _numbered_clip_ids(svg: bytes) -> bytes:
     """An SVG with matplotlib's clip-path ids ("p" and 10 hex digits: a hash of the clip
     rectangle's full-precision coordinates, which can differ in their last bits between two
@@ -812,20 +832,13 @@ def r2_comparison(sheet: Sheet, key: str, ev: xr.Dataset, clip: float = -0.5):
     for i, r in enumerate(rules):
         v = r2.sel(rule=r).values.astype(float)
         v = v[np.isfinite(v)]
-        q1, med, q3 = _quartiles(v)
-        c = rule_color(r)
-        vc, below, _ = _clip(v, lo=clip)
+        group, below, _ = _box_and_points(i, v, rule_color(r), ("rule", "decoder $R^2$"), half_width=0.3,
+                                          spread=0.45, box_alpha=0.18, size=5, alpha=0.8, lo=clip)
+        els += group
         n_clip += int(below.sum())
         lows += list(v[below])
         if below.any():
             clipped_rules.add(r)
-        xs = i + _offsets(len(v), 0.45)
-        els.append(hv.Rectangles([(i - 0.3, q1, i + 0.3, q3)]).opts(facecolor=c, alpha=0.18, edgecolor=c, linewidth=0.6))
-        els.append(hv.Segments([(i - 0.3, med, i + 0.3, med)]).opts(color=c, linewidth=1.4))
-        els.append(hv.Scatter((xs[~below], vc[~below]), "rule", "decoder $R^2$").opts(color=c, s=5, alpha=0.8))
-        if below.any():
-            els.append(hv.Scatter((xs[below], vc[below]), "rule", "decoder $R^2$").opts(
-                color=c, s=14, marker="v", facecolors="none", edgecolors=c, linewidth=0.6))
     sheet.render(key, hv.Overlay(els), aspect="auto", ylim=(clip - 0.05, 1.02), xlabel="", ylabel="decoder $R^2$")
     ax = sheet.ax(key)
     ax.set_xticks(range(len(rules)))
@@ -1253,17 +1266,10 @@ def stress_boxes(sheet: Sheet, keys, sd: xr.Dataset):
             b = cs.blew_up.values[sel].ravel() != 0
             n_blow += int(b.sum())
             v = v[~b]
-            col = rule_color(g)
-            q1, med, q3 = _quartiles(v)
-            xs = i + _offsets(len(v), 0.5)
-            vc, _, above = _clip(v, hi=hi)
+            group, _, above = _box_and_points(i, v, rule_color(g), ("group", "loss per network"), half_width=0.32,
+                                              spread=0.5, box_alpha=0.2, size=3, alpha=0.6, hi=hi)
+            els += group
             n_above += int(above.sum())
-            els.append(hv.Rectangles([(i - 0.32, q1, i + 0.32, q3)]).opts(facecolor=col, alpha=0.2, edgecolor=col, linewidth=0.6))
-            els.append(hv.Segments([(i - 0.32, med, i + 0.32, med)]).opts(color=col, linewidth=1.4))
-            els.append(hv.Scatter((xs[~above], vc[~above]), "group", "loss per network").opts(color=col, s=3, alpha=0.6))
-            if above.any():
-                els.append(hv.Scatter((xs[above], vc[above]), "group", "loss per network").opts(
-                    color=col, s=14, marker="^", facecolors="none", edgecolors=col, linewidth=0.6))
         opts = dict(logy=True, aspect="auto", ylabel="loss per network", xlabel="")
         if ylim:
             opts["ylim"] = ylim
