@@ -728,6 +728,7 @@ def _box_and_points(i, v, color, dims, half_width, spread, box_alpha, size, alph
                 color=color, s=14, marker=marker, facecolors="none", edgecolors=color, linewidth=0.6))
     return els, below, above
 
+
 def _numbered_clip_ids(svg: bytes) -> bytes:
     """An SVG with matplotlib's clip-path ids ("p" and 10 hex digits: a hash of the clip
     rectangle's full-precision coordinates, which can differ in their last bits between two
