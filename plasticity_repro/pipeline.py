@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Callable
@@ -60,10 +61,28 @@ class Dataset:
     cost: int = 0                   # planned network-activations
     counted: str = ""               # how `cost` is counted
     work: float = 1.0               # floating-point work per network-activation, in E→E rules' (ALL_SYNAPSE_WORK)
+    generations: int = 0            # a search's planned generations (0: not a search); `cost` counts them all
 
     def seconds(self, speed: float = SPEED) -> float:
         """Planned seconds at `speed` E→E network-activations per second."""
         return self.cost * self.work / speed
+
+
+def spent_fraction(d: Dataset, path) -> float:
+    """The part of `d`'s planned cost that the checkpoint beside its output file `path` already
+    holds: a search resuming at generation g of its planned d.generations has spent g / generations
+    of it. 0 where `d` is not a search, its file name is not known yet (None) or it has no checkpoint."""
+    if not d.generations or path is None:
+        return 0.0
+    ckpt = Path(path).with_suffix(".ckpt")
+    if not ckpt.exists():
+        return 0.0
+    try:
+        with open(ckpt, "rb") as f:
+            generation = int(pickle.load(f)["generation"])
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError):
+        return 0.0   # unreadable: the search itself says so when it resumes
+    return min(max(generation / d.generations, 0.0), 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,9 +335,9 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
             all_name: ("fig5", "fig6")}
     out = []
 
-    def add(name, produce, needs=(), figures=(), function="", params=None, cost=(0, ""), work=1.0):
+    def add(name, produce, needs=(), figures=(), function="", params=None, cost=(0, ""), work=1.0, generations=0):
         out.append(Dataset(name, produce, tuple(needs), tuple(figures), function, dict(params or {}), int(cost[0]),
-                           cost[1], work))
+                           cost[1], work, int(generations)))
 
     def search_params(cfg):
         n = paper.search_runs(profile, cfg.space.synapses)
@@ -334,23 +353,26 @@ def declare(profile: str, data_dir="data", seed: int = 0) -> list:
                 function="plasticity-repro search (campaign, resumed from its checkpoint)",
                 params=dict(search_params(cfg), command=campaign_command(c, stem, synapses, p)),
                 cost=_search_cost(cfg, paper.search_runs(profile, synapses)),
-                work=ALL_SYNAPSE_WORK if len(synapses) > 1 else 1.0)
+                work=ALL_SYNAPSE_WORK if len(synapses) > 1 else 1.0, generations=cfg.max_generations)
             add(name, _adopted_search(stem, synapses, p), needs=[camp],
                 figures=figs[name], function="the campaign's file under the figure cache's name (paper.searches)",
                 params=search_params(cfg), cost=(0, f"copied from {campaign_path(c, stem)}"))
     else:
         add("search_ee", _search_ee(0.0), figures=figs["search_ee"], function="paper.searches",
-            params=search_params(cfg_ee), cost=_search_cost(cfg_ee, runs))
+            params=search_params(cfg_ee), cost=_search_cost(cfg_ee, runs), generations=cfg_ee.max_generations)
         add("search_ee_turnover", _search_ee(P_TURNOVER), figures=figs["search_ee_turnover"],
-            function="paper.searches", params=search_params(cfg_eet), cost=_search_cost(cfg_eet, runs))
+            function="paper.searches", params=search_params(cfg_eet), cost=_search_cost(cfg_eet, runs),
+            generations=cfg_eet.max_generations)
         cfg = cfg_all.replace(max_generations=fp["ei_warm_generations"]) if warm else cfg_all
         add(all_name, _search_all, needs=["search_ee_turnover"] if warm else [], figures=figs[all_name],
             function="paper.all_synapse_search" + (" (warm start from search_ee_turnover)" if warm else ""),
-            params=search_params(cfg), cost=_search_cost(cfg, fp["all_synapse_runs"]), work=ALL_SYNAPSE_WORK)
+            params=search_params(cfg), cost=_search_cost(cfg, fp["all_synapse_runs"]), work=ALL_SYNAPSE_WORK,
+            generations=cfg.max_generations)
     hcfg = handmade_search_config(profile)
     add("search_handmade", _search_handmade, figures=["fig4"], function="paper.handmade_search",
         params=dict(p_turnover=0.0, runs=fp["handmade_runs"], activations=hcfg.model.n_activations,
-                    generations=hcfg.max_generations), cost=_search_cost(hcfg, fp["handmade_runs"]))
+                    generations=hcfg.max_generations), cost=_search_cost(hcfg, fp["handmade_runs"]),
+        generations=hcfg.max_generations)
 
     add("learned_rules", _learned_rules, ["search_ee", "search_ee_turnover", all_name, "search_handmade"],
         function="paper.rules_table (the rules as a table, for users; no figure reads it)",
@@ -494,6 +516,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _resumed_text(fraction: float, generations: int) -> str:
+    """", from its checkpoint at generation g of G" for a search with one, "" otherwise."""
+    return f", from its checkpoint at generation {round(fraction * generations)} of {generations}" if fraction > 0 else ""
+
+
 def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bool = False, out=print,
          check_path: Callable[[str, Path], None] | None = None) -> list:
     """Make the missing datasets of `items` (those in `only` and what they need), in dependency
@@ -509,11 +536,16 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
         for d in todo:
             if known[d.name].path is not None:
                 check_path(d.name, known[d.name].path)
-    left = sum(d.cost for d in todo)
-    left_s = sum(d.seconds(speed) for d in todo)      # planned; the measured ETA scales it by done / planned
+    # what is left: a search resuming from its checkpoint counts only its generations still to run
+    spent = {d.name: spent_fraction(d, known[d.name].path) for d in todo}
+    left = sum(round(d.cost * (1 - spent[d.name])) for d in todo)
+    left_s = sum(d.seconds(speed) * (1 - spent[d.name]) for d in todo)   # the measured ETA scales it by done / planned
+    resumed = sum(1 for f in spent.values() if f > 0)
     out(f"profile {ctx.profile}: {len(chosen)} datasets, {len(chosen) - len(todo)} exist, {len(todo)} "
         f"{'would be' if dry_run else 'to be'} made: planned {left:,} network-activations, "
-        f"{left_s / 3600:.2f} h at {speed:g} net-act/s of E→E rules")
+        f"{left_s / 3600:.2f} h at {speed:g} net-act/s of E→E rules"
+        + (f" ({_n(resumed, 'search')} resumed from {'its' if resumed == 1 else 'their'} checkpoint"
+           f"{'s' * (resumed > 1)}: only the generations still to run counted)" if resumed else ""))
     width = max((len(d.name) for d in chosen), default=0)
     count = len(str(len(chosen)))
     made, done_plan_s, done_s = [], 0.0, 0.0
@@ -526,29 +558,40 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
         if dry_run:
             where = (shown_path(st.path) if st.path is not None
                      else f"(its file name is known once {', '.join(st.waiting)} exist{'s' * (len(st.waiting) == 1)})")
-            out(f"{tag}  would be made: {where}; planned {d.cost:,} net-act ({_duration(d.seconds(speed))})")
+            out(f"{tag}  would be made: {where}; planned {d.cost:,} net-act ({_duration(d.seconds(speed))})"
+                + _resumed_text(spent[d.name], d.generations))
             made.append(d.name)
             continue
+        before = spent[d.name]
         st = known[d.name] = _resolve_one(d, ctx, known)
         if st.exists:   # made on the way by a dataset before it
+            left_s -= d.seconds(speed) * (1 - before)
             out(f"{tag}  exists: {shown_path(st.path)}")
             continue
         if check_path is not None and st.path is not None:
             check_path(d.name, st.path)
+        start = spent_fraction(d, st.path)   # its file name may only now be known
+        left_s += d.seconds(speed) * (before - start)
+        planned_s = d.seconds(speed) * (1 - start)
         eta = f"; all left {_duration(left_s)} planned"
         if done_s > 0 and done_plan_s > 0:
             eta += f", {_duration(left_s * done_s / done_plan_s)} at the speed measured so far"
-        out(f"{tag}  making {shown_path(st.path)}: planned {d.cost:,} net-act ({_duration(d.seconds(speed))}){eta}")
+        out(f"{tag}  making {shown_path(st.path)}: planned {d.cost:,} net-act ({_duration(d.seconds(speed))})"
+            f"{_resumed_text(start, d.generations)}{eta}")
         t0 = time.time()
         with paper.read_only_mode(False):
-            d.produce(ctx)
+            ds = d.produce(ctx)
         dt = time.time() - t0
         st = known[d.name] = _resolve_one(d, ctx, known)
         if not st.exists:
             raise RuntimeError(f"pipeline: {d.name} was made but its file {st.path} does not exist")
-        left_s -= d.seconds(speed)
-        done_plan_s, done_s = done_plan_s + d.seconds(speed), done_s + dt
-        rate = f" ({d.cost / dt:,.0f} net-act/s)" if d.cost and dt > 0 else ""
+        # the part of the plan this call ran: a search's generations from its checkpoint's to its last
+        # (fewer than planned where CMA-ES's stop criteria fired), everything otherwise
+        ran = ((int(ds.sizes.get("generation", d.generations)) / d.generations - start) if d.generations
+               else 1.0)
+        left_s -= planned_s
+        done_plan_s, done_s = done_plan_s + d.seconds(speed) * ran, done_s + dt
+        rate = f" ({d.cost * ran / dt:,.0f} net-act/s)" if d.cost and dt > 0 and ran > 0 else ""
         out(f"{' ' * len(tag)}  done in {_duration(dt)}{rate}: {shown_path(st.path)}")
         made.append(d.name)
     return made

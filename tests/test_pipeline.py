@@ -378,6 +378,48 @@ def test_make_makes_what_is_missing_in_order_and_checks_each_output(tmp_path):
     assert pipeline.make(items, ctx, out=lines.append) == []
 
 
+def test_a_resumed_search_counts_only_the_generations_it_still_runs(tmp_path, monkeypatch):
+    """A search resuming from its checkpoint at generation 4 of 10 has 60 % of its planned cost
+    left: the plan's total, the speed it reports when done and the measured ETA of what follows
+    count only that part."""
+    import numpy as np
+    import pickle
+
+    class Clock:   # the wall time the pipeline reads; each toy's compute advances it
+        t = 1000.0
+
+        def time(self):
+            return self.t
+    clock = Clock()
+    monkeypatch.setattr(pipeline, "time", clock)
+    name = f"s_quick_{'0' * 10}"
+    with open(tmp_path / f"{name}.ckpt", "wb") as f:
+        pickle.dump({"generation": 4}, f)
+
+    def search(c):
+        def compute():
+            clock.t += 12.0   # generations 4..9: 18,000 net-act in 12 s
+            return xr.Dataset(coords={"generation": np.arange(10)}, attrs={"kind": "toy"})
+        return paper.cached(c.data_dir / f"{name}.nc", "toy", compute)
+
+    def after(c):
+        return paper.cached(c.data_dir / f"e_quick_{'0' * 10}.nc", "toy", lambda: xr.Dataset(attrs={"kind": "toy"}))
+    items = [pipeline.Dataset("s", search, (), ("fig2",), cost=30_000, generations=10),
+             pipeline.Dataset("e", after, ("s",), ("fig2",), cost=3_000)]
+    assert pipeline.spent_fraction(items[0], tmp_path / f"{name}.nc") == pytest.approx(0.4)
+    assert pipeline.spent_fraction(items[1], tmp_path / f"{name}.nc") == 0.0   # not a search
+    lines = []
+    assert pipeline.make(items, pipeline.Context("quick", tmp_path), out=lines.append) == ["s", "e"]
+    assert "planned 21,000 network-activations" in lines[0] and "1 search resumed" in lines[0], lines[0]
+    making_s = next(line for line in lines if line.startswith("[1/2] s"))
+    assert "from its checkpoint at generation 4 of 10" in making_s and "all left 7 s planned" in making_s, making_s
+    assert any("done in 12 s (1,500 net-act/s)" in line for line in lines), lines
+    making_e = next(line for line in lines if line.startswith("[2/2] e"))
+    assert "all left 1 s planned, 2 s at the speed measured so far" in making_e, making_e
+    (tmp_path / f"{name}.ckpt").write_bytes(b"x")   # unreadable: nothing counted as spent
+    assert pipeline.spent_fraction(items[0], tmp_path / f"{name}.nc") == 0.0
+
+
 def test_a_figure_with_one_shipped_dataset_missing_fails_in_one_line_naming_make_data(tmp_path):
     """As `make figures` runs a figure, with the shipped data/ but for one dataset: the notebook
     reads the others, then stops in one line naming the missing one and `make data`."""
