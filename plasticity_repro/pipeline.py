@@ -570,7 +570,7 @@ def make(items: list, ctx: Context, only=None, speed: float = SPEED, dry_run: bo
             continue
         if check_path is not None and st.path is not None:
             check_path(d.name, st.path)
-        start = spent_fraction(d, st.path)   # its file name may only now be known
+        start = before or spent_fraction(d, st.path)   # read again only where its file name is known only now
         left_s += d.seconds(speed) * (before - start)
         planned_s = d.seconds(speed) * (1 - start)
         eta = f"; all left {_duration(left_s)} planned"
